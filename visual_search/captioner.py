@@ -1,0 +1,73 @@
+"""Stage 1 - understanding images: a captioner answers "what does this image describe?".
+
+Any object with `identity` and `caption(images) -> list[str]` can stand in for `BlipCaptioner`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+import torch
+from PIL import Image
+
+from .device import resolve_device
+from .errors import ModelLoadError
+
+
+class Captioner(Protocol):
+    identity: str
+
+    def caption(self, images: Sequence[Image.Image]) -> list[str]: ...
+
+
+class BlipCaptioner:
+    """BLIP image captioning through `transformers`, greedy decoding, in inference mode.
+
+    `model_id` is a hub id (default Salesforce/blip-image-captioning-base) or a local folder made
+    by `save_pretrained`. `min_new_tokens` forces a fixed length (benchmarks on random weights,
+    which never emit the end token); leave it 0 for real use.
+    """
+
+    def __init__(
+        self,
+        model_id: str,
+        device: str | None = None,
+        max_new_tokens: int = 30,
+        batch_size: int = 1,
+        min_new_tokens: int = 0,
+    ) -> None:
+        from transformers import BlipForConditionalGeneration, BlipProcessor
+
+        self.identity = model_id
+        self.device = resolve_device(device)
+        self.max_new_tokens = max_new_tokens
+        self.min_new_tokens = min_new_tokens
+        self.batch_size = max(1, batch_size)
+        try:
+            self.processor = BlipProcessor.from_pretrained(model_id)
+            self.model = BlipForConditionalGeneration.from_pretrained(model_id, dtype=torch.float32)
+        except Exception as exc:  # many loader errors (OSError, ValueError, hub errors)
+            raise ModelLoadError(f"cannot load captioning model {model_id!r}: {exc}") from exc
+        self.model.to(self.device).eval()
+
+    @torch.inference_mode()
+    def caption(self, images: Sequence[Image.Image]) -> list[str]:
+        captions: list[str] = []
+        for start in range(0, len(images), self.batch_size):
+            batch = list(images[start : start + self.batch_size])
+            inputs = self.processor(images=batch, return_tensors="pt").to(self.device)
+            out = self.model.generate(
+                **inputs,
+                max_new_tokens=self.max_new_tokens,
+                min_new_tokens=self.min_new_tokens or None,
+                num_beams=1,
+                do_sample=False,
+            )
+            texts = self.processor.batch_decode(out, skip_special_tokens=True)
+            captions.extend(_clean(t) for t in texts)
+        return captions
+
+
+def _clean(text: str) -> str:
+    text = " ".join(text.split())
+    return text or "(no caption)"

@@ -1,0 +1,164 @@
+"""`python -m visual_search ...`: parses arguments and calls the library, nothing more.
+
+Exit codes: 0 success; 2 some inputs were rejected or the request was refused (message on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Callable
+
+from .errors import VisualSearchError
+
+EXIT_REJECTED = 2
+
+
+def _engine():
+    from .engine import SearchEngine
+
+    return SearchEngine()
+
+
+def _progress_bar(desc: str) -> tuple[Callable[[int, int, str], None], Callable[[], None]]:
+    from tqdm import tqdm
+
+    bar: list = []
+
+    def update(done: int, total: int, _label: str) -> None:
+        if not bar:
+            bar.append(tqdm(total=total, desc=desc, unit="img", file=sys.stderr))
+        bar[0].total = total
+        bar[0].n = done
+        bar[0].refresh()
+
+    return update, lambda: bar and bar[0].close()
+
+
+def cmd_index(args) -> int:
+    update, close = _progress_bar("indexing")
+    report = _engine().index_paths(args.paths, progress=update)
+    close()
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        for a in report.added:
+            print(f"added      {a.id[:12]}  {a.path}  -> {a.caption}")
+        for d in report.duplicates:
+            print(f"duplicate  {d.id[:12]}  {d.path}")
+        for f in report.failed:
+            print(f"rejected   {f.path}: {f.error}", file=sys.stderr)
+        print(f"{len(report.added)} added, {len(report.duplicates)} duplicates, "
+              f"{len(report.failed)} rejected; {report.count} images in the index")
+    return EXIT_REJECTED if report.failed else 0
+
+
+def _print_results(response, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(response.to_dict(), ensure_ascii=False))
+        return
+    if not response.results:
+        print("No results: the index is empty. Add images with `python -m visual_search index FOLDER`.")
+        return
+    for rank, r in enumerate(response.results, 1):
+        print(f"{rank:3d}. {r.relevance:.2f}  (caption {r.caption_score:.2f}, visual {r.visual_score:.2f})  "
+              f"{r.record.filename}  {r.record.id[:12]}  {r.record.caption}")
+    print(f"({response.elapsed_ms:.1f} ms)")
+
+
+def cmd_search(args) -> int:
+    _print_results(_engine().search(args.query, k=args.k, alpha=args.alpha), args.json)
+    return 0
+
+
+def cmd_similar(args) -> int:
+    from pathlib import Path
+
+    from .intake import read_file
+
+    engine = _engine()
+    target = Path(args.image)
+    if target.is_file():
+        data = read_file(target, engine.settings.max_file_bytes)
+        response = engine.similar(data, k=args.k, filename=target.name)
+    else:
+        response = engine.similar(args.image, k=args.k)
+    _print_results(response, args.json)
+    return 0
+
+
+def cmd_list(args) -> int:
+    records = _engine().list()
+    if args.json:
+        keys = ("id", "path", "caption", "width", "height", "added_at")
+        print(json.dumps([{k: getattr(r, k) for k in keys} for r in records], ensure_ascii=False))
+    else:
+        for r in records:
+            print(f"{r.id[:12]}  {r.width}x{r.height}  {r.added_at}  {r.filename}  {r.caption}")
+        print(f"{len(records)} images")
+    return 0
+
+
+def cmd_remove(args) -> int:
+    record = _engine().remove(args.id)
+    print(f"removed {record.id[:12]} ({record.filename})")
+    return 0
+
+
+def cmd_caption(args) -> int:
+    record = _engine().set_caption(args.id, args.text)
+    print(f"{record.id[:12]}: {record.caption}")
+    return 0
+
+
+def cmd_reindex(args) -> int:
+    update, close = _progress_bar("re-indexing")
+    n = _engine().reconcile(progress=update)
+    close()
+    print(f"{n} images re-embedded")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m visual_search", description="Search images by describing them.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def add(name: str, func, help: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=help)
+        sp.set_defaults(func=func)
+        return sp
+
+    sp = add("index", cmd_index, "Index image files and folders (recursively).")
+    sp.add_argument("paths", nargs="+")
+    sp.add_argument("--json", action="store_true")
+    for name, func, help, arg in (
+        ("search", cmd_search, "Search the index by a text description.", "query"),
+        ("similar", cmd_similar, "Find images like an image file or an indexed id.", "image"),
+    ):
+        sp = add(name, func, help)
+        sp.add_argument(arg)
+        sp.add_argument("-k", type=int, default=10, help="number of results (default 10)")
+        sp.add_argument("--json", action="store_true")
+        if name == "search":
+            sp.add_argument("--alpha", type=float, default=None,
+                            help="caption weight in [0, 1]; 1 = captions only, 0 = CLIP only (default VS_ALPHA)")
+    add("list", cmd_list, "List indexed images.").add_argument("--json", action="store_true")
+    add("remove", cmd_remove, "Remove an image (id or id prefix) from the index.").add_argument("id")
+    sp = add("caption", cmd_caption, "Replace an image's caption by your own text.")
+    sp.add_argument("id")
+    sp.add_argument("text")
+    add("reindex", cmd_reindex, "Re-embed stored images after a model change or an interrupted run.")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except VisualSearchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_REJECTED
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to finish", file=sys.stderr)
+        return 130

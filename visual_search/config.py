@@ -1,0 +1,94 @@
+"""Configuration from environment variables, read once into a frozen dataclass.
+
+Every `VS_*` variable and its default lives here and nowhere else; the README's
+configuration table mirrors this module.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_CAPTION_MODEL = "Salesforce/blip-image-captioning-base"
+DEFAULT_TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_CLIP_MODEL = "ViT-B-32"
+DEFAULT_CLIP_PRETRAINED = "laion2b_s34b_b79k"
+# The value of VS_TEXT_MODEL that selects CLIP's own text tower for the caption channel.
+CLIP_TEXT_MODEL = "clip"
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a deployment may tune. Build with `Settings.from_env()`."""
+
+    data_dir: Path = Path("data")
+    caption_model: str = DEFAULT_CAPTION_MODEL
+    text_model: str = DEFAULT_TEXT_MODEL
+    clip_model: str = DEFAULT_CLIP_MODEL
+    clip_pretrained: str | None = DEFAULT_CLIP_PRETRAINED
+    device: str | None = None  # None: cuda when available, else cpu
+    chroma_url: str | None = None  # None: embedded PersistentClient under data_dir
+    max_file_mb: float = 20.0
+    max_pixels: int = 40_000_000  # ~ 8000 x 5000; refused before the pixels are decoded
+    caption_max_tokens: int = 30
+    caption_batch: int = 1  # on 2 CPU cores batch 1 was fastest per image (see docs/benchmarks.md)
+    default_alpha: float = 0.5
+    max_k: int = 100
+    max_query_chars: int = 1000
+    sample_dir: Path = field(default_factory=lambda: Path(__file__).resolve().parent.parent / "sample_images")
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> "Settings":
+        """Read every `VS_*` variable; keyword overrides win (used by tests and the CLI)."""
+        pretrained = _env("VS_CLIP_PRETRAINED", DEFAULT_CLIP_PRETRAINED)
+        settings = cls(
+            data_dir=Path(_env("VS_DATA_DIR", "data")),
+            caption_model=_env("VS_CAPTION_MODEL", DEFAULT_CAPTION_MODEL),
+            text_model=_env("VS_TEXT_MODEL", DEFAULT_TEXT_MODEL),
+            clip_model=_env("VS_CLIP_MODEL", DEFAULT_CLIP_MODEL),
+            clip_pretrained=None if pretrained.lower() == "none" else pretrained,
+            device=os.environ.get("VS_DEVICE", "").strip() or None,
+            chroma_url=os.environ.get("VS_CHROMA_URL", "").strip() or None,
+            max_file_mb=_env_float("VS_MAX_FILE_MB", cls.max_file_mb),
+            max_pixels=_env_int("VS_MAX_PIXELS", cls.max_pixels),
+            caption_max_tokens=_env_int("VS_CAPTION_MAX_TOKENS", cls.caption_max_tokens),
+            caption_batch=_env_int("VS_CAPTION_BATCH", cls.caption_batch),
+            default_alpha=_env_float("VS_ALPHA", cls.default_alpha),
+            sample_dir=Path(_env("VS_SAMPLE_DIR", str(cls().sample_dir))),
+        )
+        return replace(settings, **overrides) if overrides else settings
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_mb * 1024 * 1024)
+
+    @property
+    def images_dir(self) -> Path:
+        """Content-addressed originals: results display after a restart, re-indexing needs no user files."""
+        return self.data_dir / "images"

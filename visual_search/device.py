@@ -1,0 +1,18 @@
+"""Where the models run: VS_DEVICE if set, else CUDA when available, else CPU."""
+
+from __future__ import annotations
+
+import torch
+
+
+def resolve_device(requested: str | None = None) -> str:
+    if requested:
+        return requested
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def is_local_path(model_id: str) -> bool:
+    """A model id that names an existing folder or file is loaded from disk, not the hub."""
+    from pathlib import Path
+
+    return Path(model_id).expanduser().exists()

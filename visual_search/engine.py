@@ -1,0 +1,360 @@
+"""The orchestrator: indexing (stages 1-2) and search (stages 3-4) over one data dir.
+
+Read one query's path here: `search()` -> `QueryEncoder.encode` (query.py) -> `VectorStore.query`
+(store.py) -> `relevance` / `hybrid` (ranking.py) -> `SearchResult`s.
+
+Write order for one image, chosen so that a process killed at any point leaves a state that
+`reconcile()` repairs: original file -> catalog record -> visual vector -> caption vector.
+The catalog says which images exist; vectors missing for a catalogued image are recomputed,
+vectors without a catalogued image are dropped.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from . import ranking
+from .catalog import Catalog
+from .config import CLIP_TEXT_MODEL, Settings
+from .errors import NotFound, RejectedImage
+from .intake import IntakeImage, load_image, read_file, walk
+from .query import QueryEncoder, check_alpha, check_k, clean_text
+from .records import Added, Duplicate, Failed, ImageRecord, IndexReport, SearchResponse, SearchResult
+from .store import CAPTION, VISUAL, VectorStore, make_client
+
+Progress = Callable[[int, int, str], None]  # (done, total, message)
+MAX_CAPTION_CHARS = 500
+CANDIDATE_POOL = 40  # per-channel candidates re-scored exactly, at least 4 x k
+WRITE_GROUP = 8  # images embedded and written together (CLIP batches; progress granularity)
+
+
+def clip_identity(settings: Settings) -> str:
+    from .clip_encoder import ClipEncoder
+
+    return ClipEncoder.identity_of(settings.clip_model, settings.clip_pretrained)
+
+
+class SearchEngine:
+    """One data dir, its models and its store. Models load on first use; the object is thread-safe."""
+
+    def __init__(self, settings: Settings | None = None, *, captioner=None, text_encoder=None, clip=None) -> None:
+        self.settings = settings or Settings.from_env()
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.catalog = Catalog(self.settings.images_dir)
+        self._captioner, self._text_encoder, self._clip = captioner, text_encoder, clip
+        self._store: VectorStore | None = None
+        self._queries: QueryEncoder | None = None
+        self._load_lock = threading.RLock()
+        self._write_lock = threading.RLock()
+        self._reconciled = False
+
+    # ---- models and store, created once on first use ------------------------------------------
+    @property
+    def captioner(self):
+        with self._load_lock:
+            if self._captioner is None:
+                from .captioner import BlipCaptioner
+
+                s = self.settings
+                self._captioner = BlipCaptioner(
+                    s.caption_model, s.device, max_new_tokens=s.caption_max_tokens, batch_size=s.caption_batch
+                )
+            return self._captioner
+
+    @property
+    def clip(self):
+        with self._load_lock:
+            if self._clip is None:
+                from .clip_encoder import ClipEncoder
+
+                s = self.settings
+                self._clip = ClipEncoder(s.clip_model, s.clip_pretrained, s.device)
+            return self._clip
+
+    @property
+    def text_encoder(self):
+        with self._load_lock:
+            if self._text_encoder is None:
+                from .text_encoder import ClipTextEncoder, SentenceTransformerEncoder
+
+                s = self.settings
+                self._text_encoder = (
+                    ClipTextEncoder(self.clip)
+                    if s.text_model == CLIP_TEXT_MODEL
+                    else SentenceTransformerEncoder(s.text_model, s.device)
+                )
+            return self._text_encoder
+
+    @property
+    def caption_identity(self) -> str:
+        """Captions depend on the captioner, their vectors on the text encoder: both name the collection."""
+        cap = self._captioner.identity if self._captioner else self.settings.caption_model
+        if self._text_encoder is not None:
+            text = self._text_encoder.identity
+        elif self.settings.text_model == CLIP_TEXT_MODEL:
+            text = f"clip-text:{self.visual_identity}"
+        else:
+            text = self.settings.text_model
+        return f"{cap}|{text}"
+
+    @property
+    def visual_identity(self) -> str:
+        return self._clip.identity if self._clip else clip_identity(self.settings)
+
+    @property
+    def store(self) -> VectorStore:
+        with self._load_lock:
+            if self._store is None:
+                where = self.settings.chroma_url or str(self.settings.data_dir)
+                client = make_client(self.settings)
+                self._store = VectorStore(client, self.caption_identity, self.visual_identity, where)
+            return self._store
+
+    @property
+    def queries(self) -> QueryEncoder:
+        with self._load_lock:
+            if self._queries is None:
+                self._queries = QueryEncoder(self.text_encoder, self.clip)
+            return self._queries
+
+    def count(self) -> int:
+        return self.store.count()
+
+    # ---- writing -----------------------------------------------------------------------------
+    @contextmanager
+    def _writer(self) -> Iterator[None]:
+        """One writer at a time: a thread lock, plus a file lock shared with other processes."""
+        with self._write_lock:
+            with open(self.settings.data_dir / ".writer.lock", "w") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def index_paths(self, paths: Sequence[str | os.PathLike], progress: Progress | None = None) -> IndexReport:
+        """Index files and folders (recursively). Bad files are reported, good ones indexed."""
+        items = walk(list(paths))
+        max_bytes = self.settings.max_file_bytes
+
+        def sources() -> Iterator[tuple[str, Callable[[], bytes] | str]]:
+            for path, problem in items:
+                yield str(path), (problem if problem else (lambda p=path: read_file(p, max_bytes)))
+
+        return self._index(sources(), len(items), progress)
+
+    def index_bytes(self, files: Sequence[tuple[str, bytes]], progress: Progress | None = None) -> IndexReport:
+        """Index uploaded (file name, content) pairs. The name is only displayed, never used as a path."""
+        return self._index(((name, (lambda d=data: d)) for name, data in files), len(files), progress)
+
+    def _index(self, sources: Iterable[tuple[str, Callable[[], bytes] | str]], total: int, progress) -> IndexReport:
+        report = IndexReport()
+        with self._writer():
+            if not self._reconciled:  # once per process: finish what an earlier run left undone
+                self._reconcile_locked(progress)
+            group: list[tuple[str, IntakeImage]] = []
+            seen: set[str] = set()
+            for done, (label, source) in enumerate(sources, 1):
+                try:
+                    if isinstance(source, str):
+                        raise RejectedImage(source)
+                    image = load_image(source(), label, self.settings.max_file_bytes, self.settings.max_pixels)
+                except RejectedImage as exc:
+                    report.failed.append(Failed(label, str(exc)))
+                else:
+                    if image.id in seen or self.catalog.has(image.id):
+                        report.duplicates.append(Duplicate(image.id, label))
+                    else:
+                        seen.add(image.id)
+                        group.append((label, image))
+                if len(group) >= WRITE_GROUP:
+                    report.added.extend(self._add_group(group))
+                    group = []
+                if progress:
+                    progress(done, total, label)
+            report.added.extend(self._add_group(group))
+        report.count = self.store.count()
+        return report
+
+    def _add_group(self, group: list[tuple[str, IntakeImage]]) -> list[Added]:
+        if not group:
+            return []
+        t0 = time.perf_counter()
+        images = [img.image for _, img in group]
+        captions = self.captioner.caption(images)
+        visual = self.clip.encode_images(images)
+        caption_vectors = self.text_encoder.encode(captions)
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        records = []
+        for (_, img), caption in zip(group, captions):
+            path = self.catalog.put_original(img.id, img.ext, img.data)
+            record = ImageRecord(
+                id=img.id, path=str(path), filename=img.filename, caption=caption, width=img.width,
+                height=img.height, added_at=now, caption_model=self.captioner.identity,
+            )
+            self.catalog.put_record(record)
+            records.append(record)
+        self.store.upsert_visual([r.id for r in records], visual)
+        self.store.upsert_captions(records, caption_vectors)
+        each = (time.perf_counter() - t0) / len(group)
+        return [Added(r.id, label, r.caption, each) for (label, _), r in zip(group, records)]
+
+    def reconcile(self, progress: Progress | None = None) -> int:
+        """Make the store agree with the catalog; returns how many images were (re)embedded.
+
+        Runs after a crash (half-written images) and after a model change (new, empty
+        collections): originals are re-read from the data dir, never from the user's files.
+        """
+        with self._writer():
+            return self._reconcile_locked(progress)
+
+    def _reconcile_locked(self, progress: Progress | None) -> int:
+        self._reconciled = True
+        self.catalog.sweep()
+        records = {r.id: r for r in self.catalog.records()}
+        store = self.store
+        have_caption, have_visual = store.ids(CAPTION), store.ids(VISUAL)
+        store.delete(sorted((have_caption | have_visual) - records.keys()))
+        stored = store.captions() if have_caption else {}
+        todo = [r for r in records.values() if r.id not in have_visual or stored.get(r.id) != r.caption]
+        for done, start in enumerate(range(0, len(todo), WRITE_GROUP), 1):
+            self._repair(todo[start : start + WRITE_GROUP], have_visual)
+            if progress:
+                progress(min(start + WRITE_GROUP, len(todo)), len(todo), "re-indexing stored images")
+        return len(todo)
+
+    def _repair(self, records: list[ImageRecord], have_visual: set[str]) -> None:
+        s = self.settings
+        images = {
+            r.id: load_image(Path(r.path).read_bytes(), r.filename, 1 << 62, s.max_pixels).image for r in records
+        }
+        stale = [r for r in records if not r.caption_edited and r.caption_model != self.captioner.identity]
+        if stale:
+            fresh = self.captioner.caption([images[r.id] for r in stale])
+            for r, caption in zip(stale, fresh):
+                updated = replace(r, caption=caption, caption_model=self.captioner.identity)
+                self.catalog.put_record(updated)
+                records[records.index(r)] = updated
+        missing = [r for r in records if r.id not in have_visual]
+        if missing:
+            self.store.upsert_visual([r.id for r in missing], self.clip.encode_images([images[r.id] for r in missing]))
+        self.store.upsert_captions(records, self.text_encoder.encode([r.caption for r in records]))
+
+    def remove(self, image_id: str) -> ImageRecord:
+        """Delete an image: its catalog record and original first, then its vectors."""
+        with self._writer():
+            record = self.get(image_id)
+            self.catalog.remove(record.id)
+            self.store.delete([record.id])
+            return record
+
+    def set_caption(self, image_id: str, caption: str) -> ImageRecord:
+        """Replace a caption by a person's words; it is re-embedded and searchable at once."""
+        text = clean_text(caption, MAX_CAPTION_CHARS, what="caption")
+        with self._writer():
+            record = self.catalog.set_caption(self.get(image_id).id, text)
+            self.store.upsert_captions([record], self.text_encoder.encode([text]))
+            return record
+
+    # ---- reading -----------------------------------------------------------------------------
+    def get(self, image_id: str) -> ImageRecord:
+        """The record of an id, or of a unique id prefix (8+ characters, as `list` shows)."""
+        key = (image_id or "").strip().lower()
+        record = self.catalog.get(key) if len(key) == 64 else None
+        if record is None and 8 <= len(key) < 64 and all(c in "0123456789abcdef" for c in key):
+            matches = [p.stem for p in self.catalog.root.glob(f"{key[:2]}/{key}*.json")]
+            record = self.catalog.get(matches[0]) if len(matches) == 1 else None
+        if record is None:
+            raise NotFound(f"No indexed image has the id {image_id[:80]!r}.")
+        return record
+
+    def list(self) -> list[ImageRecord]:
+        return sorted(self.catalog.records(), key=lambda r: (r.added_at, r.filename))
+
+    def search(self, query: str, k: int = 10, alpha: float | None = None) -> SearchResponse:
+        """Text search: caption channel, visual channel and their hybrid, best first."""
+        t0 = time.perf_counter()
+        s = self.settings
+        text = clean_text(query, s.max_query_chars)
+        k = check_k(k, s.max_k)
+        alpha = check_alpha(s.default_alpha if alpha is None else alpha)
+        n = self.store.count()
+        if n == 0:
+            return SearchResponse(text, [], (time.perf_counter() - t0) * 1000, alpha)
+        caption_vec, visual_vec = self.queries.encode(text)
+        pool = min(n, max(CANDIDATE_POOL, 4 * k))
+        channels = [(CAPTION, caption_vec)] * (alpha > 0) + [(VISUAL, visual_vec)] * (alpha < 1)
+        candidates = list(dict.fromkeys(h.id for kind, vec in channels for h in self.store.query(kind, vec, pool)))
+        results = self._score(candidates, caption_vec, visual_vec, self.text_encoder.calibration,
+                               ranking.CLIP_TEXT_IMAGE, alpha, k)
+        return SearchResponse(text, results, (time.perf_counter() - t0) * 1000, alpha)
+
+    def similar(self, image: str | bytes, k: int = 10, filename: str = "query image") -> SearchResponse:
+        """Image-to-image search by an indexed id or by image bytes; relevance is the visual score.
+
+        An indexed image comes back first, with relevance 1.00 (cosine 1 with itself).
+        """
+        t0 = time.perf_counter()
+        k = check_k(k, self.settings.max_k)
+        caption_vec = None
+        if isinstance(image, str):
+            record = self.get(image)
+            label = record.filename
+            visual_vec = self.store.embeddings(VISUAL, [record.id]).get(record.id)
+            caption_vec = self.store.embeddings(CAPTION, [record.id]).get(record.id)
+            if visual_vec is None:
+                raise NotFound(f"Image {record.id[:12]} is still being indexed; try again shortly.")
+        else:
+            loaded = load_image(image, filename, self.settings.max_file_bytes, self.settings.max_pixels)
+            label = loaded.filename
+            visual_vec = self.clip.encode_images([loaded.image])[0]
+        n = self.store.count()
+        if n == 0:
+            return SearchResponse(label, [], (time.perf_counter() - t0) * 1000, 0.0)
+        pool = min(n, max(CANDIDATE_POOL, 4 * k))
+        candidates = [h.id for h in self.store.query(VISUAL, visual_vec, pool)]
+        results = self._score(candidates, caption_vec, visual_vec, self.text_encoder.calibration,
+                              ranking.CLIP_IMAGE_IMAGE, 0.0, k)
+        return SearchResponse(label, results, (time.perf_counter() - t0) * 1000, 0.0)
+
+    def _score(self, ids, caption_vec, visual_vec, caption_cal, visual_cal, alpha, k) -> list[SearchResult]:
+        """Exact cosines for every candidate on both channels -> relevance -> hybrid -> top k."""
+        cap = self.store.embeddings(CAPTION, ids)
+        vis = self.store.embeddings(VISUAL, ids)
+        ids = [i for i in ids if i in cap and i in vis]  # skip images still half-written
+        if not ids:
+            return []
+        cap_cos = (ranking.cosine(caption_vec, np.stack([cap[i] for i in ids]))
+                   if caption_vec is not None else np.zeros(len(ids)))
+        vis_cos = ranking.cosine(visual_vec, np.stack([vis[i] for i in ids]))
+        cap_rel = ranking.relevance(cap_cos, caption_cal) if caption_vec is not None else np.zeros(len(ids))
+        vis_rel = ranking.relevance(vis_cos, visual_cal)
+        total = ranking.hybrid(cap_rel, vis_rel, alpha)
+        order = ranking.top_k(total, k)
+        meta = self.store.records(ids[i] for i in order)
+        out = []
+        for i in order:
+            m = meta.get(ids[i])
+            if m is None:
+                continue
+            out.append(SearchResult(self._record_from_meta(ids[i], m), float(total[i]), float(cap_rel[i]),
+                                    float(vis_rel[i]), float(cap_cos[i]), float(vis_cos[i])))
+        return out
+
+    def _record_from_meta(self, image_id: str, m: dict) -> ImageRecord:
+        return ImageRecord(
+            id=image_id, path=str(self.catalog.original_path(image_id, m.get("ext", ""))),
+            filename=m.get("filename", ""), caption=m.get("caption", ""), width=int(m.get("width", 0)),
+            height=int(m.get("height", 0)), added_at=m.get("added_at", ""),
+            caption_model=m.get("caption_model", ""), caption_edited=bool(m.get("caption_edited", False)),
+        )

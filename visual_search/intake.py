@@ -1,0 +1,225 @@
+"""Intake: turn untrusted bytes into a clean RGB picture, or refuse with a reason a person understands.
+
+The format is identified from the content (magic bytes), never the extension. Size and pixel limits
+are checked before any pixel is decoded, so a decompression bomb costs a header read, not memory.
+Nothing here touches the store: a rejected file leaves no trace.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import struct
+import unicodedata
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from .errors import RejectedImage
+
+# Magic bytes -> (format name, stored file extension). Order matters only for overlapping prefixes.
+_SIGNATURES: tuple[tuple[bytes, str, str], ...] = (
+    (b"\xff\xd8\xff", "JPEG", ".jpg"),
+    (b"\x89PNG\r\n\x1a\n", "PNG", ".png"),
+    (b"GIF87a", "GIF", ".gif"),
+    (b"GIF89a", "GIF", ".gif"),
+    (b"BM", "BMP", ".bmp"),
+    (b"II*\x00", "TIFF", ".tif"),
+    (b"MM\x00*", "TIFF", ".tif"),
+)
+ACCEPTED_FORMATS = "JPEG, PNG, WebP, GIF, BMP or TIFF"
+# A picture more elongated than this cannot be described or resized sanely (1 x 100000, say).
+MAX_ASPECT_RATIO = 25.0
+MAX_NAME_CHARS = 200
+
+
+@dataclass(frozen=True)
+class IntakeImage:
+    """A decoded, oriented RGB image plus the exact bytes it came from."""
+
+    id: str  # sha256 hex of `data`
+    data: bytes
+    format: str  # "JPEG", "PNG", ...
+    ext: str  # extension the stored original gets
+    image: Image.Image  # RGB, EXIF orientation applied
+    filename: str  # sanitised display name
+
+    @property
+    def width(self) -> int:
+        return self.image.width
+
+    @property
+    def height(self) -> int:
+        return self.image.height
+
+
+def content_id(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def display_name(name: str) -> str:
+    """A file name safe to show and store as text: no folders, no control characters, bounded length."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    base = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C")
+    base = base.strip() or "image"
+    return base[:MAX_NAME_CHARS]
+
+
+def sniff_format(data: bytes) -> tuple[str, str]:
+    """Return (format, extension) from the leading bytes, or raise RejectedImage saying what it is."""
+    for magic, fmt, ext in _SIGNATURES:
+        if data.startswith(magic):
+            return fmt, ext
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP", ".webp"
+    raise RejectedImage(f"not a supported image: {_describe_non_image(data)}; accepted: {ACCEPTED_FORMATS}")
+
+
+def _describe_non_image(data: bytes) -> str:
+    head = data[:512].lstrip().lower()
+    if head.startswith(b"%pdf"):
+        return "it is a PDF document"
+    if b"<svg" in head:
+        return "it is an SVG drawing (vector images are not supported)"
+    if head.startswith((b"<!doctype html", b"<html")) or b"<html" in head:
+        return "it is an HTML page"
+    try:
+        data[:4096].decode("utf-8")
+        return "it is a text file"
+    except UnicodeDecodeError:
+        return "the content is not a known image format"
+
+
+def read_file(path: Path, max_bytes: int) -> bytes:
+    """Read a regular file, refusing before reading when it is too big."""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise RejectedImage(f"cannot read file: {exc.strerror or exc}") from exc
+    if not path.is_file():
+        raise RejectedImage("not a regular file")
+    if st.st_size > max_bytes:
+        raise RejectedImage(_too_big(st.st_size, max_bytes))
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(max_bytes + 1)
+    except OSError as exc:
+        raise RejectedImage(f"cannot read file: {exc.strerror or exc}") from exc
+
+
+def _too_big(size: int, max_bytes: int) -> str:
+    return f"file is {size / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB"
+
+
+def load_image(data: bytes, filename: str, max_bytes: int, max_pixels: int) -> IntakeImage:
+    """Validate and decode `data`. Raises RejectedImage, and nothing else, for any bad input."""
+    if not data:
+        raise RejectedImage("file is empty (0 bytes)")
+    if len(data) > max_bytes:
+        raise RejectedImage(_too_big(len(data), max_bytes))
+    fmt, ext = sniff_format(data)
+    try:
+        image = _decode(data, fmt, max_pixels)
+    except RejectedImage:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise RejectedImage(f"image has too many pixels (limit {max_pixels / 1e6:.0f} megapixels)") from exc
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError,
+            ZeroDivisionError, struct.error, MemoryError, RuntimeError, AttributeError) as exc:
+        raise RejectedImage(f"{fmt} file is corrupt or truncated ({_short(exc)})") from exc
+    return IntakeImage(
+        id=content_id(data), data=data, format=fmt, ext=ext, image=image, filename=display_name(filename)
+    )
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text[:120]
+
+
+def _decode(data: bytes, fmt: str, max_pixels: int) -> Image.Image:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # we enforce our own pixel limit below, before decoding
+        with Image.open(io.BytesIO(data)) as probe:
+            _check_header(probe, fmt, max_pixels)
+            probe.verify()  # checksums (PNG CRC) and structure, without decoding pixels
+        with Image.open(io.BytesIO(data)) as img:
+            img.seek(0)  # first frame of an animation or a multi-page TIFF
+            img.load()
+            oriented = ImageOps.exif_transpose(img)
+            return to_rgb(oriented)
+
+
+def _check_header(img: Image.Image, fmt: str, max_pixels: int) -> None:
+    if (img.format or "").upper() not in {fmt, "MPO" if fmt == "JPEG" else fmt}:
+        raise RejectedImage(f"file starts like {fmt} but does not decode as one")
+    w, h = img.size
+    if w <= 0 or h <= 0:
+        raise RejectedImage(f"image has no pixels ({w} x {h})")
+    if w * h > max_pixels:
+        raise RejectedImage(
+            f"image is {w} x {h} = {w * h / 1e6:.0f} megapixels; the limit is {max_pixels / 1e6:.0f} megapixels"
+        )
+    if max(w, h) / min(w, h) > MAX_ASPECT_RATIO:
+        raise RejectedImage(f"image is {w} x {h} pixels: too elongated to describe (limit {MAX_ASPECT_RATIO:.0f}:1)")
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Normalise any mode to 8-bit RGB; transparency is flattened onto white."""
+    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        img = _deep_to_l(img)
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return img.convert("RGB") if img.mode != "RGB" else img.copy()
+
+
+def _deep_to_l(img: Image.Image) -> Image.Image:
+    """16-bit / 32-bit / float grayscale -> 8-bit, scaled by the type's range rather than clipped."""
+    arr = np.asarray(img, dtype=np.float64)
+    if img.mode.startswith("I;16"):
+        top = 65535.0
+    elif img.mode == "F":
+        lo = float(arr.min()) if arr.size else 0.0
+        arr = arr - lo
+        top = float(arr.max()) or 1.0
+    else:
+        peak = float(arr.max()) if arr.size else 0.0
+        top = 255.0 if peak <= 255 else 65535.0 if peak <= 65535 else peak
+    scaled = np.clip(arr / top * 255.0, 0, 255).astype(np.uint8)
+    return Image.fromarray(scaled, mode="L")
+
+
+def walk(paths: list[str | os.PathLike]) -> list[tuple[Path, str | None]]:
+    """Expand files and folders (recursively, sorted) into (file, problem) pairs.
+
+    A symbolic link inside a folder that points outside that folder is reported, not followed:
+    indexing a folder never reads what lies outside it.
+    """
+    out: list[tuple[Path, str | None]] = []
+    for raw in paths:
+        root = Path(raw)
+        if not root.exists():
+            out.append((root, "no such file or folder"))
+        elif root.is_dir():
+            real_root = root.resolve()
+            for dirpath, dirnames, filenames in os.walk(root):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                for name in sorted(filenames):
+                    if name.startswith("."):
+                        continue
+                    f = Path(dirpath) / name
+                    if f.is_symlink() and not f.resolve().is_relative_to(real_root):
+                        out.append((f, "symbolic link points outside the folder; not followed"))
+                    else:
+                        out.append((f, None))
+        else:
+            out.append((root, None))
+    return out

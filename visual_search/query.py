@@ -1,0 +1,81 @@
+"""Stage 3 - facilitating search: check the user's query and encode it for both channels.
+
+The query goes through the SAME text encoder as the captions (caption channel) and through CLIP's
+text tower (visual channel). Repeated queries (pagination, a workshop typing the same example)
+come from a small cache instead of the models.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import unicodedata
+from collections import OrderedDict
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .errors import InvalidQuery
+
+if TYPE_CHECKING:
+    from .clip_encoder import ClipEncoder
+    from .text_encoder import TextEncoder
+
+
+def clean_text(text: object, max_chars: int, what: str = "query") -> str:
+    """Strip control characters and surplus whitespace; refuse empty or over-long text."""
+    if not isinstance(text, str):
+        raise InvalidQuery(f"The {what} must be text.")
+    cleaned = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in text)
+    cleaned = " ".join(cleaned.split())
+    if not cleaned:
+        raise InvalidQuery(f"The {what} is empty: describe what you want to see, e.g. 'a dog on the beach'.")
+    if len(cleaned) > max_chars:
+        raise InvalidQuery(f"The {what} is {len(cleaned):,} characters long; the limit is {max_chars:,}.")
+    return cleaned
+
+
+def check_k(k: object, max_k: int) -> int:
+    try:
+        value = int(k)  # type: ignore[arg-type]
+        if value != k and not (isinstance(k, str) and k.strip().isdigit()):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise InvalidQuery(f"The number of results must be a whole number from 1 to {max_k}, got {k!r}.") from None
+    if not 1 <= value <= max_k:
+        raise InvalidQuery(f"The number of results must be from 1 to {max_k}, got {value}.")
+    return value
+
+
+def check_alpha(alpha: object) -> float:
+    try:
+        value = float(alpha)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InvalidQuery(f"The caption/visual weight must be a number from 0 to 1, got {alpha!r}.") from None
+    if math.isnan(value) or not 0.0 <= value <= 1.0:
+        raise InvalidQuery(f"The caption/visual weight must be from 0 to 1, got {alpha!r}.")
+    return value
+
+
+class QueryEncoder:
+    """Encodes a query for both channels, with an LRU cache of recent queries."""
+
+    def __init__(self, text_encoder: "TextEncoder", clip: "ClipEncoder", cache_size: int = 256) -> None:
+        self.text_encoder = text_encoder
+        self.clip = clip
+        self._cache: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._size = cache_size
+        self._lock = threading.Lock()
+
+    def encode(self, query: str) -> tuple[np.ndarray, np.ndarray]:
+        """(caption-channel vector, visual-channel vector), both unit length."""
+        with self._lock:
+            if query in self._cache:
+                self._cache.move_to_end(query)
+                return self._cache[query]
+        vectors = (self.text_encoder.encode([query])[0], self.clip.encode_texts([query])[0])
+        with self._lock:
+            self._cache[query] = vectors
+            while len(self._cache) > self._size:
+                self._cache.popitem(last=False)
+        return vectors

@@ -1,0 +1,75 @@
+"""Stage 4 - generating results: cosine similarity -> relevance in [0, 1], and the hybrid score.
+
+Relevance is a linear rescaling of cosine similarity between two calibration points, clipped:
+
+    relevance = clip((cosine - floor) / (ceiling - floor), 0, 1)
+
+`floor` is the cosine at or below which a pair is "not relevant" (0.00); `ceiling` the cosine at or
+above which it is "as relevant as can be" (1.00). Each kind of comparison has its own pair, because
+cosines of different models and modalities live in different bands: MiniLM caption-vs-query cosines
+spread over [0, 1], while CLIP text-vs-image cosines of a matching pair rarely pass 0.35.
+`python -m visual_search evaluate` prints the values a labelled data set suggests.
+
+The hybrid score is `alpha * caption_relevance + (1 - alpha) * visual_relevance`; alpha = 1 is the
+pure four-stage (caption) pipeline, alpha = 0 pure CLIP. Both terms are in [0, 1], so is the sum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Calibration:
+    floor: float  # cosine that maps to relevance 0.00
+    ceiling: float  # cosine that maps to relevance 1.00
+
+    def __post_init__(self) -> None:
+        if not self.ceiling > self.floor:
+            raise ValueError("calibration ceiling must be above its floor")
+
+
+# Sentence-embedding caption vs query (all-MiniLM-L6-v2): unrelated sentences sit near 0.0-0.1,
+# a paraphrase near 0.6-0.8 ("a dog running on the beach" vs "a puppy playing in the sand by the
+# sea" = 0.65); an identical sentence is 1.0.
+CAPTION_TEXT = Calibration(floor=0.10, ceiling=0.80)
+# CLIP text tower used as the caption encoder (VS_TEXT_MODEL=clip): CLIP text-text cosines are high
+# even for unrelated sentences (~0.5-0.6), so the band starts higher.
+CLIP_TEXT_TEXT = Calibration(floor=0.55, ceiling=0.95)
+# CLIP text query vs image (ViT-B-32 laion2b): non-matching pairs ~0.05-0.18, good matches 0.28-0.35.
+CLIP_TEXT_IMAGE = Calibration(floor=0.15, ceiling=0.33)
+# CLIP image vs image: unrelated photos ~0.3-0.5, near duplicates > 0.9, the same image exactly 1.0.
+CLIP_IMAGE_IMAGE = Calibration(floor=0.50, ceiling=1.00)
+
+
+def relevance(cosine: np.ndarray | float, calibration: Calibration) -> np.ndarray:
+    """Map cosine similarity to relevance in [0, 1] (monotonic, 1.00 at or above the ceiling)."""
+    c = np.asarray(cosine, dtype=np.float64)
+    return np.clip((c - calibration.floor) / (calibration.ceiling - calibration.floor), 0.0, 1.0)
+
+
+def hybrid(caption_relevance: np.ndarray, visual_relevance: np.ndarray, alpha: float) -> np.ndarray:
+    """alpha * caption + (1 - alpha) * visual; alpha = 1 is the pure caption pipeline."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError("alpha must be in [0, 1]")
+    return alpha * np.asarray(caption_relevance) + (1.0 - alpha) * np.asarray(visual_relevance)
+
+
+def cosine(query: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """Cosine of one query against rows of `vectors` (inputs need not be normalised)."""
+    if len(vectors) == 0:
+        return np.zeros(0)
+    q = np.asarray(query, dtype=np.float64).ravel()
+    m = np.asarray(vectors, dtype=np.float64)
+    qn = np.linalg.norm(q) or 1.0
+    mn = np.linalg.norm(m, axis=1)
+    mn[mn == 0] = 1.0
+    return np.clip(m @ q / (mn * qn), -1.0, 1.0)
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k highest scores, best first; ties keep input order (stable)."""
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    return order[:k]

@@ -1,0 +1,100 @@
+"""Plain data passed between the stages, the engine, the CLI and the UI."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One indexed image: what the catalog keeps beside the stored original."""
+
+    id: str  # sha256 of the original bytes: the same image is never indexed twice
+    path: str  # the stored original under VS_DATA_DIR/images/
+    filename: str  # the user's file name, for display only (never used as a path)
+    caption: str
+    width: int  # after EXIF orientation
+    height: int
+    added_at: str  # ISO 8601, UTC
+    caption_model: str = ""
+    caption_edited: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """One ranked hit. `relevance` is in [0, 1]; the channel scores are too (see ranking.py)."""
+
+    record: ImageRecord
+    relevance: float
+    caption_score: float
+    visual_score: float
+    caption_cosine: float
+    visual_cosine: float
+
+    def to_dict(self) -> dict:
+        r = self.record
+        return {
+            "id": r.id,
+            "path": r.path,
+            "filename": r.filename,
+            "caption": r.caption,
+            "relevance": round(self.relevance, 4),
+            "caption_score": round(self.caption_score, 4),
+            "visual_score": round(self.visual_score, 4),
+        }
+
+
+@dataclass
+class SearchResponse:
+    query: str
+    results: list[SearchResult]
+    elapsed_ms: float
+    alpha: float
+
+    def to_dict(self) -> dict:
+        return {
+            "query": self.query,
+            "results": [r.to_dict() for r in self.results],
+            "elapsed_ms": round(self.elapsed_ms, 2),
+        }
+
+
+@dataclass(frozen=True)
+class Added:
+    id: str
+    path: str  # the input as the user named it
+    caption: str
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    id: str
+    path: str
+
+
+@dataclass(frozen=True)
+class Failed:
+    path: str
+    error: str
+
+
+@dataclass
+class IndexReport:
+    """What one `index` call did, input by input."""
+
+    added: list[Added] = field(default_factory=list)
+    duplicates: list[Duplicate] = field(default_factory=list)
+    failed: list[Failed] = field(default_factory=list)
+    count: int = 0  # images in the index afterwards
+
+    def to_dict(self) -> dict:
+        return {
+            "added": [{"id": a.id, "path": a.path, "caption": a.caption} for a in self.added],
+            "duplicates": [{"id": d.id, "path": d.path} for d in self.duplicates],
+            "failed": [{"path": f.path, "error": f.error} for f in self.failed],
+            "count": self.count,
+        }

@@ -1,0 +1,180 @@
+"""Stage 2 - storing understanding: vectors in Chroma (persistent on disk, or a Chroma server).
+
+Two collections per model combination:
+  * caption collection: the caption vector of each image, the caption as document, and the
+    record as metadata (so a search needs no second lookup to display a result);
+  * visual collection: the CLIP image vector of each image.
+Their names are derived from the model identities, so vectors of different models never mix: a
+model change opens fresh, empty collections, which the engine fills from the catalog.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Callable, Iterable, TypeVar
+from urllib.parse import urlparse
+
+import numpy as np
+
+from .config import Settings
+from .errors import StoreUnavailable
+from .records import ImageRecord
+
+CAPTION, VISUAL = "caption", "visual"
+MAX_BATCH = 5000  # Chroma refuses batches above 5461
+_T = TypeVar("_T")
+
+
+def collection_name(kind: str, identity: str) -> str:
+    """`vs-caption-all-minilm-l6-v2-1a2b3c4d5e6f`: readable, unique per identity, Chroma-legal."""
+    slug = re.sub(r"[^a-z0-9]+", "-", identity.rsplit("/", 1)[-1].lower()).strip("-")[:40] or "model"
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:12]
+    return f"vs-{kind}-{slug}-{digest}"
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: str
+    cosine: float
+
+
+def make_client(settings: Settings):
+    """An embedded PersistentClient under VS_DATA_DIR, or an HttpClient when VS_CHROMA_URL is set."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if not settings.chroma_url:
+        path = settings.data_dir / "chroma"
+        path.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+    url = urlparse(settings.chroma_url)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise StoreUnavailable(f"VS_CHROMA_URL must look like http://host:port, got {settings.chroma_url!r}")
+    try:
+        client = chromadb.HttpClient(
+            host=url.hostname,
+            port=url.port or (443 if url.scheme == "https" else 8000),
+            ssl=url.scheme == "https",
+            settings=chroma_settings,
+        )
+        client.heartbeat()
+    except Exception as exc:
+        raise StoreUnavailable(f"cannot reach the Chroma server at {settings.chroma_url}: {_reason(exc)}") from exc
+    return client
+
+
+def _reason(exc: BaseException) -> str:
+    return (str(exc).strip() or type(exc).__name__)[:200]
+
+
+class VectorStore:
+    def __init__(self, client, caption_identity: str, visual_identity: str, where: str = "") -> None:
+        self.where = where  # for error messages: the data dir or the server URL
+        self._client = client
+        self.names = {CAPTION: collection_name(CAPTION, caption_identity), VISUAL: collection_name(VISUAL, visual_identity)}
+        self._cols = {
+            kind: self._guard(
+                lambda kind=kind, ident=ident: client.get_or_create_collection(
+                    self.names[kind],
+                    embedding_function=None,
+                    metadata={"hnsw:space": "cosine", "identity": ident[:500]},
+                )
+            )
+            for kind, ident in ((CAPTION, caption_identity), (VISUAL, visual_identity))
+        }
+
+    def _guard(self, call: Callable[[], _T]) -> _T:
+        """Turn connection failures into StoreUnavailable with a message a person can act on."""
+        try:
+            return call()
+        except Exception as exc:
+            if _is_connection_error(exc):
+                raise StoreUnavailable(f"the vector store at {self.where} is unavailable: {_reason(exc)}") from exc
+            raise
+
+    def count(self) -> int:
+        return self._guard(self._cols[CAPTION].count)
+
+    def ids(self, kind: str) -> set[str]:
+        col = self._cols[kind]
+        return set(self._guard(lambda: col.get(include=[])["ids"]))
+
+    def captions(self) -> dict[str, str]:
+        col = self._cols[CAPTION]
+        got = self._guard(lambda: col.get(include=["documents"]))
+        return dict(zip(got["ids"], got["documents"] or []))
+
+    def upsert_visual(self, ids: list[str], vectors: np.ndarray) -> None:
+        col = self._cols[VISUAL]
+        for lo in range(0, len(ids), MAX_BATCH):
+            sl = slice(lo, lo + MAX_BATCH)
+            self._guard(lambda: col.upsert(ids=ids[sl], embeddings=np.asarray(vectors[sl], np.float32)))
+
+    def upsert_captions(self, records: list[ImageRecord], vectors: np.ndarray) -> None:
+        col = self._cols[CAPTION]
+        for lo in range(0, len(records), MAX_BATCH):
+            batch = records[lo : lo + MAX_BATCH]
+            self._guard(
+                lambda: col.upsert(
+                    ids=[r.id for r in batch],
+                    embeddings=np.asarray(vectors[lo : lo + MAX_BATCH], np.float32),
+                    documents=[r.caption for r in batch],
+                    metadatas=[_to_metadata(r) for r in batch],
+                )
+            )
+
+    def query(self, kind: str, vector: np.ndarray, n: int) -> list[Hit]:
+        col = self._cols[kind]
+        got = self._guard(
+            lambda: col.query(query_embeddings=[np.asarray(vector, np.float32)], n_results=n, include=["distances"])
+        )
+        return [Hit(i, 1.0 - float(d)) for i, d in zip(got["ids"][0], got["distances"][0])]
+
+    def embeddings(self, kind: str, ids: Iterable[str]) -> dict[str, np.ndarray]:
+        col, ids = self._cols[kind], list(ids)
+        if not ids:
+            return {}
+        got = self._guard(lambda: col.get(ids=ids, include=["embeddings"]))
+        return {i: np.asarray(e, np.float32) for i, e in zip(got["ids"], got["embeddings"])}
+
+    def records(self, ids: Iterable[str] | None = None) -> dict[str, dict]:
+        """Metadata of the given ids (all when None), as stored beside the caption vectors."""
+        col = self._cols[CAPTION]
+        ids = None if ids is None else list(ids)
+        if ids == []:
+            return {}
+        got = self._guard(lambda: col.get(ids=ids, include=["metadatas", "documents"]))
+        return {
+            i: {**(m or {}), "caption": doc} for i, m, doc in zip(got["ids"], got["metadatas"], got["documents"])
+        }
+
+    def delete(self, ids: list[str]) -> None:
+        if ids:
+            for col in self._cols.values():
+                self._guard(lambda col=col: col.delete(ids=ids))
+
+
+def _to_metadata(r: ImageRecord) -> dict:
+    return {
+        "filename": r.filename,
+        "width": r.width,
+        "height": r.height,
+        "added_at": r.added_at,
+        "ext": "." + r.path.rsplit(".", 1)[-1] if "." in r.path else "",
+        "caption_model": r.caption_model,
+        "caption_edited": r.caption_edited,
+    }
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    import httpx
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (httpx.TransportError, ConnectionError, TimeoutError)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
