@@ -1,0 +1,57 @@
+"""The model stages load through their production loaders (local folders here) and keep their
+contracts: one caption per image, unit vectors, and clear errors for a model that is not there."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from visual_search.captioner import BlipCaptioner
+from visual_search.clip_encoder import ClipEncoder
+from visual_search.errors import ModelLoadError
+from visual_search.text_encoder import ClipTextEncoder, SentenceTransformerEncoder
+
+IMAGES = [Image.new("RGB", (40, 30), c) for c in ("red", "green", "blue")]
+
+
+@pytest.mark.parametrize("batch_size", [1, 2])
+def test_captioner_gives_one_caption_per_image_in_order(tiny_blip, batch_size):
+    captioner = BlipCaptioner(tiny_blip, "cpu", max_new_tokens=6, batch_size=batch_size)
+    captions = captioner.caption(IMAGES)
+    assert len(captions) == 3 and all(isinstance(c, str) and c for c in captions)
+    assert captions == [captioner.caption([im])[0] for im in IMAGES]  # batching changes nothing
+
+
+def test_min_new_tokens_fixes_the_caption_length(tiny_blip):
+    fixed = BlipCaptioner(tiny_blip, "cpu", max_new_tokens=5, min_new_tokens=5).caption(IMAGES[:1])[0]
+    assert 1 <= len(fixed.split()) <= 5
+
+
+def test_clip_vectors_are_unit_and_trimmed_text_path_matches_full(tiny_clip):
+    clip = ClipEncoder(tiny_clip, None, "cpu")
+    images = clip.encode_images(IMAGES)
+    texts = ["a red square", "a much longer description of a very green field under a sky"]
+    trimmed = clip.encode_texts(texts)
+    with torch.inference_mode():
+        full = torch.nn.functional.normalize(clip.model.encode_text(clip.tokenizer(texts)), dim=-1).numpy()
+    assert images.shape == (3, clip.dim) and np.allclose(np.linalg.norm(images, axis=1), 1, atol=1e-5)
+    assert np.allclose(trimmed, full, atol=1e-5)
+
+
+def test_text_encoders_give_unit_vectors(minilm, tiny_clip):
+    for encoder in (SentenceTransformerEncoder(minilm, "cpu"), ClipTextEncoder(ClipEncoder(tiny_clip, None, "cpu"))):
+        v = encoder.encode(["a dog", "a cat on a mat"])
+        assert v.shape == (2, encoder.dim) and v.dtype == np.float32
+        assert np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-5)
+
+
+def test_missing_models_raise_a_clear_error(tmp_path):
+    missing = str(tmp_path / "nope")
+    with pytest.raises(ModelLoadError, match="captioning model"):
+        BlipCaptioner(missing, "cpu")
+    with pytest.raises(ModelLoadError, match="text model"):
+        SentenceTransformerEncoder(missing, "cpu")
+    with pytest.raises(ModelLoadError, match="CLIP model"):
+        ClipEncoder(f"local-dir:{missing}", None, "cpu")
