@@ -10,7 +10,7 @@ from PIL import Image
 
 from conftest import SAMPLES
 from images import jpeg, png
-from visual_search import InvalidQuery, NotFound, SearchEngine
+from visual_search import IndexOutOfDate, InvalidQuery, NotFound, SearchEngine
 from visual_search.store import CAPTION, VISUAL
 
 FEW = sorted(SAMPLES.glob("*.jpg"))[:4]
@@ -126,6 +126,8 @@ def test_model_change_opens_new_collections_and_rebuilds_from_stored_originals(e
                          clip=shared_models["clip"])
     assert other.store.names[CAPTION] != engine.store.names[CAPTION]
     assert other.count() == 0
+    with pytest.raises(IndexOutOfDate, match="reindex"):
+        other.search("anything")
     assert other.reconcile() == len(FEW)
     assert other.count() == len(FEW)
     assert {r.id: r.caption for r in other.list()} == captions  # nothing re-captioned, the edit kept

@@ -10,9 +10,9 @@ engine.py ties them together; clip_encoder.py is the visual channel.
 
 from .config import Settings
 from .engine import SearchEngine
-from .errors import InvalidQuery, ModelLoadError, NotFound, RejectedImage, StoreUnavailable, VisualSearchError
+from .errors import IndexOutOfDate, InvalidQuery, ModelLoadError, NotFound, RejectedImage, StoreUnavailable, VisualSearchError
 
 __all__ = [
     "Settings", "SearchEngine", "VisualSearchError", "RejectedImage", "InvalidQuery", "NotFound",
-    "StoreUnavailable", "ModelLoadError",
+    "StoreUnavailable", "ModelLoadError", "IndexOutOfDate",
 ]

@@ -26,7 +26,7 @@ import numpy as np
 from . import ranking
 from .catalog import Catalog
 from .config import CLIP_TEXT_MODEL, Settings
-from .errors import NotFound, RejectedImage
+from .errors import IndexOutOfDate, NotFound, RejectedImage
 from .intake import IntakeImage, load_image, read_file, walk
 from .query import QueryEncoder, check_alpha, check_k, clean_text
 from .records import Added, Duplicate, Failed, ImageRecord, IndexReport, SearchResponse, SearchResult
@@ -288,7 +288,7 @@ class SearchEngine:
         text = clean_text(query, s.max_query_chars)
         k = check_k(k, s.max_k)
         alpha = check_alpha(s.default_alpha if alpha is None else alpha)
-        n = self.store.count()
+        n = self._searchable_count()
         if n == 0:
             return SearchResponse(text, [], (time.perf_counter() - t0) * 1000, alpha)
         caption_vec, visual_vec = self.queries.encode(text)
@@ -318,7 +318,7 @@ class SearchEngine:
             loaded = load_image(image, filename, self.settings.max_file_bytes, self.settings.max_pixels)
             label = loaded.filename
             visual_vec = self.clip.encode_images([loaded.image])[0]
-        n = self.store.count()
+        n = self._searchable_count()
         if n == 0:
             return SearchResponse(label, [], (time.perf_counter() - t0) * 1000, 0.0)
         pool = min(n, max(CANDIDATE_POOL, 4 * k))
@@ -326,6 +326,17 @@ class SearchEngine:
         results = self._score(candidates, caption_vec, visual_vec, self.text_encoder.calibration,
                               ranking.CLIP_IMAGE_IMAGE, 0.0, k)
         return SearchResponse(label, results, (time.perf_counter() - t0) * 1000, 0.0)
+
+    def _searchable_count(self) -> int:
+        """Vectors in the current collections; refuses when stored images await re-embedding."""
+        n = self.store.count()
+        if n == 0 and next(self.catalog.root.glob("??/*.json"), None) is not None:
+            raise IndexOutOfDate(
+                "The stored images have no vectors for the current models yet (the models changed, or an "
+                "indexing run was interrupted). The app rebuilds them in the background; from the command "
+                "line run `python -m visual_search reindex`."
+            )
+        return n
 
     def _score(self, ids, caption_vec, visual_vec, caption_cal, visual_cal, alpha, k) -> list[SearchResult]:
         """Exact cosines for every candidate on both channels -> relevance -> hybrid -> top k."""

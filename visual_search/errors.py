@@ -29,3 +29,7 @@ class StoreUnavailable(VisualSearchError):
 
 class ModelLoadError(VisualSearchError):
     """A model id or folder could not be loaded."""
+
+
+class IndexOutOfDate(VisualSearchError):
+    """Images are stored but have no vectors for the current models (after a model change)."""
