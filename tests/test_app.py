@@ -1,0 +1,243 @@
+"""The Gradio app, launched in-process and driven through gradio_client the way a browser's calls go:
+search, upload, bad upload, caption edit, delete, empty states, first-start indexing, served paths."""
+
+from __future__ import annotations
+
+import io
+import re
+import socket
+import urllib.error
+import urllib.request
+
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
+
+from visual_search import SearchEngine, Settings
+from visual_search.startup import MARKER, StartupJob
+from visual_search.ui import build_demo, launch_options
+
+from conftest import SAMPLES
+
+N_SAMPLES = len(list(SAMPLES.glob("*.jpg")))
+TILE = re.compile(r"^(\d\.\d\d) \| (.+)$")  # "0.87 | a cat laying on a couch"
+CAPTIONS = {  # people's words for a few samples (the tiny test captioner writes word salad)
+    "cat.jpg": "a tabby cat with green eyes",
+    "coffee_cup.jpg": "a cup of espresso on a red saucer",
+    "rocket_launch.jpg": "a rocket standing on its launch pad at dusk",
+    "dogs_at_door.jpg": "two brown dogs looking out of a wooden door",
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _launch(engine: SearchEngine, startup: StartupJob | None = None):
+    demo = build_demo(engine, startup)
+    demo.queue().launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True,
+                        **launch_options(engine.settings))
+    return demo, Client(demo.local_url, verbose=False)
+
+
+def _png(color: tuple[int, int, int], size=(96, 64)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def app_settings(tmp_path_factory, tiny_blip, tiny_clip, minilm) -> Settings:
+    return Settings(data_dir=tmp_path_factory.mktemp("app") / "data", caption_model=tiny_blip, text_model=minilm,
+                    clip_model=tiny_clip, clip_pretrained=None, device="cpu", max_file_mb=1.0)
+
+
+@pytest.fixture(scope="module")
+def app(app_settings, shared_models):
+    """The app after its first start: the sample images indexed by the startup job, some captions corrected."""
+    engine = SearchEngine(app_settings, **shared_models)
+    job = StartupJob(engine)
+    job.run()  # what app.py starts in a thread
+    for record in engine.list():
+        if record.filename in CAPTIONS:
+            engine.set_caption(record.id, CAPTIONS[record.filename])
+    demo, client = _launch(engine, job)
+    yield engine, client, job
+    demo.close()
+
+
+def _search(client: Client, query: str, k: int = 8, alpha: float = 1.0):
+    gallery, table, status, _selected = client.predict(query, k, alpha, api_name="/search")
+    return gallery, table, status
+
+
+def _id_of(engine: SearchEngine, filename: str) -> str:
+    return next(r.id for r in engine.list() if r.filename == filename)
+
+
+def test_first_start_indexes_the_samples_and_a_restart_reuses_them(app, app_settings, shared_models):
+    engine, client, job = app
+    assert job.status.error is None and job.status.indexed == N_SAMPLES
+    assert engine.count() == N_SAMPLES
+    assert (app_settings.data_dir / MARKER).read_text().strip() == "done"
+    assert client.predict(api_name="/status").startswith(f"**{N_SAMPLES} images** in the collection")
+
+    again = StartupJob(SearchEngine(app_settings, **shared_models))
+    again.run()  # a restart on the same data dir: nothing captioned or embedded twice
+    assert (again.status.indexed, again.status.repaired, again.status.error) == (0, 0, None)
+    assert engine.count() == N_SAMPLES
+
+
+def test_search_shows_relevance_and_caption_on_every_tile(app):
+    engine, client, _ = app
+    gallery, table, status = _search(client, "a cat", k=5)
+    assert "result" in status and "“a cat”" in status
+    tiles = [TILE.match(tile["caption"]) for tile in gallery]
+    assert all(tiles) and len(tiles) == len(table["data"]) >= 1
+    assert tiles[0].group(2) == CAPTIONS["cat.jpg"]  # real sentence embeddings rank the cat first
+    scores = [float(t.group(1)) for t in tiles]
+    assert scores == sorted(scores, reverse=True) and 0 < scores[-1] <= scores[0] <= 1
+    assert table["headers"] == ["rank", "relevance", "caption score", "visual score", "caption", "file"]
+    assert table["data"][0][0] == 1 and table["data"][0][4:] == [CAPTIONS["cat.jpg"], "cat.jpg"]
+    assert all(re.search(r"\.jpg$", tile["image"]) for tile in gallery)
+
+
+def test_empty_and_invalid_queries_get_messages_not_errors(app):
+    _, client, _ = app
+    gallery, table, status = _search(client, "quarterly financial report spreadsheet", alpha=1.0)
+    assert gallery == [] and table["data"] in ([], [[]])
+    assert status.startswith("Nothing relevant for “quarterly financial report spreadsheet” among")
+    gallery, _, status = _search(client, "   ")
+    assert gallery == [] and status.startswith("⚠️ The query is empty")
+    _, _, status = _search(client, "<img src=x onerror=alert(1)> *cat*")
+    assert "“&lt;img src=x onerror=alert\\(1\\)&gt; \\*cat\\*”" in status  # shown as typed, not as HTML
+    gallery, _, status = _search(client, "cat " * 300)
+    assert gallery == [] and status.startswith("⚠️ The query is 1,199 characters long; the limit is 1,000")
+
+
+def test_upload_makes_an_image_searchable_and_updates_the_count(app, tmp_path):
+    engine, client, _ = app
+    before = engine.count()
+    path = tmp_path / "teal_square.png"
+    path.write_bytes(_png((0, 128, 128)))
+    outcome, status, header = client.predict([handle_file(str(path))], api_name="/add_images")
+    assert outcome["data"][0][:2] == ["teal_square.png", "indexed"] and outcome["data"][0][2]
+    assert f"{before + 1:,} images in the collection" in status and header.startswith(f"**{before + 1} images**")
+
+    # searchable at once: by the image itself (relevance 1.00) and by its caption's words
+    gallery, table, status = client.predict(handle_file(str(path)), 3, api_name="/similar")
+    assert table["data"][0][5] == "teal_square.png" and gallery[0]["caption"].startswith("1.00 | ")
+    new_id = _id_of(engine, "teal_square.png")
+    client.predict(new_id, "a teal square on a plain background", api_name="/set_caption")
+    _, table, _ = _search(client, "teal square", k=3)
+    assert table["data"][0][5] == "teal_square.png"
+
+    # the same file again is a duplicate, not a second copy
+    outcome, _, _ = client.predict([handle_file(str(path))], api_name="/add_images")
+    assert outcome["data"][0][1].startswith("duplicate") and engine.count() == before + 1
+
+
+def test_a_bad_upload_is_rejected_with_its_reason_and_changes_nothing(app, tmp_path):
+    engine, client, _ = app
+    before = engine.count()
+    fake = tmp_path / "holiday.jpg"
+    fake.write_text("this is not a picture, only text with a .jpg name\n")
+    good = tmp_path / "orange.png"
+    good.write_bytes(_png((255, 140, 0)))
+    outcome, status, _ = client.predict([handle_file(str(fake)), handle_file(str(good))], api_name="/add_images")
+    rows = {row[0]: row[1:] for row in outcome["data"]}
+    assert rows["holiday.jpg"] == ["rejected", "not a supported image: it is a text file; accepted: "
+                                   "JPEG, PNG, WebP, GIF, BMP or TIFF"]
+    assert rows["orange.png"][0] == "indexed"  # one bad file does not stop the others
+    assert "1 indexed" in status and "1 rejected" in status
+    assert engine.count() == before + 1
+    assert "holiday.jpg" not in [r.filename for r in engine.list()]
+
+
+def test_uploads_over_the_size_limit_are_refused(app, tmp_path):
+    engine, client, _ = app
+    before = engine.count()
+    big = tmp_path / "big.png"
+    rng = __import__("numpy").random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (800, 800, 3), dtype="uint8")).save(big)  # noise: ~1.9 MB as PNG
+    assert big.stat().st_size > engine.settings.max_file_bytes
+    with pytest.raises(Exception, match="(?i)file size|too large|exceeds"):
+        client.predict([handle_file(str(big))], api_name="/add_images")
+    assert engine.count() == before
+
+
+def test_correcting_a_caption_makes_it_searchable_by_the_new_words(app):
+    engine, client, _ = app
+    image_id = _id_of(engine, "kite_in_sky.jpg")
+    status, tiles, table, note = client.predict(image_id, "a colourful kite flying in a blue sky",
+                                                api_name="/set_caption")
+    assert status.startswith("Caption saved for **kite\\_in\\_sky\\.jpg**")
+    row = next(r for r in table["data"] if r[4] == image_id)
+    assert row[1:3] == ["a colourful kite flying in a blue sky", "yes"]
+    _, table, _ = _search(client, "a kite in the sky", k=3)
+    assert table["data"][0][4:] == ["a colourful kite flying in a blue sky", "kite_in_sky.jpg"]
+
+    status, *_ = client.predict(image_id, "  ", api_name="/set_caption")
+    assert status.startswith("⚠️ The caption is empty")
+
+
+def test_deleting_an_image_removes_it_everywhere(app):
+    engine, client, _ = app
+    before = engine.count()
+    image_id = _id_of(engine, "coffee_cup.jpg")
+    status, *rest, header = client.predict(image_id, api_name="/delete")
+    assert status == "Deleted **coffee\\_cup\\.jpg**."
+    assert header.startswith(f"**{before - 1} images**") and engine.count() == before - 1
+    _, table, note = client.predict(api_name="/library")[:3]
+    assert "coffee_cup.jpg" not in [r[0] for r in table["data"]] and note.startswith(f"**{before - 1} images**")
+    _, table, _ = _search(client, "a cup of espresso", k=50)
+    assert "coffee_cup.jpg" not in [r[5] for r in table["data"]]
+    status, *_ = client.predict(image_id, api_name="/delete")
+    assert status.startswith("⚠️ No indexed image has the id")
+
+
+def test_find_similar_to_an_indexed_image_puts_it_first(app):
+    engine, client, _ = app
+    gallery, table, status, query_image = client.predict(_id_of(engine, "raccoon.jpg"), 4,
+                                                         api_name="/similar_by_id")
+    assert table["data"][0][5] == "raccoon.jpg" and gallery[0]["caption"].startswith("1.00 | ")
+    assert "like “raccoon\\.jpg”" in status
+
+
+def test_how_it_works_explains_a_query(app):
+    _, client, _ = app
+    stage3, _, stage4, table, _, picture = client.predict("two dogs", 3, 1.0, api_name="/explain_query")
+    assert "Stage 3" in stage3 and "384 numbers" in stage3
+    assert "floor 0.10, ceiling 0.80" in stage4 and table["data"][0][6] == "dogs_at_door.jpg"
+    with Image.open(picture) as im:  # the map of caption vectors, with the query drawn in orange
+        assert im.size == (1000, 560) and (235, 110, 20) in {c for _, c in im.convert("RGB").getcolors(1 << 20)}
+    stage1, stage2, _ = client.predict(None, _id_of(app[0], "cat.jpg"), api_name="/explain_image")
+    assert "Stage 1" in stage1 and " s** and wrote" in stage1 and CAPTIONS["cat.jpg"] in stage1
+    assert "384 numbers" in stage2 and "Chroma collection `vs-caption-" in stage2
+
+
+def test_only_stored_images_and_samples_are_served(app):
+    engine, client, _ = app
+    opts = launch_options(engine.settings)
+    assert opts["allowed_paths"] == [str(engine.settings.images_dir.resolve()), str(SAMPLES.resolve())]
+    assert opts["max_file_size"] == engine.settings.max_file_bytes
+    secret = engine.settings.data_dir / "chroma" / "chroma.sqlite3"
+    for path in (secret, engine.settings.data_dir / MARKER):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(f"{client.src}gradio_api/file={path.resolve()}")
+        assert err.value.code in (403, 404)
+    sample = SAMPLES / "cat.jpg"
+    with urllib.request.urlopen(f"{client.src}gradio_api/file={sample.resolve()}") as resp:
+        assert resp.status == 200 and resp.read() == sample.read_bytes()
+
+
+def test_an_empty_index_says_so(engine):
+    demo, client = _launch(engine)
+    try:
+        gallery, _, status = _search(client, "a cat")
+        assert gallery == [] and status == "The index is empty: add images in the **Add images** tab."
+        assert client.predict(api_name="/status") == "**0 images** in the collection"
+    finally:
+        demo.close()

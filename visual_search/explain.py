@@ -1,0 +1,208 @@
+"""The four stages, one step at a time, for people learning how the search works (the app's
+"How it works" tab). Plain functions that run one stage and return what it produced, with the
+numbers a workshop wants to look at: time taken, vector size and norm, cosine -> relevance.
+
+Nothing here changes the index; every number comes from the same code the engine uses.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from . import ranking
+from .intake import load_image
+from .query import check_alpha, check_k, clean_text
+from .store import CAPTION
+
+if TYPE_CHECKING:
+    from .engine import SearchEngine
+
+FIRST_VALUES = 8  # how many leading vector components a summary shows
+MAP_LIMIT = 2000  # most caption vectors projected on the 2-D map (the most recent are kept)
+
+
+@dataclass(frozen=True)
+class CaptionStep:
+    """Stage 1: what the captioner said about one image, and how long it took."""
+
+    caption: str
+    seconds: float
+    model: str
+    width: int
+    height: int
+    stored_caption: str | None = None  # the caption in the index, when the image is indexed
+
+
+@dataclass(frozen=True)
+class VectorSummary:
+    """A vector described for people: its size, its length and its first values."""
+
+    values: np.ndarray  # the whole vector (float32)
+    dim: int
+    norm: float
+    first: tuple[float, ...]
+    model: str = ""
+
+
+@dataclass(frozen=True)
+class Storage:
+    """Stage 2: where caption vectors live."""
+
+    collection: str
+    where: str  # the data dir (embedded Chroma) or the server URL
+    count: int
+
+
+@dataclass(frozen=True)
+class QueryStep:
+    """Stage 3: the query, cleaned, and its vector on both channels."""
+
+    text: str
+    caption_vector: VectorSummary  # through the caption text encoder
+    visual_vector: VectorSummary  # through CLIP's text tower
+    seconds: float
+
+
+@dataclass(frozen=True)
+class RelevanceRow:
+    """Stage 4 for one result: cosine -> relevance on each channel, then the hybrid sum."""
+
+    rank: int
+    id: str
+    filename: str
+    caption: str
+    caption_cosine: float
+    caption_relevance: float
+    visual_cosine: float
+    visual_relevance: float
+    relevance: float  # alpha * caption_relevance + (1 - alpha) * visual_relevance
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    rows: list[RelevanceRow]
+    alpha: float
+    caption_calibration: ranking.Calibration
+    visual_calibration: ranking.Calibration
+    elapsed_ms: float
+
+
+@dataclass(frozen=True)
+class CaptionMap:
+    """Caption vectors projected on their two main directions (PCA), with the query among them."""
+
+    ids: list[str]
+    captions: list[str]
+    points: np.ndarray  # (n, 2)
+    query: np.ndarray | None  # (2,) or None
+    explained: tuple[float, float]  # share of the variance each axis keeps
+    cosines: np.ndarray | None = None  # (n,) cosine of each caption vector with the query (full dimension)
+
+
+def summarize(vector: np.ndarray, model: str = "", n_first: int = FIRST_VALUES) -> VectorSummary:
+    v = np.asarray(vector, dtype=np.float32).ravel()
+    return VectorSummary(v, int(v.size), float(np.linalg.norm(v)), tuple(float(x) for x in v[:n_first]), model)
+
+
+def caption_image(engine: "SearchEngine", data: bytes, filename: str = "image") -> CaptionStep:
+    """Stage 1 on uploaded bytes: checked like any upload, captioned, timed. Nothing is stored."""
+    s = engine.settings
+    image = load_image(data, filename, s.max_file_bytes, s.max_pixels)
+    captioner = engine.captioner  # loaded before the clock starts: the step, not the model load, is timed
+    t0 = time.perf_counter()
+    caption = captioner.caption([image.image])[0]
+    seconds = time.perf_counter() - t0
+    stored = engine.catalog.get(image.id)
+    return CaptionStep(caption, seconds, captioner.identity, image.width, image.height,
+                       stored.caption if stored else None)
+
+
+def caption_indexed(engine: "SearchEngine", image_id: str) -> CaptionStep:
+    """Stage 1 again on an indexed image's stored original (its stored caption is shown beside)."""
+    record = engine.get(image_id)
+    return caption_image(engine, Path(record.path).read_bytes(), record.filename)
+
+
+def caption_vector(engine: "SearchEngine", caption: str) -> VectorSummary:
+    """Stage 2: the caption through the text encoder, the vector the index stores for it."""
+    encoder = engine.text_encoder
+    return summarize(encoder.encode([caption])[0], encoder.identity)
+
+
+def storage(engine: "SearchEngine") -> Storage:
+    store = engine.store
+    return Storage(store.names[CAPTION], store.where, store.count())
+
+
+def encode_query(engine: "SearchEngine", query: str) -> QueryStep:
+    """Stage 3: the query cleaned as search() cleans it, through the same encoders."""
+    text = clean_text(query, engine.settings.max_query_chars)
+    queries = engine.queries
+    t0 = time.perf_counter()
+    caption_vec, visual_vec = queries.encode(text)
+    seconds = time.perf_counter() - t0
+    return QueryStep(text, summarize(caption_vec, engine.text_encoder.identity),
+                     summarize(visual_vec, engine.clip.identity), seconds)
+
+
+def breakdown(engine: "SearchEngine", query: str, k: int = 5, alpha: float | None = None) -> Breakdown:
+    """Stage 4: the engine's own search, with each result's cosines and relevances side by side."""
+    alpha = check_alpha(engine.settings.default_alpha if alpha is None else alpha)
+    response = engine.search(query, k=check_k(k, engine.settings.max_k), alpha=alpha)
+    rows = [
+        RelevanceRow(rank, r.record.id, r.record.filename, r.record.caption, r.caption_cosine, r.caption_score,
+                     r.visual_cosine, r.visual_score, r.relevance)
+        for rank, r in enumerate(response.results, 1)
+    ]
+    return Breakdown(rows, alpha, engine.text_encoder.calibration, ranking.CLIP_TEXT_IMAGE, response.elapsed_ms)
+
+
+def relevance_formula(cosine: float, calibration: ranking.Calibration) -> str:
+    """The calibration written out for one cosine, e.g. `clip((0.52 - 0.10) / (0.80 - 0.10), 0, 1) = 0.60`."""
+    value = float(ranking.relevance(cosine, calibration))
+    return (f"clip(({cosine:.2f} - {calibration.floor:.2f}) / ({calibration.ceiling:.2f} - "
+            f"{calibration.floor:.2f}), 0, 1) = {value:.2f}")
+
+
+def pca_2d(
+    vectors: np.ndarray, extra: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None, tuple[float, float]]:
+    """Project rows on their two main directions (SVD of the centred matrix); `extra` goes the same way.
+
+    Signs are fixed (largest loading positive) so the same data always draws the same picture.
+    """
+    x = np.asarray(vectors, dtype=np.float64)
+    if x.ndim != 2 or len(x) == 0:
+        return np.zeros((0, 2)), None if extra is None else np.zeros(2), (0.0, 0.0)
+    mean = x.mean(axis=0)
+    _, s, vt = np.linalg.svd(x - mean, full_matrices=False)
+    axes = np.zeros((2, x.shape[1]))
+    axes[: min(2, len(vt))] = vt[:2]
+    for row in axes:
+        if row[np.argmax(np.abs(row))] < 0:
+            row *= -1
+    var = s**2
+    total = float(var.sum()) or 1.0
+    explained = tuple(float(var[i] / total) if i < len(var) else 0.0 for i in range(2))
+    points = (x - mean) @ axes.T
+    projected = None if extra is None else (np.asarray(extra, np.float64).ravel() - mean) @ axes.T
+    return points, projected, explained  # type: ignore[return-value]
+
+
+def caption_map(engine: "SearchEngine", query_vector: np.ndarray | None = None, limit: int = MAP_LIMIT) -> CaptionMap:
+    """Every caption vector of the collection (up to `limit`) on a 2-D map, the query placed among them."""
+    store = engine.store
+    ids = sorted(store.ids(CAPTION))
+    records = store.records(ids)
+    ids = sorted(ids, key=lambda i: records.get(i, {}).get("added_at", ""))[-limit:]
+    vectors = store.embeddings(CAPTION, ids)
+    ids = [i for i in ids if i in vectors]
+    matrix = np.stack([vectors[i] for i in ids]) if ids else np.zeros((0, 0))
+    points, query, explained = pca_2d(matrix, query_vector)
+    cosines = None if query_vector is None or not ids else ranking.cosine(query_vector, matrix)
+    return CaptionMap(ids, [records.get(i, {}).get("caption", "") for i in ids], points, query, explained, cosines)

@@ -1,0 +1,143 @@
+"""The "Add images" and "Library" tabs: grow the collection, browse it, correct captions, delete.
+
+Uploaded files reach the engine as (display name, bytes): the name a browser sent is shown, never
+used as a path. The engine checks every file's content and size again (intake.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import gradio as gr
+import pandas as pd
+
+from .engine import SearchEngine
+from .errors import RejectedImage, VisualSearchError
+from .gpu import gpu
+from .intake import display_name, read_file
+from .ui_common import Busy, failure, md
+
+OUTCOME_COLUMNS = ["file", "outcome", "caption or reason"]
+LIBRARY_COLUMNS = ["file", "caption", "edited", "added (UTC)", "id"]
+LIBRARY_TILES = 500  # most recent images shown as tiles; the table lists them all
+
+
+def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[[], str], header_md: gr.Markdown) -> None:
+    s = engine.settings
+
+    @gpu
+    def add_images(files: list[str] | None, progress=gr.Progress()):
+        """Index uploads one by one, with progress; one outcome row per file."""
+        if not files:
+            return pd.DataFrame([], columns=OUTCOME_COLUMNS), "Choose image files to add.", header()
+        rows: list[list[str]] = []
+        pairs: list[tuple[str, bytes]] = []
+        for path in files:
+            name = display_name(Path(path).name)
+            try:
+                pairs.append((name, read_file(Path(path), s.max_file_bytes)))
+            except RejectedImage as exc:  # unreadable or too big: refused before it is read into memory
+                rows.append([name, "rejected", str(exc)])
+        if busy():
+            progress(0, desc="waiting for the sample images to finish indexing")
+        try:
+            report = engine.index_bytes(
+                pairs, progress=lambda done, total, label: progress((done, total), desc=f"indexing {label}")
+            )
+        except VisualSearchError as exc:
+            return pd.DataFrame(rows, columns=OUTCOME_COLUMNS), failure(exc), header()
+        rows = ([[a.path, "indexed", a.caption] for a in report.added]
+                + [[d.path, "duplicate: already indexed", _caption_of(d.id)] for d in report.duplicates]
+                + [[f.path, "rejected", f.error] for f in report.failed] + rows)
+        rejected = len(report.failed) + len(files) - len(pairs)
+        status = (f"**{len(report.added)} indexed**, {len(report.duplicates)} duplicate"
+                  f"{'s' * (len(report.duplicates) != 1)}, {rejected} rejected · "
+                  f"{report.count:,} images in the collection")
+        if report.added:
+            status += " · new images are searchable now"
+        return pd.DataFrame(rows, columns=OUTCOME_COLUMNS), status, header()
+
+    def _caption_of(image_id: str) -> str:
+        try:
+            return engine.get(image_id).caption
+        except VisualSearchError:
+            return ""
+
+    def library():
+        """Tiles (newest first), the full table, and the ids behind the tiles."""
+        records = engine.list()[::-1]
+        tiles = [(r.path, r.caption) for r in records[:LIBRARY_TILES]]
+        table = pd.DataFrame([[r.filename, r.caption, "yes" if r.caption_edited else "", r.added_at[:16], r.id]
+                              for r in records], columns=LIBRARY_COLUMNS)
+        note = f"**{len(records):,} images**" + (f" (the {LIBRARY_TILES} newest shown as tiles)"
+                                                  if len(records) > LIBRARY_TILES else "")
+        return tiles, table, note, [r.id for r in records[:LIBRARY_TILES]]
+
+    def pick(ids: list[str], evt: gr.SelectData):
+        index = evt.index if isinstance(evt.index, int) else -1
+        if not 0 <= index < len(ids):
+            return "", "", ""
+        try:
+            record = engine.get(ids[index])
+        except VisualSearchError as exc:
+            return "", "", failure(exc)
+        return record.id, record.caption, f"**{md(record.filename)}** · {record.width} x {record.height} px"
+
+    @gpu
+    def set_caption(image_id: str, text: str):
+        if not (image_id or "").strip():
+            return "Select an image first.", *library()
+        try:
+            record = engine.set_caption(image_id, text)
+            status = f"Caption saved for **{md(record.filename)}**: searchable by its new words now."
+        except VisualSearchError as exc:
+            status = failure(exc)
+        return status, *library()
+
+    def delete(image_id: str):
+        if not (image_id or "").strip():
+            return "Select an image first.", "", "", gr.update(), *library(), header()
+        try:
+            record = engine.remove(image_id)
+            status = f"Deleted **{md(record.filename)}**."
+        except VisualSearchError as exc:
+            status = failure(exc)
+        return status, "", "", "Select an image to correct its caption or delete it.", *library(), header()
+
+    with gr.Tab("Add images", id="add"):
+        gr.Markdown(f"Add JPEG, PNG, WebP, GIF, BMP or TIFF files (up to {s.max_file_mb:g} MB each). Each one is "
+                    "captioned and embedded, then searchable at once; the same picture is never indexed twice.")
+        with gr.Group(elem_id="add-images"):
+            files = gr.File(label="Images to add", file_count="multiple", height=160)
+        add_status = gr.Markdown()
+        outcome = gr.Dataframe(value=pd.DataFrame([], columns=OUTCOME_COLUMNS), label="What happened to each file",
+                               elem_id="add-outcome",
+                               interactive=False, wrap=True)
+
+    with gr.Tab("Library", id="library") as library_tab:
+        lib_note = gr.Markdown()
+        with gr.Row():
+            with gr.Column(scale=3):
+                tiles = gr.Gallery(label="Every indexed image (select one to edit it)", columns=5, height=520,
+                                   object_fit="cover", allow_preview=False, interactive=False,
+                                   elem_id="library-gallery")
+            with gr.Column(scale=2, min_width=260):
+                picked_md = gr.Markdown("Select an image to correct its caption or delete it.")
+                image_id = gr.Textbox(label="Image id", max_lines=1, elem_id="library-id")
+                caption = gr.Textbox(label="Caption", lines=3, max_length=500, elem_id="library-caption")
+                with gr.Row():
+                    save = gr.Button("Save caption", variant="primary")
+                    remove = gr.Button("Delete image", variant="stop")
+                lib_status = gr.Markdown()
+        with gr.Accordion("All images as a table", open=False):
+            table = gr.Dataframe(value=pd.DataFrame([], columns=LIBRARY_COLUMNS), interactive=False, wrap=True)
+        ids = gr.State([])
+
+    lib_out = [tiles, table, lib_note, ids]
+    files.upload(add_images, [files], [outcome, add_status, header_md], api_name="add_images")
+    library_tab.select(library, None, lib_out, api_name="library")
+    tiles.select(pick, [ids], [image_id, caption, picked_md], api_visibility="private")
+    save.click(set_caption, [image_id, caption], [lib_status, *lib_out], api_name="set_caption")
+    remove.click(delete, [image_id], [lib_status, image_id, caption, picked_md, *lib_out, header_md],
+                 api_name="delete")

@@ -1,0 +1,114 @@
+"""Pieces the app's tabs share: safe text for Markdown, error display, and one way to show results.
+
+Everything a user typed or a model wrote (queries, captions, file names) reaches the page as text:
+gallery captions and table cells are text components, and Markdown gets it escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+import gradio as gr
+import pandas as pd
+
+from .errors import VisualSearchError
+from .records import SearchResponse
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>:])")
+RESULT_COLUMNS = ["rank", "relevance", "caption score", "visual score", "caption", "file"]
+Busy = Callable[[], str | None]  # says why the collection may look incomplete (e.g. first-start indexing)
+
+
+def md(text: object) -> str:
+    """User or model text made inert for Markdown: no HTML, no links, no formatting."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(" ".join(str(text).split()), quote=False))
+
+
+def code(text: object) -> str:
+    """Operator-given names (model ids, paths) as a code span: shown literally, nothing rendered."""
+    return "`" + " ".join(str(text).replace("`", "'").split()) + "`"
+
+
+def failure(exc: VisualSearchError) -> str:
+    """Show a library error as a toast and return it for the status line (never a traceback)."""
+    gr.Warning(str(exc))
+    return f"⚠️ {md(exc)}"
+
+
+def results_table(response: SearchResponse | None) -> pd.DataFrame:
+    rows = [] if response is None else [
+        [rank, round(r.relevance, 2), round(r.caption_score, 2), round(r.visual_score, 2), r.record.caption,
+         r.record.filename]
+        for rank, r in enumerate(response.results, 1)
+    ]
+    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+
+
+@dataclass
+class ResultsView:
+    """What a results block shows: tiles, table, status line, and the ids behind the tiles."""
+
+    gallery: list[tuple[str, str]]
+    table: pd.DataFrame
+    status: str
+    ids: list[str]
+
+    def outputs(self) -> tuple:
+        return self.gallery, self.table, self.status, self.ids
+
+    @classmethod
+    def message(cls, status: str) -> "ResultsView":
+        return cls([], results_table(None), status, [])
+
+
+def view(response: SearchResponse, count: int, busy: str | None, what: str) -> ResultsView:
+    """Tiles `0.87 | a cat laying on a couch`, the details table and the status line, or an empty state.
+
+    `what` is "for" (a text query) or "like" (an image query). A relevance of 0.00 means below the calibration floor on every channel used: not relevant, not shown.
+    """
+    if count == 0:
+        return ResultsView.message(
+            f"⏳ {md(busy)}: results appear as images are indexed." if busy
+            else "The index is empty: add images in the **Add images** tab."
+        )
+    results = [r for r in response.results if r.relevance > 0]
+    if not results:
+        hint = ("Try other words, or move the caption ⟷ visual weight." if what == "for"
+                else "Nothing in the collection looks much like it.")
+        return ResultsView.message(f"Nothing relevant {what} “{md(response.query)}” among {count:,} images. {hint}")
+    shown = SearchResponse(response.query, results, response.elapsed_ms, response.alpha)
+    tiles = [(r.record.path, f"{r.relevance:.2f} | {r.record.caption}") for r in results]
+    n = len(tiles)
+    status = (f"**{n} result{'s' * (n != 1)}** {what} “{md(response.query)}” · {response.elapsed_ms:.0f} ms · "
+              f"{count:,} images searched")
+    if busy:
+        status += f" · ⏳ {md(busy)}"
+    return ResultsView(tiles, results_table(shown), status, [r.record.id for r in results])
+
+
+def results_gallery(label: str, name: str) -> tuple[gr.Markdown, gr.Gallery]:
+    """Status line and result tiles (elem_ids `{name}-status`, `{name}-gallery`)."""
+    status = gr.Markdown(elem_id=f"{name}-status")
+    gallery = gr.Gallery(label=label, columns=4, height="auto", object_fit="cover", allow_preview=True,
+                         interactive=False, elem_id=f"{name}-gallery")
+    return status, gallery
+
+
+def results_details(name: str) -> gr.Dataframe:
+    """The details table, folded away: rank, relevance, both channel scores, caption, file."""
+    with gr.Accordion("Details: scores of each result", open=False):
+        return gr.Dataframe(value=results_table(None), interactive=False, wrap=True, elem_id=f"{name}-table")
+
+
+def k_slider(value: int = 8, maximum: int = 50) -> gr.Slider:
+    return gr.Slider(1, maximum, value=value, step=1, label="Number of results (top-k)")
+
+
+def alpha_slider(value: float) -> gr.Slider:
+    return gr.Slider(
+        0.0, 1.0, value=value, step=0.05, label="caption ⟷ visual weight",
+        info="1 = captions only (the four-stage pipeline); 0 = CLIP picture match only",
+    )

@@ -1,0 +1,236 @@
+"""The "How it works" tab, for workshops: the four stages run one at a time, with their numbers
+and pictures. All computing is in explain.py; this module lays it out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageDraw, ImageFont
+
+from . import explain
+from .engine import SearchEngine
+from .errors import VisualSearchError
+from .gpu import gpu
+from .intake import display_name, read_file
+from .ui_common import alpha_slider, code, failure, md
+
+INTRO = """
+**Four stages** turn a pile of pictures into something you can search by describing it:
+
+1. **Understanding images** (`captioner.py`): a captioning model (BLIP) writes a sentence for each picture.
+2. **Storing understanding** (`text_encoder.py`, `store.py`): the sentence becomes a vector, a list of numbers
+   that stands for its meaning, kept in a vector database (Chroma).
+3. **Facilitating search** (`query.py`): your query goes through the *same* text model, so it becomes a vector
+   of the same kind.
+4. **Generating results** (`ranking.py`): the vectors closest to the query's (cosine similarity) are turned
+   into a relevance between 0 and 1 and ranked. A second channel compares the query with the pictures
+   themselves (CLIP); the caption ⟷ visual weight mixes the two.
+"""
+MAP_SIZE = (1000, 560)
+MAP_LABELS = 8  # captions labelled on the map: those nearest the query
+BLUE, ORANGE, GREY = (76, 120, 168), (235, 110, 20), (120, 120, 120)
+BREAKDOWN_COLUMNS = ["rank", "relevance", "caption cosine", "caption relevance", "visual cosine",
+                     "visual relevance", "file", "caption"]
+
+
+def _vector_frame(values: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({"component": np.arange(len(values)), "value": values.astype(float)})
+
+
+def _vector_md(title: str, v: explain.VectorSummary) -> str:
+    first = ", ".join(f"{x:+.3f}" for x in v.first)
+    return (f"{title}: **{v.dim} numbers** from {code(v.model)}, length (norm) **{v.norm:.3f}**. "
+            f"First values: `[{first}, …]`.")
+
+
+def _image_choices(engine: SearchEngine) -> list[tuple[str, str]]:
+    return [(f"{r.filename} — {r.caption[:60]}", r.id) for r in engine.list()]
+
+
+def build_explain_tab(engine: SearchEngine) -> None:
+    s = engine.settings
+
+    @gpu
+    def stages_1_2(upload: str | None, picked: str | None):
+        """Caption one image (timed), then embed the caption and say where such vectors live."""
+        empty = _vector_frame(np.zeros(0))
+        try:
+            if upload:
+                step = explain.caption_image(engine, read_file(Path(upload), s.max_file_bytes),
+                                             display_name(Path(upload).name))
+            elif picked:
+                step = explain.caption_indexed(engine, picked)
+            else:
+                return "Upload an image or pick one from the collection first.", "", empty
+            vector = explain.caption_vector(engine, step.caption)
+            where = explain.storage(engine)
+        except VisualSearchError as exc:
+            return failure(exc), "", empty
+        stage1 = (f"### Stage 1 · understanding the image\nThe captioner ({code(step.model)}) looked at the "
+                  f"{step.width} x {step.height} picture for **{step.seconds:.2f} s** and wrote:\n\n"
+                  f"> {md(step.caption)}")
+        if step.stored_caption is not None and step.stored_caption != step.caption:
+            stage1 += f"\n\nThe index keeps this caption for it (corrected by a person): “{md(step.stored_caption)}”"
+        stage2 = (f"### Stage 2 · storing understanding\n{_vector_md('The caption becomes a vector', vector)}\n\n"
+                  f"Caption vectors are stored in the Chroma collection {code(where.collection)} at "
+                  f"{code(where.where)}, which holds **{where.count:,}** of them today. Two captions that mean "
+                  "similar things get vectors that point in similar directions.")
+        return stage1, stage2, _vector_frame(vector.values)
+
+    @gpu
+    def stages_3_4(query: str, k: float, alpha: float):
+        """Encode the query, then show how each top result's cosines became its relevance."""
+        blank = pd.DataFrame([], columns=BREAKDOWN_COLUMNS)
+        nothing = ("", _vector_frame(np.zeros(0)), "", blank, _parts_frame([]), draw_map(None, ""))
+        try:
+            step = explain.encode_query(engine, query)
+            result = explain.breakdown(engine, query, k=k, alpha=alpha)
+            cmap = explain.caption_map(engine, step.caption_vector.values)
+        except VisualSearchError as exc:
+            return failure(exc), *nothing[1:]
+        stage3 = (f"### Stage 3 · facilitating search\nThe query “{md(step.text)}” went through the same text "
+                  f"model as the captions in {step.seconds * 1000:.0f} ms. "
+                  f"{_vector_md('Query vector', step.caption_vector)}\n\n"
+                  f"For the visual channel it also went through CLIP's text tower: {step.visual_vector.dim} numbers.")
+        table = pd.DataFrame(
+            [[r.rank, round(r.relevance, 2), round(r.caption_cosine, 3), round(r.caption_relevance, 2),
+              round(r.visual_cosine, 3), round(r.visual_relevance, 2), r.filename, r.caption] for r in result.rows],
+            columns=BREAKDOWN_COLUMNS,
+        )
+        return (stage3, _vector_frame(step.caption_vector.values), _stage4_md(result), table,
+                _parts_frame(result.rows, result.alpha), draw_map(cmap, step.text))
+
+    def refresh_choices():
+        return gr.update(choices=_image_choices(engine))
+
+    with gr.Tab("How it works", id="how") as tab:
+        gr.Markdown(INTRO)
+        gr.Markdown("## Stages 1–2: indexing one image")
+        with gr.Row():
+            upload = gr.Image(type="filepath", image_mode=None, label="Upload an image", height=220,
+                              sources=["upload", "clipboard"])
+            with gr.Column():
+                picked = gr.Dropdown(label="…or pick an indexed image", choices=[], value=None, allow_custom_value=True,
+                                     info="refreshed each time this tab opens")
+                run12 = gr.Button("Run stages 1 and 2", variant="primary")
+        with gr.Row():
+            stage1 = gr.Markdown()
+            stage2 = gr.Markdown()
+        caption_plot = gr.LinePlot(x="component", y="value", label="The caption's vector, component by component")
+        gr.Markdown("## Stages 3–4: answering a query")
+        with gr.Row(equal_height=True):
+            query = gr.Textbox(label="Query", placeholder="e.g. a dog at the door", scale=3, max_lines=1)
+            k = gr.Slider(1, 10, value=5, step=1, label="Top results to explain")
+            alpha = alpha_slider(s.default_alpha)
+        run34 = gr.Button("Run stages 3 and 4", variant="primary")
+        stage3 = gr.Markdown()
+        query_plot = gr.LinePlot(x="component", y="value", label="The query's vector, component by component")
+        stage4 = gr.Markdown()
+        breakdown = gr.Dataframe(value=pd.DataFrame([], columns=BREAKDOWN_COLUMNS), interactive=False, wrap=True,
+                                 column_widths=["6%", "9%", "9%", "9%", "9%", "9%", "17%", "32%"])
+        parts = gr.BarPlot(x="result", y="share of relevance", color="channel", sort=None,
+                           color_map={"caption": "#4c78a8", "visual": "#f58518"},
+                           label="Where each relevance comes from (blue: the caption part, orange: the visual part)")
+        gr.Markdown("**The collection on a map.** Each dot is one caption vector, squeezed from hundreds of numbers "
+                    "to two (PCA, the two directions along which the captions differ most): nearby dots are "
+                    "captions that mean similar things. The query lands among them, joined to the captions "
+                    "nearest to it (with their cosine).")
+        cmap = gr.Image(type="pil", label="Caption vectors on a map (PCA)", interactive=False, format="png",
+                        elem_id="caption-map")
+
+    tab.select(refresh_choices, None, picked, api_visibility="private")
+    run12.click(stages_1_2, [upload, picked], [stage1, stage2, caption_plot], api_name="explain_image")
+    outputs = [stage3, query_plot, stage4, breakdown, parts, cmap]
+    run34.click(stages_3_4, [query, k, alpha], outputs, api_name="explain_query")
+    query.submit(stages_3_4, [query, k, alpha], outputs, api_visibility="private")
+
+
+def _stage4_md(result: explain.Breakdown) -> str:
+    cap, vis, a = result.caption_calibration, result.visual_calibration, result.alpha
+    text = ("### Stage 4 · generating results\nEach stored vector is compared with the query's by **cosine "
+            "similarity** (1 = same direction). A cosine becomes a **relevance** from 0 to 1 by a calibration: "
+            f"at or below its *floor* it counts as 0, at or above its *ceiling* as 1 (`ranking.py`). Captions: "
+            f"floor {cap.floor:.2f}, ceiling {cap.ceiling:.2f}. Pictures (CLIP): floor {vis.floor:.2f}, "
+            f"ceiling {vis.ceiling:.2f}.\n\nThe final score is **{a:.2f} × caption relevance + {1 - a:.2f} × visual "
+            "relevance**.")
+    if not result.rows:
+        return text + "\n\nThe index is empty: nothing to rank yet."
+    top = result.rows[0]
+    text += (f"\n\nFor the best result, “{md(top.caption)}”: caption "
+             f"`{explain.relevance_formula(top.caption_cosine, cap)}`, visual "
+             f"`{explain.relevance_formula(top.visual_cosine, vis)}`, so "
+             f"{a:.2f} × {top.caption_relevance:.2f} + {1 - a:.2f} × {top.visual_relevance:.2f} = "
+             f"**{top.relevance:.2f}**.")
+    return text
+
+
+def _parts_frame(rows: list[explain.RelevanceRow], alpha: float = 0.5) -> pd.DataFrame:
+    """Each result's relevance split into its caption and visual parts (a stacked bar each)."""
+    data = []
+    for r in rows:
+        label = f"#{r.rank} {r.filename[:24]}"
+        data.append([label, "caption", alpha * r.caption_relevance])
+        data.append([label, "visual", (1 - alpha) * r.visual_relevance])
+    return pd.DataFrame(data, columns=["result", "channel", "share of relevance"])
+
+
+def draw_map(cmap: explain.CaptionMap | None, query: str) -> Image.Image:
+    """The caption vectors as dots; the query as an orange diamond, joined to its nearest captions,
+    which are labelled with their words and cosine (nearest = highest cosine in the full space)."""
+    w, h = MAP_SIZE
+    image = Image.new("RGB", MAP_SIZE, "white")
+    draw = ImageDraw.Draw(image)
+    font, big = ImageFont.load_default(size=13), ImageFont.load_default(size=15)
+    if cmap is None or not len(cmap.ids):
+        draw.text((w / 2, h / 2), "No caption vectors yet: the collection is empty.", fill=GREY, font=big, anchor="mm")
+        return image
+    everything = cmap.points if cmap.query is None else np.vstack([cmap.points, cmap.query])
+    lo, hi = everything.min(axis=0), everything.max(axis=0)
+    span = np.where(hi - lo > 1e-12, hi - lo, 1.0)
+    pad = 60
+
+    def at(p: np.ndarray) -> tuple[float, float]:
+        x, y = (p - lo) / span
+        return pad + x * (w - 2 * pad), h - pad - y * (h - 2 * pad)  # y grows upwards, as on paper
+
+    near = [] if cmap.cosines is None else list(np.argsort(-cmap.cosines)[:MAP_LABELS])
+    q = at(cmap.query) if cmap.query is not None else None
+    for i in near:
+        if q:
+            draw.line([q, at(cmap.points[i])], fill=(250, 200, 150), width=2)
+    for i, p in enumerate(cmap.points):
+        x, y = at(p)
+        r = 6 if i in near else 4
+        draw.ellipse([x - r, y - r, x + r, y + r], fill=BLUE if i in near else (150, 170, 200))
+    placed: list[tuple[float, float, float, float]] = []
+
+    def label(x: float, y: float, text: str, fill, f) -> None:
+        """Text beside a point (left of it near the right edge), moved down until it overlaps no other."""
+        left = x > w * 0.6
+        dx, anchor = (-12, "rm") if left else (12, "lm")
+        for _ in range(8):
+            box = draw.textbbox((x + dx, y), text, font=f, anchor=anchor)
+            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
+                break
+            y += 15
+        placed.append(box)
+        draw.text((x + dx, y), text, fill=fill, font=f, anchor=anchor)
+
+    if q:
+        draw.polygon([(q[0], q[1] - 10), (q[0] + 10, q[1]), (q[0], q[1] + 10), (q[0] - 10, q[1])], fill=ORANGE)
+        label(*q, f"your query: {_short(query)}", ORANGE, big)
+    for i in near:
+        label(*at(cmap.points[i]), f"{cmap.cosines[i]:.2f}  {_short(cmap.captions[i])}", (40, 40, 40), font)
+    ex = cmap.explained
+    draw.text((12, h - 18), f"across: the direction along which captions differ most ({ex[0]:.0%} of the spread)",
+              fill=GREY, font=font, anchor="lm")
+    draw.text((w - 12, h - 18), f"up: the next one ({ex[1]:.0%})", fill=GREY, font=font, anchor="rm")
+    return image
+
+
+def _short(text: str, n: int = 42) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
