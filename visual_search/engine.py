@@ -139,6 +139,10 @@ class SearchEngine:
                 fcntl.flock(fh, fcntl.LOCK_EX)
                 try:
                     yield
+                except BaseException as exc:
+                    if not isinstance(exc, NotFound):  # a write cut short (store outage): repair first next time
+                        self._reconciled = False
+                    raise
                 finally:
                     fcntl.flock(fh, fcntl.LOCK_UN)
 
@@ -356,7 +360,7 @@ class SearchEngine:
         out = []
         for i in order:
             m = meta.get(ids[i])
-            if m is None:
+            if m is None or not self.catalog.has(ids[i]):  # removed, its vectors not yet (store outage)
                 continue
             out.append(SearchResult(self._record_from_meta(ids[i], m), float(total[i]), float(cap_rel[i]),
                                     float(vis_rel[i]), float(cap_cos[i]), float(vis_cos[i])))

