@@ -1,0 +1,56 @@
+"""`bench` on the tiny test models: every figure is produced and well-formed (no timing asserts)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from visual_search.bench import _parse_sizes
+from visual_search.bench_stages import fill
+from visual_search.errors import InvalidQuery
+
+
+def test_cli_bench_json_shape(tmp_path, model_env):
+    env = {**os.environ, **model_env, "VS_DATA_DIR": str(tmp_path / "must-stay-empty"), "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-m", "visual_search", "bench", "--sizes", "200", "--images", "2", "--queries", "5", "--json"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    doc = json.loads(done.stdout)
+    assert set(doc["search_ms"]) == {"200"} and doc["search_ms"]["200"]["p95"] >= doc["search_ms"]["200"]["p50"] > 0
+    assert doc["index_images_per_s"] > 0 and doc["peak_rss_mb"] > 100
+    peers = doc["peers"]
+    assert peers["chroma_openclip_index_ratio"] > 0 and peers["hf_pipeline_caption_ratio"] > 0
+    # the peers ran the same models as we did, or a ratio would mean nothing
+    assert peers["chroma_openclip"]["min_vector_cosine"] > 0.999
+    assert peers["hf_pipeline"]["same_captions"] is True
+    stages = doc["stages"]
+    assert stages["caption"]["batch1_s_per_image"] > 0 and stages["clip_image"]["write_group_ms_per_image"] > 0
+    assert set(stages["query_encoding"]) == {"caption_ms", "clip_trimmed_ms", "clip_full77_ms", "both_ms"}
+    assert set(doc["levers"]) == {"threads", "parallel_query_encoders", "query_encoding_while_indexing", "int8_caption"}
+    assert doc["peak_rss_mb"] >= doc["rss_mb"]["models_loaded"] > 0
+    assert doc["store"]["200"]["store_query_ms"]["visual"]["n"] == 5
+    assert doc["targets"]["search_at_n"] == 200 and doc["random_weights"] is False
+    assert not (tmp_path / "must-stay-empty").exists()
+
+
+def test_synthetic_images_come_back_as_proper_results(engine):
+    fill(engine, 0, 30, np.random.default_rng(0))
+    assert engine.count() == 30
+    response = engine.search("a dog on the beach", k=10)
+    assert len(response.results) == 10
+    assert all(r.record.filename.startswith("synthetic-") and 0 <= r.relevance <= 1 for r in response.results)
+
+
+def test_sizes_argument():
+    assert _parse_sizes("10000,1000, 1000") == [1000, 10000]
+    for bad in ("", "1k", "5"):
+        with pytest.raises(InvalidQuery):
+            _parse_sizes(bad)

@@ -1,0 +1,275 @@
+"""`python -m visual_search bench`: per-stage timings, search latency at N indexed images, indexing
+throughput, peak memory, and the same work done the way a user would without this project.
+
+Everything runs in a temporary data dir. `--random-weights` builds the default architectures
+(BLIP-base, CLIP ViT-B-32) with random weights offline plus the real all-MiniLM-L6-v2; without it
+the configured models (VS_* variables, hub defaults) are loaded - the tests point those at tiny
+models. What is measured, and how: bench_stages.py (stages, indexing, search at N), bench_levers.py
+(thread settings, int8...), bench_peers.py (Chroma's OpenCLIP function, a transformers pipeline).
+Figures from this project's machine, and how to read them: docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from .config import Settings
+from .errors import InvalidQuery
+
+DEFAULT_SIZES = "1000,10000,100000"
+# The project's published targets (2 CPU cores, fp32, default architectures).
+SEARCH_P50_MS, SEARCH_P95_MS, TARGET_AT = 30.0, 60.0, 100_000
+INDEX_IMAGES_PER_S = 1.0
+CHROMA_RATIO = 3.0
+PEAK_RSS_MB = 3072.0
+_OPENMP_ENV = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "MKL_NUM_THREADS")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--random-weights", action="store_true",
+                   help="full-size default architectures with random weights, built offline (no hub needed)")
+    p.add_argument("--sizes", default=DEFAULT_SIZES,
+                   help=f"indexed images N for search timings (default {DEFAULT_SIZES})")
+    p.add_argument("--images", type=int, default=None, help="sample images used for the image stages (default all)")
+    p.add_argument("--queries", type=int, default=50, help="distinct queries timed per N (default 50)")
+    p.add_argument("--weights-dir", default=None, help="keep the random-weight models here and reuse them")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+
+
+def _parse_sizes(text: str) -> list[int]:
+    try:
+        sizes = sorted({int(s) for s in text.split(",") if s.strip()})
+    except ValueError:
+        sizes = []
+    if not sizes or sizes[0] < 10:
+        raise InvalidQuery(f"--sizes takes whole numbers of at least 10 separated by commas, got {text!r}")
+    return sizes
+
+
+def run(args: argparse.Namespace) -> int:
+    sizes = _parse_sizes(args.sizes)
+    with tempfile.TemporaryDirectory(prefix="vs-bench-") as tmp:
+        result = bench(Path(tmp), sizes, args.random_weights, args.images, max(5, args.queries), args.weights_dir)
+    print(json.dumps(result) if args.json else format_report(result))
+    return 0
+
+
+def _say(t0: float, message: str) -> None:
+    print(f"[bench {time.perf_counter() - t0:6.0f} s] {message}", file=sys.stderr, flush=True)
+
+
+def load_models(settings: Settings, random_weights: bool, folder: Path) -> tuple[Settings, dict, dict]:
+    """(settings naming the models, loaded models, how to load the peers) through the production loaders."""
+    from .captioner import BlipCaptioner
+    from .clip_encoder import ClipEncoder
+    from .engine import SearchEngine
+
+    load_s: dict[str, float] = {}
+    if random_weights:
+        from .bench_models import CAPTION_TOKENS, random_models
+        from .text_encoder import SentenceTransformerEncoder
+
+        rm = random_models(folder)
+        settings = replace(settings, caption_model=rm.caption_model, clip_model=rm.clip_model,
+                           clip_pretrained=rm.clip_weights, text_model=rm.text_model, caption_max_tokens=CAPTION_TOKENS)
+        makers = {
+            "captioner": lambda: BlipCaptioner(rm.caption_model, settings.device, max_new_tokens=CAPTION_TOKENS,
+                                               batch_size=settings.caption_batch, min_new_tokens=CAPTION_TOKENS),
+            "clip": lambda: ClipEncoder(rm.clip_model, rm.clip_weights, settings.device),
+            "text_encoder": lambda: SentenceTransformerEncoder(rm.text_model, settings.device),
+        }
+        min_tokens = CAPTION_TOKENS
+    else:
+        engine = SearchEngine(settings)  # the configured models, loaded as the app loads them
+        makers = {name: (lambda name=name: getattr(engine, name)) for name in ("captioner", "clip", "text_encoder")}
+        min_tokens = 0
+    models = {}
+    for name, make in makers.items():
+        t0 = time.perf_counter()
+        models[name] = make()
+        load_s[name] = round(time.perf_counter() - t0, 1)
+    peers = {"clip_model": settings.clip_model, "clip_pretrained": settings.clip_pretrained,
+             "caption_model": settings.caption_model, "min_new_tokens": min_tokens, "load_s": load_s}
+    return settings, models, peers
+
+
+def bench(tmp: Path, sizes: list[int], random_weights: bool, n_images: int | None, n_queries: int,
+          weights_dir: str | None = None) -> dict:
+    """Production path first (load, index, search at N: the memory peak is taken there), then each
+    stage and lever on its own, then the peers (which load their own copies of the models)."""
+    import torch
+
+    from . import bench_levers as lv
+    from . import bench_peers as peers_
+    from . import bench_stages as st
+    from .engine import WRITE_GROUP, SearchEngine
+
+    t0 = time.perf_counter()
+    watch = st.CpuWatch()
+    settings = Settings.from_env(data_dir=tmp / "stages", chroma_url=None)
+    _say(t0, "loading models" + (" (building random weights first)" if random_weights else ""))
+    settings, models, how = load_models(settings, random_weights, Path(weights_dir) if weights_dir else tmp / "weights")
+    rss = {"models_loaded": st.rss_mb()}
+    paths = sorted(p for p in settings.sample_dir.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    paths = paths[: n_images or len(paths)]
+    images = st.load_images(paths, settings)
+    engine = SearchEngine(settings, **models)
+    texts = st.queries(n_queries)
+    models["captioner"].caption(images[:1]), _encode_warm(engine, images)  # one-time kernel set-up, untimed
+
+    _say(t0, f"indexing {len(paths)} sample images end to end")
+    index = st.index_end_to_end(SearchEngine(replace(settings, data_dir=tmp / "index"), **models), paths)
+    rss["after_indexing"] = st.rss_mb()
+    _say(t0, f"search at N = {', '.join(f'{n:,}' for n in sizes)} (filling the store takes a while)")
+    store = st.search_at_sizes(SearchEngine(replace(settings, data_dir=tmp / "store"), **models), sizes, n_queries)
+    rss["after_search"] = st.rss_mb()
+    rss_split = st.rss_split_mb()
+    peak = st.peak_rss_mb()  # the production path's peak: before levers and peers
+
+    _say(t0, f"stages: captioning {len(images)} images at batch 1 and batch {WRITE_GROUP}, then CLIP, encoders")
+    stages: dict = {"caption": st.caption_stage(models["captioner"], images)}
+    stages["clip_image"] = st.clip_image_stage(models["clip"], images)
+    stages["caption_embedding"] = st.caption_embedding_stage(models["text_encoder"], stages["caption"]["captions"])
+    stages["query_encoding"] = st.query_encoding_stage(engine, texts)
+    stages["caption"]["example"] = stages["caption"].pop("captions")[0]
+    _say(t0, "levers: threads, parallel query encoders, search during indexing, int8 captioning")
+    levers = {
+        "threads": lv.threads(engine, images, texts[:20]),
+        "parallel_query_encoders": lv.parallel_encoders(engine, texts),
+        "query_encoding_while_indexing": lv.while_indexing(engine, images, texts[:20]),
+        "int8_caption": lv.int8_captioning(models["captioner"], images),
+    }
+    _say(t0, "peers: Chroma OpenCLIPEmbeddingFunction, transformers pipeline")
+    chroma = peers_.chroma_openclip(models["clip"], how["clip_model"], how["clip_pretrained"], images, texts[:20],
+                                    tmp / "peers")
+    hf = peers_.hf_pipeline_caption(models["captioner"], how["caption_model"], images, how["min_new_tokens"])
+    result = {
+        "random_weights": random_weights,
+        "models": {"caption": how["caption_model"], "text": models["text_encoder"].identity,
+                   "clip": models["clip"].identity, "caption_tokens": (
+                       f"{how['min_new_tokens']} (fixed)" if how["min_new_tokens"]
+                       else f"up to {models['captioner'].max_new_tokens}")},
+        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
+                    "openmp_env": {k: os.environ[k] for k in _OPENMP_ENV if k in os.environ}},
+        "load_s": how["load_s"],
+        "index": index,
+        "index_images_per_s": index["images_per_s"],
+        "store": store,
+        "search_ms": {n: {"p50": s["search_ms"]["p50"], "p95": s["search_ms"]["p95"]} for n, s in store.items()},
+        "peak_rss_mb": peak,
+        "rss_mb": rss,
+        "rss_split_mb": rss_split,
+        "stages": stages,
+        "levers": levers,
+        "peers": {
+            "chroma_openclip_index_ratio": chroma["index_ratio"],
+            "chroma_openclip_query_ratio": chroma["query_ratio"],
+            "hf_pipeline_caption_ratio": hf["caption_ratio"],
+            "chroma_openclip": chroma,
+            "hf_pipeline": hf,
+        },
+        "other_cpu_load": watch.others(),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    result["targets"] = targets(result)
+    _say(t0, "done")
+    return result
+
+
+def _encode_warm(engine, images) -> None:
+    engine.clip.encode_images(images[:1])
+    engine.clip.encode_texts(["a warm-up query"])
+    engine.text_encoder.encode(["a warm-up caption"])
+
+
+def targets(r: dict) -> dict:
+    at = str(TARGET_AT) if str(TARGET_AT) in r["search_ms"] else max(r["search_ms"], key=int)
+    s = r["search_ms"][at]
+    index, ratio = r["index_images_per_s"], r["peers"]["chroma_openclip_index_ratio"]
+    rows = {
+        f"search p50 <= {SEARCH_P50_MS:g} ms": (s["p50"], s["p50"] <= SEARCH_P50_MS),
+        f"search p95 <= {SEARCH_P95_MS:g} ms": (s["p95"], s["p95"] <= SEARCH_P95_MS),
+        f"indexing >= {INDEX_IMAGES_PER_S:g} image/s": (index, index >= INDEX_IMAGES_PER_S),
+        f"visual indexing >= {CHROMA_RATIO:g}x Chroma OpenCLIP": (ratio, ratio >= CHROMA_RATIO),
+        f"peak RSS <= {PEAK_RSS_MB:g} MB": (r["peak_rss_mb"], r["peak_rss_mb"] <= PEAK_RSS_MB),
+    }
+    return {"search_at_n": int(at), **{k: {"value": v, "met": bool(ok)} for k, (v, ok) in rows.items()}}
+
+
+def format_report(r: dict) -> str:
+    st, m = r["stages"], r["models"]
+    q = st["query_encoding"]
+    out = [
+        f"models: caption {m['caption']} ({m['caption_tokens']} tokens), text {m['text']}, CLIP {m['clip']}"
+        + ("  [RANDOM WEIGHTS]" if r["random_weights"] else ""),
+        f"machine: {r['machine']['cpus']} CPUs, torch {r['machine']['torch']}, {r['machine']['torch_threads']} threads"
+        + "".join(f", {k}={v}" for k, v in r["machine"]["openmp_env"].items())
+        + (f"; other processes used {r['other_cpu_load']:.0%} of the CPU meanwhile" if r["other_cpu_load"] else ""),
+        "",
+        f"Stage                                   batch 1  batch {st['caption']['write_group']} (engine's write group)",
+        f"caption (s/image)                     {st['caption']['batch1_s_per_image']:>9.3f}   "
+        f"{st['caption']['write_group_s_per_image']:>9.3f}",
+        f"CLIP image (ms/image)                 {st['clip_image']['batch1_ms_per_image']:>9.1f}   "
+        f"{st['clip_image']['write_group_ms_per_image']:>9.1f}",
+        f"caption embedding (ms/caption)                    {st['caption_embedding']['ms_per_caption']:>9.2f}",
+        "",
+        "Query encoding (ms)                       p50       p95",
+    ]
+    for label, key in (("caption channel", "caption_ms"), ("CLIP text, trimmed (used)", "clip_trimmed_ms"),
+                       ("CLIP text, all 77 tokens", "clip_full77_ms"), ("both channels", "both_ms")):
+        out.append(f"{label:<38}{q[key]['p50']:>8.1f}  {q[key]['p95']:>8.1f}")
+    lv = r["levers"]
+    for n, t in lv["threads"].items():
+        out.append(f"torch threads = {n}: CLIP image {t['clip_image_ms_per_image']:.1f} ms/image, "
+                   f"query encoding p50 {t['query_encoding_ms']['p50']:.1f} ms")
+    par = lv["parallel_query_encoders"]
+    out.append(f"both query encoders at once (1 thread each): p50 {par['parallel_ms']['p50']:.1f} ms vs "
+               f"{par['sequential_ms']['p50']:.1f} ms one after the other")
+    out.append("query encoding while another thread captions: " + ", ".join(
+        f"{n} thread{'s' * (n != '1')} p50 {v['p50']:.1f} / p95 {v['p95']:.1f} ms"
+        for n, v in lv["query_encoding_while_indexing"].items()))
+    out.append(f"int8 captioning (opt-in candidate, not used): {lv['int8_caption']['batch1_s_per_image']:.3f} s/image "
+               f"vs fp32 {st['caption']['batch1_s_per_image']:.3f}")
+    out += ["", "Indexed N  fill (s) | store p50 ms: query cap/vis  count  vectors | search ms: p50    p95  warm p50"]
+    for n, s in r["store"].items():
+        sq = s["store_query_ms"]
+        cold, warm = s["search_ms"], s["search_warm_ms"]
+        out.append(f"{int(n):>9,} {s['fill_s']:>9.1f} |   {sq['caption']['p50']:>10.1f} / {sq['visual']['p50']:<4.1f}"
+                   f"{s['store_count_ms']['p50']:>7.1f} {s['store_vectors_ms']['p50']:>8.1f} |"
+                   f"{cold['p50']:>15.1f} {cold['p95']:>6.1f} {warm['p50']:>9.1f}")
+    ix, p = r["index"], r["peers"]
+    rss = ", ".join(f"{k.replace('_', ' ')} {v:.0f}" for k, v in r["rss_mb"].items())
+    co, hf = p["chroma_openclip"], p["hf_pipeline"]
+    out += [
+        "",
+        f"indexing end to end: {ix['images_per_s']:.2f} images/s ({ix['images']} images in {ix['seconds']:.1f} s)",
+        f"peak RSS: {r['peak_rss_mb']:.0f} MB over load, indexing and search at the largest N (RSS {rss} MB)",
+        "  resident after search: " + ", ".join(f"{k} {v:.0f} MB" for k, v in r["rss_split_mb"].items())
+        + " (file = model weights mapped read-only from their files)",
+        "",
+        "Peers (theirs / ours; > 1 means we are faster)",
+        f"Chroma OpenCLIPEmbeddingFunction, add(images=...): {co['their_ms_per_image']:.1f} vs "
+        f"{co['our_ms_per_image']:.1f} ms/image -> {co['index_ratio']:.2f}x  (vectors agree: min cosine "
+        f"{co['min_vector_cosine']:.4f})",
+        f"Chroma OpenCLIP query(query_texts=...): p50 {co['their_query_ms']['p50']:.1f} vs "
+        f"{co['our_query_ms']['p50']:.1f} ms -> {co['query_ratio']:.2f}x",
+        f"transformers pipeline captioning: {hf['their_s_per_image']:.3f} vs {hf['our_s_per_image']:.3f} s/image "
+        f"-> {hf['caption_ratio']:.2f}x  (batch {hf['batch']}, generation {hf['generation']}, "
+        f"same captions: {hf['same_captions']})",
+        "",
+        f"Targets (search at N = {r['targets']['search_at_n']:,})",
+    ]
+    for name, t in r["targets"].items():
+        if isinstance(t, dict):
+            out.append(f"  {'met   ' if t['met'] else 'MISSED'}  {name}: {t['value']}")
+    out.append(f"({r['seconds']:.0f} s in all)")
+    return "\n".join(out)

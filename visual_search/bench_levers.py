@@ -1,0 +1,114 @@
+"""Levers `bench` measures side by side with the production path, so each one is kept or dropped on
+figures: torch thread count, query encoding while indexing runs in another thread, the two query
+encoders run in parallel, and int8 captioning (an opt-in candidate; the app does not use it).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Iterator
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .bench_stages import pct, time_each
+from .engine import WRITE_GROUP, SearchEngine
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Intra-op threads for the calling thread only (torch's OpenMP backend keeps the count per thread)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _encode_both(engine: SearchEngine, text: str) -> None:
+    engine.text_encoder.encode([text])
+    engine.clip.encode_texts([text])
+
+
+def threads(engine: SearchEngine, images: list[Image.Image], texts: list[str]) -> dict:
+    """CLIP image groups and query encoding with 1 thread vs torch's default (one per core)."""
+    out = {}
+    group = images[:WRITE_GROUP]
+    for n in sorted({1, torch.get_num_threads()}):
+        with torch_threads(n):
+            img = time_each(engine.clip.encode_images, [group, group])
+            q = time_each(lambda t: _encode_both(engine, t), texts)
+        out[str(n)] = {"clip_image_ms_per_image": round(float(np.mean(img)) / len(group), 1),
+                       "query_encoding_ms": pct(q)}
+    return out
+
+
+def parallel_encoders(engine: SearchEngine, texts: list[str]) -> dict:
+    """Caption-channel and CLIP text encoders one after the other (production) vs at once, 1 thread each."""
+    pool = ThreadPoolExecutor(1)
+
+    def clip_one_thread(text: str):
+        with torch_threads(1):
+            return engine.clip.encode_texts([text])
+
+    def together(text: str) -> None:
+        future = pool.submit(clip_one_thread, text)
+        with torch_threads(1):
+            engine.text_encoder.encode([text])
+        future.result()
+
+    try:
+        return {"sequential_ms": pct(time_each(lambda t: _encode_both(engine, t), texts)),
+                "parallel_ms": pct(time_each(together, texts))}
+    finally:
+        pool.shutdown()
+
+
+def while_indexing(engine: SearchEngine, images: list[Image.Image], texts: list[str]) -> dict:
+    """Query encoding while another thread captions (a search during an upload), 1 vs default threads."""
+    stop = threading.Event()
+
+    def caption_forever() -> None:
+        while not stop.is_set():
+            engine.captioner.caption(images[:1])
+
+    worker = threading.Thread(target=caption_forever, daemon=True)
+    worker.start()
+    time.sleep(0.5)
+    out = {}
+    try:
+        for n in sorted({1, torch.get_num_threads()}):
+            with torch_threads(n):
+                out[str(n)] = pct(time_each(lambda t: _encode_both(engine, t + f" ({n})"), texts))
+    finally:
+        stop.set()
+        worker.join()
+    return out
+
+
+def int8_captioning(captioner, images: list[Image.Image]) -> dict:
+    """BLIP with dynamic int8 Linear layers (torch.ao, deprecated upstream): what an opt-in would give.
+
+    With random weights only the speed means something; caption quality needs real weights.
+    """
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantized = quantize_dynamic(captioner.model, {torch.nn.Linear}, dtype=torch.qint8)
+    original, captioner.model = captioner.model, quantized
+    configured, captioner.batch_size = captioner.batch_size, 1
+    try:
+        captioner.caption(images[:1])
+        t0 = time.perf_counter()
+        captioner.caption(images)
+        return {"batch1_s_per_image": round((time.perf_counter() - t0) / len(images), 3)}
+    finally:
+        captioner.model, captioner.batch_size = original, configured
+        del quantized
