@@ -57,7 +57,7 @@ class Settings:
     max_file_mb: float = 20.0
     max_pixels: int = 40_000_000  # ~ 8000 x 5000; refused before the pixels are decoded
     caption_max_tokens: int = 30
-    caption_batch: int = 1  # on 2 CPU cores batch 1 was fastest per image (see docs/benchmarks.md)
+    caption_batch: int = 1  # 2 CPU cores: batch 8 was 15% faster when quiet, slower under load (docs/benchmarks.md)
     default_alpha: float = 0.5
     max_k: int = 100
     max_query_chars: int = 1000
