@@ -10,6 +10,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import socket
 import sys
 from pathlib import Path
 
@@ -80,3 +81,31 @@ def shared_models(tiny_blip, tiny_clip, minilm):
 @pytest.fixture
 def engine(settings, shared_models) -> SearchEngine:
     return SearchEngine(settings, **shared_models)
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_settings(tiny_blip, tiny_clip, minilm):
+    """Settings factory: the test models on a given data dir, plus any overrides."""
+
+    def make(data_dir: Path, **overrides) -> Settings:
+        return Settings(data_dir=data_dir, caption_model=tiny_blip, text_model=minilm, clip_model=tiny_clip,
+                        clip_pretrained=None, device="cpu", **overrides)
+
+    return make
+
+
+def launch_app(engine: SearchEngine, startup=None):
+    """The app's real Blocks on loopback with app.py's launch options; the caller closes it."""
+    from visual_search.ui import build_demo, launch_options
+
+    demo = build_demo(engine, startup)
+    demo.queue().launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
+                        **launch_options(engine.settings))
+    return demo

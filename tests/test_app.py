@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import re
-import socket
 import urllib.error
 import urllib.request
 
@@ -15,9 +14,9 @@ from PIL import Image
 
 from visual_search import SearchEngine, Settings
 from visual_search.startup import MARKER, StartupJob
-from visual_search.ui import build_demo, launch_options
+from visual_search.ui import launch_options
 
-from conftest import SAMPLES
+from conftest import SAMPLES, launch_app
 
 N_SAMPLES = len(list(SAMPLES.glob("*.jpg")))
 TILE = re.compile(r"^(\d\.\d\d) \| (.+)$")  # "0.87 | a cat laying on a couch"
@@ -29,16 +28,8 @@ CAPTIONS = {  # people's words for a few samples (the tiny test captioner writes
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _launch(engine: SearchEngine, startup: StartupJob | None = None):
-    demo = build_demo(engine, startup)
-    demo.queue().launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True,
-                        **launch_options(engine.settings))
+    demo = launch_app(engine, startup)
     return demo, Client(demo.local_url, verbose=False)
 
 
@@ -49,9 +40,8 @@ def _png(color: tuple[int, int, int], size=(96, 64)) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def app_settings(tmp_path_factory, tiny_blip, tiny_clip, minilm) -> Settings:
-    return Settings(data_dir=tmp_path_factory.mktemp("app") / "data", caption_model=tiny_blip, text_model=minilm,
-                    clip_model=tiny_clip, clip_pretrained=None, device="cpu", max_file_mb=1.0)
+def app_settings(tmp_path_factory, tiny_settings) -> Settings:
+    return tiny_settings(tmp_path_factory.mktemp("app") / "data", max_file_mb=1.0)
 
 
 @pytest.fixture(scope="module")

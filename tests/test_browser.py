@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import io
 import re
-import socket
 from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw
 
-from visual_search import SearchEngine, Settings
+from visual_search import SearchEngine
 from visual_search.startup import StartupJob
-from visual_search.ui import build_demo, launch_options
 
-from conftest import REPO, SAMPLES
+from conftest import REPO, SAMPLES, launch_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "test-artifacts"
@@ -30,18 +28,11 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium i
 
 
 @pytest.fixture(scope="module")
-def url(tmp_path_factory, tiny_blip, tiny_clip, minilm, shared_models):
+def url(tmp_path_factory, tiny_settings, shared_models):
     """The app on an empty data dir, first-start job running in the background as app.py runs it."""
-    settings = Settings(data_dir=tmp_path_factory.mktemp("browser") / "data", caption_model=tiny_blip,
-                        text_model=minilm, clip_model=tiny_clip, clip_pretrained=None, device="cpu")
-    engine = SearchEngine(settings, **shared_models)
+    engine = SearchEngine(tiny_settings(tmp_path_factory.mktemp("browser") / "data"), **shared_models)
     job = StartupJob(engine).start()
-    demo = build_demo(engine, job)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                        **launch_options(settings))
+    demo = launch_app(engine, job)
     yield demo.local_url
     demo.close()
     job.join(30)

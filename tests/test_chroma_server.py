@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import consistency
-from conftest import REPO, SAMPLES
+from conftest import REPO, SAMPLES, free_port
 from images import jpeg
 from visual_search import SearchEngine, Settings, StoreUnavailable
 from visual_search import store as store_module
@@ -25,12 +24,6 @@ from visual_search.store import CAPTION, VISUAL
 CHROMA = Path(sys.executable).with_name("chroma")
 FEW = sorted(SAMPLES.glob("*.jpg"))[:4]
 HANG_LIMIT_S = 60  # liveness bound for "does not hang", far above the configured timeouts
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ChromaServer:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
-import socket
 from dataclasses import replace
 from pathlib import Path
 from urllib.parse import quote
@@ -16,33 +15,20 @@ import httpx
 import pytest
 
 import consistency
-from conftest import SAMPLES
+from conftest import SAMPLES, launch_app
 from images import png
 from visual_search import ModelLoadError, SearchEngine
 
 MAX_MB = 1.0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def app(tmp_path_factory, tiny_blip, tiny_clip, minilm, shared_models):
+def app(tmp_path_factory, tiny_settings, shared_models):
     """The real Blocks of ui.py on loopback, with the launch options app.py uses."""
-    from visual_search import Settings
-    from visual_search.ui import build_demo, launch_options
-
-    settings = Settings(data_dir=tmp_path_factory.mktemp("secure") / "data", caption_model=tiny_blip,
-                        text_model=minilm, clip_model=tiny_clip, clip_pretrained=None, device="cpu",
-                        max_file_mb=MAX_MB)
-    engine = SearchEngine(settings, **shared_models)
+    engine = SearchEngine(tiny_settings(tmp_path_factory.mktemp("secure") / "data", max_file_mb=MAX_MB),
+                          **shared_models)
     engine.index_bytes([("first.png", png(1))])
-    demo = build_demo(engine)
-    demo.queue().launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
-                        **launch_options(settings))
+    demo = launch_app(engine)
     yield engine, demo.local_url
     demo.close()
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Callable
 
 from .errors import VisualSearchError
+from .progress import progress_bar
 
 EXIT_REJECTED = 2
 
@@ -21,25 +21,8 @@ def _engine():
     return SearchEngine()
 
 
-def _progress_bar(desc: str) -> tuple[Callable[[int, int, str], None], Callable[[], None]]:
-    from tqdm import tqdm
-
-    bar: list = []
-
-    def update(done: int, total: int, _label: str) -> None:
-        if not bar:
-            bar.append(tqdm(total=total, desc=desc, unit="img", file=sys.stderr))
-        bar[0].total = total
-        bar[0].n = done
-        bar[0].refresh()
-
-    return update, lambda: bar and bar[0].close()
-
-
 def cmd_index(args) -> int:
-    update, close = _progress_bar("indexing")
-    report = _engine().index_paths(args.paths, progress=update)
-    close()
+    report = _engine().index_paths(args.paths, progress=progress_bar("indexing"))
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False))
     else:
@@ -113,9 +96,7 @@ def cmd_caption(args) -> int:
 
 
 def cmd_reindex(args) -> int:
-    update, close = _progress_bar("re-indexing")
-    n = _engine().reconcile(progress=update)
-    close()
+    n = _engine().reconcile(progress=progress_bar("re-indexing"))
     print(f"{n} images re-embedded")
     return 0
 

@@ -31,6 +31,7 @@ from .config import Settings
 from .engine import MAX_CAPTION_CHARS, SearchEngine
 from .errors import InvalidQuery, VisualSearchError
 from .metrics import distribution, ranks_of_correct, summarize
+from .progress import progress_bar
 from .query import check_alpha, clean_text
 from .store import CAPTION, VISUAL
 
@@ -154,7 +155,7 @@ def index_gallery(engine: SearchEngine, images_dir: Path, captions: dict[str, li
         raise VisualSearchError(f"none of the images named in the caption file is in {images_dir}")
     if missing:
         print(f"{missing} images named in the caption file are not in {images_dir}; left out", file=sys.stderr)
-    report = engine.index_paths(list(paths.values()), progress=_progress("indexing"))
+    report = engine.index_paths(list(paths.values()), progress=progress_bar("indexing"))
     id_of = {a.path: a.id for a in report.added} | {d.path: d.id for d in report.duplicates}
     for f in report.failed:
         print(f"rejected {f.path}: {f.error}", file=sys.stderr)
@@ -182,15 +183,7 @@ def _matrix(engine: SearchEngine, kind: str, ids: list[str]) -> np.ndarray:
     got: dict[str, np.ndarray] = {}
     for lo in range(0, len(ids), VECTOR_CHUNK):
         got.update(engine.store.embeddings(kind, ids[lo : lo + VECTOR_CHUNK]))
-    return _unit(np.stack([got[i] for i in ids]))
-
-
-def _unit(m: np.ndarray) -> np.ndarray:
-    """Rows scaled to length 1, as `ranking.cosine` does, so a product of two is their cosine."""
-    m = np.asarray(m, dtype=np.float64)
-    norms = np.linalg.norm(m, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    return m / norms
+    return np.stack([got[i] for i in ids])
 
 
 def score(engine: SearchEngine, ids: list[str], queries: list[str], truth: np.ndarray, alphas: list[float]) -> dict:
@@ -204,8 +197,8 @@ def score(engine: SearchEngine, ids: list[str], queries: list[str], truth: np.nd
     rng = np.random.default_rng(0)
     for lo in range(0, len(queries), QUERY_CHUNK):
         batch, right = queries[lo : lo + QUERY_CHUNK], truth[lo : lo + QUERY_CHUNK]
-        cap_cos = np.clip(_unit(engine.text_encoder.encode(batch)) @ caption_m.T, -1.0, 1.0)
-        vis_cos = np.clip(_unit(engine.clip.encode_texts(batch)) @ visual_m.T, -1.0, 1.0)
+        cap_cos = ranking.cosine_matrix(engine.text_encoder.encode(batch), caption_m)
+        vis_cos = ranking.cosine_matrix(engine.clip.encode_texts(batch), visual_m)
         cap_rel, vis_rel = ranking.relevance(cap_cos, cap_cal), ranking.relevance(vis_cos, vis_cal)
         # Ties in relevance (clipped at 0 or 1) fall back to cosine order, as the search's candidate order does.
         ranks["caption"].append(ranks_of_correct(cap_rel, right, cap_cos))
@@ -324,19 +317,3 @@ def append_csv(path: Path, row: dict[str, object]) -> None:
             writer.writeheader()
             writer.writerows(rows)
         writer.writerow(row)
-
-
-def _progress(desc: str):
-    from tqdm import tqdm
-
-    bar: list = []
-
-    def update(done: int, total: int, _label: str) -> None:
-        if not bar:
-            bar.append(tqdm(total=total, desc=desc, unit="img", file=sys.stderr))
-        bar[0].total, bar[0].n = total, done
-        bar[0].refresh()
-        if done >= total:
-            bar[0].close()
-
-    return update

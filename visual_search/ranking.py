@@ -57,16 +57,24 @@ def hybrid(caption_relevance: np.ndarray, visual_relevance: np.ndarray, alpha: f
     return alpha * np.asarray(caption_relevance) + (1.0 - alpha) * np.asarray(visual_relevance)
 
 
+def cosine_matrix(queries: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """Cosine of every query row against every vector row, (n_queries, n_vectors); no need to normalise."""
+    q = _unit_rows(np.atleast_2d(np.asarray(queries, dtype=np.float64)))
+    m = _unit_rows(np.asarray(vectors, dtype=np.float64).reshape(-1, q.shape[1]))
+    return np.clip(q @ m.T, -1.0, 1.0)
+
+
 def cosine(query: np.ndarray, vectors: np.ndarray) -> np.ndarray:
-    """Cosine of one query against rows of `vectors` (inputs need not be normalised)."""
+    """Cosine of one query against rows of `vectors`."""
     if len(vectors) == 0:
         return np.zeros(0)
-    q = np.asarray(query, dtype=np.float64).ravel()
-    m = np.asarray(vectors, dtype=np.float64)
-    qn = np.linalg.norm(q) or 1.0
-    mn = np.linalg.norm(m, axis=1)
-    mn[mn == 0] = 1.0
-    return np.clip(m @ q / (mn * qn), -1.0, 1.0)
+    return cosine_matrix(np.ravel(query), vectors)[0]
+
+
+def _unit_rows(m: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(m, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return m / norms
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
