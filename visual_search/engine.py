@@ -1,6 +1,6 @@
 """The orchestrator: indexing (stages 1-2) and search (stages 3-4) over one data dir.
 
-Read one query's path here: `search()` -> `QueryEncoder.encode` (query.py) -> `VectorStore.query`
+Read one query's path here: `search()` -> `QueryEncoder` (query.py) -> `VectorStore.query`
 (store.py) -> `relevance` / `hybrid` (ranking.py) -> `SearchResult`s.
 
 Write order for one image, chosen so that a process killed at any point leaves a state that
@@ -57,6 +57,7 @@ class SearchEngine:
         self._load_lock = threading.RLock()
         self._write_lock = threading.RLock()
         self._reconciled = False
+        self._seen_images = False
 
     # ---- models and store, created once on first use ------------------------------------------
     @property
@@ -286,23 +287,27 @@ class SearchEngine:
         return sorted(self.catalog.records(), key=lambda r: (r.added_at, r.filename))
 
     def search(self, query: str, k: int = 10, alpha: float | None = None) -> SearchResponse:
-        """Text search: caption channel, visual channel and their hybrid, best first."""
+        """Text search: caption channel, visual channel and their hybrid, best first.
+
+        Each channel's index returns its nearest images with their exact cosines (from the HNSW
+        distances); only the other channel's vectors of those images are read, to score them there
+        too (docs/benchmarks.md has what each step costs).
+        """
         t0 = time.perf_counter()
         s = self.settings
         text = clean_text(query, s.max_query_chars)
         k = check_k(k, s.max_k)
         alpha = check_alpha(s.default_alpha if alpha is None else alpha)
-        # No store.count() per search: it scans the collection (~9 ms at 100k images, docs/benchmarks.md).
-        # An empty catalog answers at once, without loading models; Chroma returns fewer hits than asked
-        # when fewer exist; an empty answer is checked below.
-        if next(self.catalog.root.glob("??/*.json"), None) is None:
+        if self._catalog_empty():  # answer at once, without loading models
             return SearchResponse(text, [], (time.perf_counter() - t0) * 1000, alpha)
-        caption_vec, visual_vec = self.queries.encode(text)
         pool = max(CANDIDATE_POOL, 4 * k)
-        channels = [(CAPTION, caption_vec)] * (alpha > 0) + [(VISUAL, visual_vec)] * (alpha < 1)
-        candidates = list(dict.fromkeys(h.id for kind, vec in channels for h in self.store.query(kind, vec, pool)))
-        results = self._score(candidates, caption_vec, visual_vec, self.text_encoder.calibration,
-                               ranking.CLIP_TEXT_IMAGE, alpha, k)
+        caption_vec, visual_vec = self.queries.caption(text), self.queries.visual(text)
+        cap_cos = self._nearest(CAPTION, caption_vec, pool) if alpha > 0 else {}
+        vis_cos = self._nearest(VISUAL, visual_vec, pool) if alpha < 1 else {}
+        # The other channel's cosine of each candidate; an image without it is still half-written.
+        vis_cos.update(self._cosines(VISUAL, visual_vec, [i for i in cap_cos if i not in vis_cos]))
+        cap_cos.update(self._cosines(CAPTION, caption_vec, [i for i in vis_cos if i not in cap_cos]))
+        results = self._score(cap_cos, vis_cos, self.text_encoder.calibration, ranking.CLIP_TEXT_IMAGE, alpha, k)
         if not results:
             self._searchable_count()  # raises IndexOutOfDate when stored images await their vectors
         return SearchResponse(text, results, (time.perf_counter() - t0) * 1000, alpha)
@@ -326,12 +331,31 @@ class SearchEngine:
             loaded = load_image(image, filename, self.settings.max_file_bytes, self.settings.max_pixels)
             label = loaded.filename
             visual_vec = self.clip.encode_images([loaded.image])[0]
-        candidates = [h.id for h in self.store.query(VISUAL, visual_vec, max(CANDIDATE_POOL, 4 * k))]
-        results = self._score(candidates, caption_vec, visual_vec, self.text_encoder.calibration,
-                              ranking.CLIP_IMAGE_IMAGE, 0.0, k)
+        vis_cos = self._nearest(VISUAL, visual_vec, max(CANDIDATE_POOL, 4 * k))
+        # an uploaded image has no caption: caption cosine 0, but only for fully written images
+        cap_cos = (self._cosines(CAPTION, caption_vec, list(vis_cos)) if caption_vec is not None
+                   else dict.fromkeys(self.store.embeddings(CAPTION, vis_cos), 0.0))
+        results = self._score(cap_cos, vis_cos, self.text_encoder.calibration, ranking.CLIP_IMAGE_IMAGE, 0.0, k)
         if not results:
             self._searchable_count()  # no count per search (see search()); raises when vectors are missing
         return SearchResponse(label, results, (time.perf_counter() - t0) * 1000, 0.0)
+
+    def _nearest(self, kind: str, vector: np.ndarray, n: int) -> dict[str, float]:
+        """The n nearest images on one channel, best first, with their exact cosines."""
+        return {h.id: h.cosine for h in self.store.query(kind, vector, n)}
+
+    def _cosines(self, kind: str, vector: np.ndarray, ids: list[str]) -> dict[str, float]:
+        """Exact cosines of `vector` with the stored `kind` vectors of `ids` (ids without one left out)."""
+        stored = self.store.embeddings(kind, ids)
+        if not stored:
+            return {}
+        return dict(zip(stored, ranking.cosine(vector, np.stack(list(stored.values()))).tolist()))
+
+    def _catalog_empty(self) -> bool:
+        """No image indexed yet. Scans the catalog only until it has seen one, not on every search."""
+        if not self._seen_images:
+            self._seen_images = next(self.catalog.root.glob("??/*.json"), None) is not None
+        return not self._seen_images
 
     def _searchable_count(self) -> int:
         """Vectors in the current collections; refuses when stored images await re-embedding."""
@@ -344,18 +368,14 @@ class SearchEngine:
             )
         return n
 
-    def _score(self, ids, caption_vec, visual_vec, caption_cal, visual_cal, alpha, k) -> list[SearchResult]:
-        """Exact cosines for every candidate on both channels -> relevance -> hybrid -> top k."""
-        cap = self.store.embeddings(CAPTION, ids)
-        vis = self.store.embeddings(VISUAL, ids)
-        ids = [i for i in ids if i in cap and i in vis]  # skip images still half-written
+    def _score(self, cap_cos: dict[str, float], vis_cos: dict[str, float], caption_cal, visual_cal, alpha: float,
+               k: int) -> list[SearchResult]:
+        """Candidates with a cosine on both channels -> relevance -> hybrid -> top k, with their records."""
+        ids = [i for i in dict.fromkeys([*cap_cos, *vis_cos]) if i in cap_cos and i in vis_cos]
         if not ids:
             return []
-        cap_cos = (ranking.cosine(caption_vec, np.stack([cap[i] for i in ids]))
-                   if caption_vec is not None else np.zeros(len(ids)))
-        vis_cos = ranking.cosine(visual_vec, np.stack([vis[i] for i in ids]))
-        cap_rel = ranking.relevance(cap_cos, caption_cal) if caption_vec is not None else np.zeros(len(ids))
-        vis_rel = ranking.relevance(vis_cos, visual_cal)
+        cap, vis = np.array([cap_cos[i] for i in ids]), np.array([vis_cos[i] for i in ids])
+        cap_rel, vis_rel = ranking.relevance(cap, caption_cal), ranking.relevance(vis, visual_cal)
         total = ranking.hybrid(cap_rel, vis_rel, alpha)
         order = ranking.top_k(total, k)
         meta = self.store.records(ids[i] for i in order)
@@ -365,7 +385,7 @@ class SearchEngine:
             if m is None or not self.catalog.has(ids[i]):  # removed, its vectors not yet (store outage)
                 continue
             out.append(SearchResult(self._record_from_meta(ids[i], m), float(total[i]), float(cap_rel[i]),
-                                    float(vis_rel[i]), float(cap_cos[i]), float(vis_cos[i])))
+                                    float(vis_rel[i]), float(cap[i]), float(vis[i])))
         return out
 
     def _record_from_meta(self, image_id: str, m: dict) -> ImageRecord:

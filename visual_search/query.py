@@ -58,24 +58,41 @@ def check_alpha(alpha: object) -> float:
 
 
 class QueryEncoder:
-    """Encodes a query for both channels, with an LRU cache of recent queries."""
+    """Encodes a query for each channel, with an LRU cache of recent queries per channel.
+
+    The channels are separate calls so a search can start on the caption channel's candidates
+    while CLIP's text tower is still encoding the same query (engine.search).
+    """
 
     def __init__(self, text_encoder: "TextEncoder", clip: "ClipEncoder", cache_size: int = 256) -> None:
-        self.text_encoder = text_encoder
-        self.clip = clip
-        self._cache: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._channels = {
+            "caption": (lambda q: text_encoder.encode([q])[0], OrderedDict()),
+            "visual": (lambda q: clip.encode_texts([q])[0], OrderedDict()),
+        }
         self._size = cache_size
         self._lock = threading.Lock()
 
+    def caption(self, query: str) -> np.ndarray:
+        """The caption-channel vector (the captions' own text encoder), unit length."""
+        return self._encode("caption", query)
+
+    def visual(self, query: str) -> np.ndarray:
+        """The visual-channel vector (CLIP's text tower), unit length."""
+        return self._encode("visual", query)
+
     def encode(self, query: str) -> tuple[np.ndarray, np.ndarray]:
-        """(caption-channel vector, visual-channel vector), both unit length."""
+        """(caption-channel vector, visual-channel vector)."""
+        return self.caption(query), self.visual(query)
+
+    def _encode(self, channel: str, query: str) -> np.ndarray:
+        encode, cache = self._channels[channel]
         with self._lock:
-            if query in self._cache:
-                self._cache.move_to_end(query)
-                return self._cache[query]
-        vectors = (self.text_encoder.encode([query])[0], self.clip.encode_texts([query])[0])
+            if query in cache:
+                cache.move_to_end(query)
+                return cache[query]
+        vector = encode(query)
         with self._lock:
-            self._cache[query] = vectors
-            while len(self._cache) > self._size:
-                self._cache.popitem(last=False)
-        return vectors
+            cache[query] = vector
+            while len(cache) > self._size:
+                cache.popitem(last=False)
+        return vector
