@@ -34,7 +34,10 @@ def test_cli_bench_json_shape(tmp_path, model_env):
     stages = doc["stages"]
     assert stages["caption"]["batch1_s_per_image"] > 0 and stages["clip_image"]["write_group_ms_per_image"] > 0
     assert set(stages["query_encoding"]) == {"caption_ms", "clip_trimmed_ms", "clip_full77_ms", "both_ms"}
-    assert set(doc["levers"]) == {"threads", "parallel_query_encoders", "query_encoding_while_indexing", "int8_caption"}
+    assert set(doc["levers"]) == {"threads", "parallel_query_encoders", "query_encoding_while_indexing", "int8_caption",
+                                  "sentence_transformers_library"}
+    # the library we replaced gives the same vectors as our text encoder, on the same model folder
+    assert doc["levers"]["sentence_transformers_library"]["min_cosine"] > 0.9999
     assert doc["peak_rss_mb"] >= doc["rss_mb"]["models_loaded"] > 0
     assert doc["store"]["200"]["store_query_ms"]["visual"]["n"] == 5
     assert doc["targets"]["search_at_n"] == 200 and doc["random_weights"] is False

@@ -140,12 +140,14 @@ def bench(tmp: Path, sizes: list[int], random_weights: bool, n_images: int | Non
     stages["caption_embedding"] = st.caption_embedding_stage(models["text_encoder"], stages["caption"]["captions"])
     stages["query_encoding"] = st.query_encoding_stage(engine, texts)
     stages["caption"]["example"] = stages["caption"].pop("captions")[0]
-    _say(t0, "levers: threads, parallel query encoders, search during indexing, int8 captioning")
+    _say(t0, "levers: threads, parallel query encoders, search during indexing, int8 captioning, "
+              "the sentence-transformers library")
     levers = {
         "threads": lv.threads(engine, images, texts[:20]),
         "parallel_query_encoders": lv.parallel_encoders(engine, texts),
         "query_encoding_while_indexing": lv.while_indexing(engine, images, texts[:20]),
         "int8_caption": lv.int8_captioning(models["captioner"], images),
+        "sentence_transformers_library": lv.sentence_transformers_library(models["text_encoder"], texts),
     }
     _say(t0, "peers: Chroma OpenCLIPEmbeddingFunction, transformers pipeline")
     chroma = peers_.chroma_openclip(models["clip"], how["clip_model"], how["clip_pretrained"], images, texts[:20],
@@ -239,6 +241,11 @@ def format_report(r: dict) -> str:
         for n, v in lv["query_encoding_while_indexing"].items()))
     out.append(f"int8 captioning (opt-in candidate, not used): {lv['int8_caption']['batch1_s_per_image']:.3f} s/image "
                f"vs fp32 {st['caption']['batch1_s_per_image']:.3f}")
+    stl = lv.get("sentence_transformers_library")
+    if stl:
+        out.append(f"caption-channel query via the sentence-transformers library: p50 {stl['library_ms']['p50']:.1f} ms vs "
+                   f"ours {stl['ours_ms']['p50']:.1f} ms (vectors agree to cosine {stl['min_cosine']:.5f}); "
+                   f"importing it costs {stl['import_mb']} MB")
     out += ["", "Indexed N  fill (s) | store p50 ms: query cap/vis  count  vectors | search ms: p50    p95  warm p50"]
     for n, s in r["store"].items():
         sq = s["store_query_ms"]

@@ -1,10 +1,13 @@
 """Levers `bench` measures side by side with the production path, so each one is kept or dropped on
 figures: torch thread count, query encoding while indexing runs in another thread, the two query
-encoders run in parallel, and int8 captioning (an opt-in candidate; the app does not use it).
+encoders run in parallel, the sentence-transformers library in place of our text encoder, and int8
+captioning (an opt-in candidate; the app does not use it).
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -90,6 +93,30 @@ def while_indexing(engine: SearchEngine, images: list[Image.Image], texts: list[
         stop.set()
         worker.join()
     return out
+
+
+def sentence_transformers_library(text_encoder, texts: list[str]) -> dict | None:
+    """The sentence-transformers library (what the project used before) vs our plain-transformers
+    encoder on the same model folder: query latency, the vectors' agreement, and the import's memory.
+    None when the library is not installed (it is a dev dependency)."""
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        return None
+    library = SentenceTransformer(text_encoder.identity, device="cpu")
+
+    def theirs(text: str) -> np.ndarray:
+        return library.encode([text], normalize_embeddings=True, show_progress_bar=False)
+
+    theirs(texts[0])
+    agree = float(np.min(np.sum(library.encode(texts, normalize_embeddings=True) * text_encoder.encode(texts), 1)))
+    probe = ("import psutil, transformers, torch; p = psutil.Process(); a = p.memory_info().rss; "
+             "import sentence_transformers; print((p.memory_info().rss - a) / 2**20)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    return {"library_ms": pct(time_each(theirs, texts)),
+            "ours_ms": pct(time_each(lambda t: text_encoder.encode([t]), texts)),
+            "min_cosine": round(agree, 6),
+            "import_mb": round(float(done.stdout.split()[-1]), 1) if done.returncode == 0 else None}
 
 
 def int8_captioning(captioner, images: list[Image.Image]) -> dict:
