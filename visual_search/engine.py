@@ -28,6 +28,7 @@ from .catalog import Catalog
 from .config import CLIP_TEXT_MODEL, Settings
 from .errors import IndexOutOfDate, NotFound, RejectedImage
 from .intake import IntakeImage, load_image, read_file, walk
+from .memory import release_freed_memory
 from .query import QueryEncoder, check_alpha, check_k, clean_text
 from .records import Added, Duplicate, Failed, ImageRecord, IndexReport, SearchResponse, SearchResult
 from .store import CAPTION, VISUAL, VectorStore, make_client
@@ -211,6 +212,7 @@ class SearchEngine:
             records.append(record)
         self.store.upsert_visual([r.id for r in records], visual)
         self.store.upsert_captions(records, caption_vectors)
+        release_freed_memory()  # the captioner's activations, or they stay resident (memory.py)
         each = (time.perf_counter() - t0) / len(group)
         return [Added(r.id, label, r.caption, each) for (label, _), r in zip(group, records)]
 
@@ -254,6 +256,7 @@ class SearchEngine:
         if missing:
             self.store.upsert_visual([r.id for r in missing], self.clip.encode_images([images[r.id] for r in missing]))
         self.store.upsert_captions(records, self.text_encoder.encode([r.caption for r in records]))
+        release_freed_memory()
 
     def remove(self, image_id: str) -> ImageRecord:
         """Delete an image: its catalog record and original first, then its vectors."""
