@@ -57,7 +57,7 @@ class Settings:
     max_file_mb: float = 20.0
     max_pixels: int = 40_000_000  # ~ 8000 x 5000; refused before the pixels are decoded
     caption_max_tokens: int = 30
-    caption_batch: int = 1  # 2 CPU cores: batch 8 was 15% faster when quiet, slower under load (docs/benchmarks.md)
+    caption_batch: int = 2  # 2 CPU cores: 2 is ~10% faster than 1 for ~70 MB more while captioning (docs/benchmarks.md)
     default_alpha: float = 0.5
     max_k: int = 100
     max_query_chars: int = 1000
