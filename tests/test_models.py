@@ -55,3 +55,39 @@ def test_missing_models_raise_a_clear_error(tmp_path):
         SentenceTransformerEncoder(missing, "cpu")
     with pytest.raises(ModelLoadError, match="CLIP model"):
         ClipEncoder(f"local-dir:{missing}", None, "cpu")
+
+
+class _Counted:
+    """A real encoder, with a count of the texts it was asked to encode."""
+
+    def __init__(self, inner, method: str) -> None:
+        self.inner, self.method, self.texts = inner, method, 0
+        setattr(self, method, self._encode)
+
+    def _encode(self, texts):
+        self.texts += len(texts)
+        return getattr(self.inner, self.method)(texts)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_query_vectors_are_cached_per_channel(minilm, tiny_clip):
+    from visual_search.query import QueryEncoder
+
+    text, clip = _Counted(SentenceTransformerEncoder(minilm, "cpu"), "encode"), _Counted(
+        ClipEncoder(tiny_clip, None, "cpu"), "encode_texts")
+    queries = QueryEncoder(text, clip, cache_size=2)
+    first = queries.encode("a dog on the beach")
+    assert np.array_equal(queries.caption("a dog on the beach"), first[0]) and (text.texts, clip.texts) == (1, 1)
+    queries.visual("a cat"), queries.visual("a car")  # evicts the dog from the visual cache only
+    queries.encode("a dog on the beach")
+    assert (text.texts, clip.texts) == (1, 4)
+
+
+def test_clip_as_the_text_model_encodes_a_query_once_for_both_channels(tiny_clip):
+    from visual_search.query import QueryEncoder
+
+    clip = _Counted(ClipEncoder(tiny_clip, None, "cpu"), "encode_texts")
+    caption_vec, visual_vec = QueryEncoder(ClipTextEncoder(clip), clip).encode("a red car")
+    assert clip.texts == 1 and np.array_equal(caption_vec, visual_vec)

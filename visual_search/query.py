@@ -69,12 +69,14 @@ class QueryEncoder:
             "caption": (lambda q: text_encoder.encode([q])[0], OrderedDict()),
             "visual": (lambda q: clip.encode_texts([q])[0], OrderedDict()),
         }
+        # VS_TEXT_MODEL=clip: both channels take CLIP's text vector; encode it once, not twice.
+        self._shared = getattr(text_encoder, "clip", None) is clip
         self._size = cache_size
         self._lock = threading.Lock()
 
     def caption(self, query: str) -> np.ndarray:
         """The caption-channel vector (the captions' own text encoder), unit length."""
-        return self._encode("caption", query)
+        return self._encode("visual" if self._shared else "caption", query)
 
     def visual(self, query: str) -> np.ndarray:
         """The visual-channel vector (CLIP's text tower), unit length."""
