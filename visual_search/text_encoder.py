@@ -35,9 +35,10 @@ class SentenceTransformerEncoder:
     """A sentence-transformers model (default all-MiniLM-L6-v2), hub id or local folder, run with
     plain `transformers`: the transformer, the model's own pooling, then unit length.
 
-    Why not the sentence-transformers library: its `encode()` wrapper costs ~1.4 ms of a ~6 ms
-    query, and importing it adds ~126 MB of resident memory (scikit-learn, scipy), while these
-    models are a transformer plus a pooling rule written in two small JSON files. Supported module
+    Why not the sentence-transformers library: its `encode()` wrapper costs ~1.1 ms of a ~5.7 ms
+    query, and importing it adds ~126 MB of resident memory on top of open_clip's imports
+    (scikit-learn, scipy; docs/benchmarks.md), while these models are a transformer plus a pooling
+    rule written in two small JSON files. Supported module
     stacks: Transformer -> Pooling (cls / mean / max / mean_sqrt_len, or several concatenated) ->
     optional Normalize; a folder without `modules.json` is a plain transformer with mean pooling,
     as sentence-transformers treats it. Anything else (Dense layers, ...) is refused by name.
