@@ -8,8 +8,9 @@ import os
 
 from visual_search.config import Settings
 
+settings = Settings.from_env()
 # Gradio keeps uploads in its temp dir, read when gradio is imported: keep them inside the data dir.
-os.environ.setdefault("GRADIO_TEMP_DIR", str(Settings.from_env().data_dir.resolve() / "uploads-tmp"))
+os.environ.setdefault("GRADIO_TEMP_DIR", str(settings.data_dir.resolve() / "uploads-tmp"))
 # Searches may overlap: 4 at a time cut median latency by 35-70% under 16 concurrent users
 # (docs/load.md). Writes are serialised by the engine's own lock whatever this number is.
 os.environ.setdefault("GRADIO_DEFAULT_CONCURRENCY_LIMIT", "4")
@@ -19,7 +20,7 @@ from visual_search.gpu import ON_SPACES  # noqa: E402
 from visual_search.startup import StartupJob  # noqa: E402
 from visual_search.ui import build_demo, launch_options  # noqa: E402
 
-engine = SearchEngine()
+engine = SearchEngine(settings)
 if ON_SPACES:  # ZeroGPU wants models created at start-up, outside the GPU-decorated handlers
     engine.captioner, engine.clip, engine.text_encoder  # noqa: B018
 startup = StartupJob(engine).start()

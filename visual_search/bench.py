@@ -23,6 +23,7 @@ from pathlib import Path
 
 from .config import Settings
 from .errors import InvalidQuery
+from .intake import image_files
 
 DEFAULT_SIZES = "1000,10000,100000"
 # The project's published targets (2 CPU cores, fp32, default architectures).
@@ -118,7 +119,7 @@ def bench(tmp: Path, sizes: list[int], random_weights: bool, n_images: int | Non
     _say(t0, "loading models" + (" (building random weights first)" if random_weights else ""))
     settings, models, how = load_models(settings, random_weights, Path(weights_dir) if weights_dir else tmp / "weights")
     rss = {"models_loaded": st.rss_mb()}
-    paths = sorted(p for p in settings.sample_dir.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    paths = image_files(Path(settings.sample_dir))
     paths = paths[: n_images or len(paths)]
     images = st.load_images(paths, settings)
     engine = SearchEngine(settings, **models)

@@ -34,6 +34,10 @@ class Catalog:
     def _record_path(self, image_id: str) -> Path:
         return self._dir(image_id) / f"{image_id}.json"
 
+    def empty(self) -> bool:
+        """No record at all (stops at the first one found)."""
+        return next(self.root.glob("??/*.json"), None) is None
+
     def has(self, image_id: str) -> bool:
         return self._record_path(image_id).exists()
 

@@ -303,7 +303,7 @@ class SearchEngine:
         alpha = check_alpha(s.default_alpha if alpha is None else alpha)
         if self._catalog_empty():  # answer at once, without loading models
             return SearchResponse(text, [], (time.perf_counter() - t0) * 1000, alpha)
-        pool = max(CANDIDATE_POOL, 4 * k)
+        pool = _pool_size(k)
         caption_vec, visual_vec = self.queries.caption(text), self.queries.visual(text)
         cap_cos = self._nearest(CAPTION, caption_vec, pool) if alpha > 0 else {}
         vis_cos = self._nearest(VISUAL, visual_vec, pool) if alpha < 1 else {}
@@ -312,7 +312,7 @@ class SearchEngine:
         cap_cos.update(self._cosines(CAPTION, caption_vec, [i for i in vis_cos if i not in cap_cos]))
         results = self._score(cap_cos, vis_cos, self.text_encoder.calibration, ranking.CLIP_TEXT_IMAGE, alpha, k)
         if not results:
-            self._searchable_count()  # raises IndexOutOfDate when stored images await their vectors
+            self._refuse_if_out_of_date()  # no count() on every search: it scans the collection
         return SearchResponse(text, results, (time.perf_counter() - t0) * 1000, alpha)
 
     def similar(self, image: str | bytes, k: int = 10, filename: str = "query image") -> SearchResponse:
@@ -334,13 +334,13 @@ class SearchEngine:
             loaded = load_image(image, filename, self.settings.max_file_bytes, self.settings.max_pixels)
             label = loaded.filename
             visual_vec = self.clip.encode_images([loaded.image])[0]
-        vis_cos = self._nearest(VISUAL, visual_vec, max(CANDIDATE_POOL, 4 * k))
+        vis_cos = self._nearest(VISUAL, visual_vec, _pool_size(k))
         # an uploaded image has no caption: caption cosine 0, but only for fully written images
         cap_cos = (self._cosines(CAPTION, caption_vec, list(vis_cos)) if caption_vec is not None
                    else dict.fromkeys(self.store.embeddings(CAPTION, vis_cos), 0.0))
         results = self._score(cap_cos, vis_cos, self.text_encoder.calibration, ranking.CLIP_IMAGE_IMAGE, 0.0, k)
         if not results:
-            self._searchable_count()  # no count per search (see search()); raises when vectors are missing
+            self._refuse_if_out_of_date()
         return SearchResponse(label, results, (time.perf_counter() - t0) * 1000, 0.0)
 
     def _nearest(self, kind: str, vector: np.ndarray, n: int) -> dict[str, float]:
@@ -357,19 +357,17 @@ class SearchEngine:
     def _catalog_empty(self) -> bool:
         """No image indexed yet. Scans the catalog only until it has seen one, not on every search."""
         if not self._seen_images:
-            self._seen_images = next(self.catalog.root.glob("??/*.json"), None) is not None
+            self._seen_images = not self.catalog.empty()
         return not self._seen_images
 
-    def _searchable_count(self) -> int:
-        """Vectors in the current collections; refuses when stored images await re-embedding."""
-        n = self.store.count()
-        if n == 0 and next(self.catalog.root.glob("??/*.json"), None) is not None:
+    def _refuse_if_out_of_date(self) -> None:
+        """An empty answer from empty collections while images are stored: they await re-embedding."""
+        if self.store.count() == 0 and not self.catalog.empty():
             raise IndexOutOfDate(
                 "The stored images have no vectors for the current models yet (the models changed, or an "
                 "indexing run was interrupted). The app rebuilds them in the background; from the command "
                 "line run `python -m visual_search reindex`."
             )
-        return n
 
     def _score(self, cap_cos: dict[str, float], vis_cos: dict[str, float], caption_cal, visual_cal, alpha: float,
                k: int) -> list[SearchResult]:
@@ -398,3 +396,8 @@ class SearchEngine:
             height=int(m.get("height", 0)), added_at=m.get("added_at", ""),
             caption_model=m.get("caption_model", ""), caption_edited=bool(m.get("caption_edited", False)),
         )
+
+
+def _pool_size(k: int) -> int:
+    """Nearest images asked of each channel's index: CANDIDATE_POOL, or 4 x k for long result lists."""
+    return max(CANDIDATE_POOL, 4 * k)

@@ -34,6 +34,9 @@ _SIGNATURES: tuple[tuple[bytes, str, str], ...] = (
     (b"MM\x00*", "TIFF", ".tif"),
 )
 ACCEPTED_FORMATS = "JPEG, PNG, WebP, GIF, BMP or TIFF"
+# File names that usually hold one of them: only to pick files out of a folder of mixed content
+# (the samples); whatever is picked is still judged by its content.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 # A picture more elongated than this cannot be described or resized sanely (1 x 100000, say).
 MAX_ASPECT_RATIO = 25.0
 MAX_NAME_CHARS = 200
@@ -199,6 +202,13 @@ def _deep_to_l(img: Image.Image) -> Image.Image:
         top = 255.0 if peak <= 255 else 65535.0 if peak <= 65535 else peak
     scaled = np.clip(arr / top * 255.0, 0, 255).astype(np.uint8)
     return Image.fromarray(scaled, mode="L")
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The image-named files directly in `folder`, sorted (none when it is not a folder)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
 def walk(paths: list[str | os.PathLike]) -> list[tuple[Path, str | None]]:

@@ -58,25 +58,21 @@ def check_alpha(alpha: object) -> float:
 
 
 class QueryEncoder:
-    """Encodes a query for each channel, with an LRU cache of recent queries per channel.
-
-    The channels are separate calls so a search can start on the caption channel's candidates
-    while CLIP's text tower is still encoding the same query (engine.search).
-    """
+    """Encodes a query for each channel, with an LRU cache of recent queries per channel."""
 
     def __init__(self, text_encoder: "TextEncoder", clip: "ClipEncoder", cache_size: int = 256) -> None:
         self._channels = {
             "caption": (lambda q: text_encoder.encode([q])[0], OrderedDict()),
             "visual": (lambda q: clip.encode_texts([q])[0], OrderedDict()),
         }
-        # VS_TEXT_MODEL=clip: both channels take CLIP's text vector; encode it once, not twice.
-        self._shared = getattr(text_encoder, "clip", None) is clip
+        if getattr(text_encoder, "clip", None) is clip:  # VS_TEXT_MODEL=clip: one vector serves both channels
+            self._channels["caption"] = self._channels["visual"]
         self._size = cache_size
         self._lock = threading.Lock()
 
     def caption(self, query: str) -> np.ndarray:
         """The caption-channel vector (the captions' own text encoder), unit length."""
-        return self._encode("visual" if self._shared else "caption", query)
+        return self._encode("caption", query)
 
     def visual(self, query: str) -> np.ndarray:
         """The visual-channel vector (CLIP's text tower), unit length."""

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from .errors import VisualSearchError
 from .gpu import gpu
+from .intake import image_files
 
 if TYPE_CHECKING:
     from .engine import SearchEngine
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MARKER = ".samples"  # in the data dir: "pending" while the samples are being indexed, then "done"
-SAMPLE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 
 
 @dataclass(frozen=True)
@@ -42,9 +42,8 @@ class JobStatus:
 
 
 class StartupJob:
-    def __init__(self, engine: "SearchEngine", sample_dir: Path | None = None) -> None:
+    def __init__(self, engine: "SearchEngine") -> None:
         self.engine = engine
-        self.sample_dir = Path(sample_dir or engine.settings.sample_dir)
         self._lock = threading.Lock()
         self._status = JobStatus(False, "not started", 0, 0)
         self._thread: threading.Thread | None = None
@@ -101,10 +100,8 @@ class StartupJob:
         if state == "done":
             return []
         if not state:
-            if next(iter(self.engine.catalog.records()), None) is not None:
+            if not self.engine.catalog.empty():
                 marker.write_text("done\n")  # a collection indexed before the app: no samples added to it
                 return []
             marker.write_text("pending\n")
-        if not self.sample_dir.is_dir():
-            return []
-        return sorted(p for p in self.sample_dir.iterdir() if p.suffix.lower() in SAMPLE_SUFFIXES and p.is_file())
+        return image_files(Path(self.engine.settings.sample_dir))

@@ -8,7 +8,9 @@ unit rows` can replace these.
 from __future__ import annotations
 
 import json
+import posixpath
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, Sequence
 
 import numpy as np
@@ -38,10 +40,10 @@ class SentenceTransformerEncoder:
     Why not the sentence-transformers library: its `encode()` wrapper costs ~1.1 ms of a ~5.7 ms
     query, and importing it adds ~126 MB of resident memory on top of open_clip's imports
     (scikit-learn, scipy; docs/benchmarks.md), while these models are a transformer plus a pooling
-    rule written in two small JSON files. Supported module
-    stacks: Transformer -> Pooling (cls / mean / max / mean_sqrt_len, or several concatenated) ->
-    optional Normalize; a folder without `modules.json` is a plain transformer with mean pooling,
-    as sentence-transformers treats it. Anything else (Dense layers, ...) is refused by name.
+    rule written in two small JSON files. Supported module stacks: Transformer -> Pooling (cls /
+    mean / max / mean_sqrt_len, or several concatenated) -> optional Normalize; a folder without
+    `modules.json` is a plain transformer with mean pooling, as sentence-transformers treats it.
+    Anything else (Dense layers, ...) is refused by name.
     """
 
     calibration = CAPTION_TEXT
@@ -72,16 +74,14 @@ class SentenceTransformerEncoder:
             return np.zeros((0, self.dim), np.float32)
         texts = [(self.spec.prompt + t).lower() if self.spec.lowercase else self.spec.prompt + t for t in texts]
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        out = np.zeros(0, np.float32)
+        chunks = []
         for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
-            batch = self.tokenizer([texts[i] for i in rows], padding=True, truncation=True,
-                                   max_length=self.max_length, return_tensors="pt").to(self.device)
+            batch = self.tokenizer([texts[i] for i in order[start : start + self.batch_size]], padding=True,
+                                   truncation=True, max_length=self.max_length, return_tensors="pt").to(self.device)
             hidden = self.model(**batch).last_hidden_state
-            pooled = F.normalize(_pool(hidden, batch["attention_mask"], self.spec.pooling).float(), dim=-1)
-            if not out.size:
-                out = np.zeros((len(texts), pooled.shape[1]), np.float32)
-            out[rows] = pooled.cpu().numpy()
+            chunks.append(F.normalize(_pool(hidden, batch["attention_mask"], self.spec.pooling).float(), dim=-1))
+        out = np.empty((len(texts), chunks[0].shape[1]), np.float32)
+        out[order] = torch.cat(chunks).cpu().numpy()  # back to the callers' order
         return out
 
 
@@ -118,7 +118,7 @@ def _read_json(model_id: str, filename: str) -> dict | list | None:
     from transformers.utils import cached_file
 
     path = cached_file(model_id, filename, _raise_exceptions_for_missing_entries=False)
-    return json.loads(open(path, encoding="utf-8").read()) if path else None
+    return json.loads(Path(path).read_text(encoding="utf-8")) if path else None
 
 
 def _read_spec(model_id: str) -> _Spec:
@@ -131,7 +131,7 @@ def _read_spec(model_id: str) -> _Spec:
             f"text model {model_id!r} is built from the modules {kinds}; visual-search runs "
             "Transformer -> Pooling [-> Normalize] models (all-MiniLM-L6-v2, all-mpnet-base-v2, bge, gte, ...)"
         )
-    pool = _read_json(model_id, f"{modules[1]['path']}/config.json") or {}
+    pool = _read_json(model_id, posixpath.join(modules[1]["path"], "config.json")) or {}
     if "pooling_mode" in pool:  # sentence-transformers >= 6: "mean", "cls", ... or a list of them
         named = pool["pooling_mode"] if isinstance(pool["pooling_mode"], list) else [pool["pooling_mode"]]
         wanted = [_NEW_NAMES.get(str(mode), str(mode)) for mode in named]
@@ -143,7 +143,7 @@ def _read_spec(model_id: str) -> _Spec:
             f"text model {model_id!r} pools with {unknown or 'nothing'}; supported: {', '.join(_POOLING_MODES)}")
     pooling = tuple(mode for mode in _POOLING_MODES if mode in wanted)  # sentence-transformers' order
     folder = str(modules[0].get("path") or "")  # old layouts keep the transformer in 0_Transformer/
-    bert = _read_json(model_id, f"{folder}/sentence_bert_config.json" if folder else "sentence_bert_config.json") or {}
+    bert = _read_json(model_id, posixpath.join(folder, "sentence_bert_config.json")) or {}
     st = _read_json(model_id, "config_sentence_transformers.json") or {}
     prompt = (st.get("prompts") or {}).get(st.get("default_prompt_name") or "", "")
     if prompt and pool.get("include_prompt") is False:
