@@ -151,17 +151,19 @@ class SearchEngine:
     def index_paths(self, paths: Sequence[str | os.PathLike], progress: Progress | None = None) -> IndexReport:
         """Index files and folders (recursively). Bad files are reported, good ones indexed."""
         items = walk(list(paths))
-        max_bytes = self.settings.max_file_bytes
+        return self._index(((str(p), problem or self._reader(p)) for p, problem in items), len(items), progress)
 
-        def sources() -> Iterator[tuple[str, Callable[[], bytes] | str]]:
-            for path, problem in items:
-                yield str(path), (problem if problem else (lambda p=path: read_file(p, max_bytes)))
-
-        return self._index(sources(), len(items), progress)
+    def index_files(self, files: Sequence[tuple[str, str | os.PathLike]], progress: Progress | None = None) -> IndexReport:
+        """Index uploads given as (display name, where the bytes are); each file is read only when its
+        turn comes, so a large upload never sits in memory all at once. The name is never a path."""
+        return self._index(((name, self._reader(Path(path))) for name, path in files), len(files), progress)
 
     def index_bytes(self, files: Sequence[tuple[str, bytes]], progress: Progress | None = None) -> IndexReport:
         """Index uploaded (file name, content) pairs. The name is only displayed, never used as a path."""
         return self._index(((name, (lambda d=data: d)) for name, data in files), len(files), progress)
+
+    def _reader(self, path: Path) -> Callable[[], bytes]:
+        return lambda: read_file(path, self.settings.max_file_bytes)
 
     def _index(self, sources: Iterable[tuple[str, Callable[[], bytes] | str]], total: int, progress) -> IndexReport:
         report = IndexReport()

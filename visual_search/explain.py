@@ -16,7 +16,7 @@ import numpy as np
 
 from . import ranking
 from .intake import load_image
-from .query import check_alpha, check_k, clean_text
+from .query import clean_text
 from .store import CAPTION
 
 if TYPE_CHECKING:
@@ -152,14 +152,13 @@ def encode_query(engine: "SearchEngine", query: str) -> QueryStep:
 
 def breakdown(engine: "SearchEngine", query: str, k: int = 5, alpha: float | None = None) -> Breakdown:
     """Stage 4: the engine's own search, with each result's cosines and relevances side by side."""
-    alpha = check_alpha(engine.settings.default_alpha if alpha is None else alpha)
-    response = engine.search(query, k=check_k(k, engine.settings.max_k), alpha=alpha)
+    response = engine.search(query, k=k, alpha=alpha)  # checks k and alpha
     rows = [
         RelevanceRow(rank, r.record.id, r.record.filename, r.record.caption, r.caption_cosine, r.caption_score,
                      r.visual_cosine, r.visual_score, r.relevance)
         for rank, r in enumerate(response.results, 1)
     ]
-    return Breakdown(rows, alpha, engine.text_encoder.calibration, ranking.CLIP_TEXT_IMAGE, response.elapsed_ms)
+    return Breakdown(rows, response.alpha, engine.text_encoder.calibration, ranking.CLIP_TEXT_IMAGE, response.elapsed_ms)
 
 
 def relevance_formula(cosine: float, calibration: ranking.Calibration) -> str:

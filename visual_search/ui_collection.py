@@ -1,7 +1,8 @@
 """The "Add images" and "Library" tabs: grow the collection, browse it, correct captions, delete.
 
-Uploaded files reach the engine as (display name, bytes): the name a browser sent is shown, never
-used as a path. The engine checks every file's content and size again (intake.py).
+Uploaded files reach the engine as (display name, gradio's temp file): the name a browser sent is
+shown, never used as a path. The engine reads each file in turn and checks its size and content
+(intake.py).
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import gradio as gr
 import pandas as pd
 
 from .engine import SearchEngine
-from .errors import RejectedImage, VisualSearchError
+from .errors import VisualSearchError
 from .gpu import gpu
-from .intake import display_name, read_file
-from .ui_common import Busy, failure, md
+from .intake import ACCEPTED_FORMATS, display_name
+from .ui_common import Busy, failure, md, selected_record
 
 OUTCOME_COLUMNS = ["file", "outcome", "caption or reason"]
 LIBRARY_COLUMNS = ["file", "caption", "edited", "added (UTC)", "id"]
@@ -31,28 +32,20 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[[],
         """Index uploads one by one, with progress; one outcome row per file."""
         if not files:
             return pd.DataFrame([], columns=OUTCOME_COLUMNS), "Choose image files to add.", header()
-        rows: list[list[str]] = []
-        pairs: list[tuple[str, bytes]] = []
-        for path in files:
-            name = display_name(Path(path).name)
-            try:
-                pairs.append((name, read_file(Path(path), s.max_file_bytes)))
-            except RejectedImage as exc:  # unreadable or too big: refused before it is read into memory
-                rows.append([name, "rejected", str(exc)])
         if busy():
             progress(0, desc="waiting for the sample images to finish indexing")
         try:
-            report = engine.index_bytes(
-                pairs, progress=lambda done, total, label: progress((done, total), desc=f"indexing {label}")
+            report = engine.index_files(
+                [(display_name(Path(path).name), path) for path in files],
+                progress=lambda done, total, label: progress((done, total), desc=f"indexing {label}"),
             )
         except VisualSearchError as exc:
-            return pd.DataFrame(rows, columns=OUTCOME_COLUMNS), failure(exc), header()
+            return pd.DataFrame([], columns=OUTCOME_COLUMNS), failure(exc), header()
         rows = ([[a.path, "indexed", a.caption] for a in report.added]
                 + [[d.path, "duplicate: already indexed", _caption_of(d.id)] for d in report.duplicates]
-                + [[f.path, "rejected", f.error] for f in report.failed] + rows)
-        rejected = len(report.failed) + len(files) - len(pairs)
+                + [[f.path, "rejected", f.error] for f in report.failed])
         status = (f"**{len(report.added)} indexed**, {len(report.duplicates)} duplicate"
-                  f"{'s' * (len(report.duplicates) != 1)}, {rejected} rejected · "
+                  f"{'s' * (len(report.duplicates) != 1)}, {len(report.failed)} rejected · "
                   f"{report.count:,} images in the collection")
         if report.added:
             status += " · new images are searchable now"
@@ -75,13 +68,12 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[[],
         return tiles, table, note, [r.id for r in records[:LIBRARY_TILES]]
 
     def pick(ids: list[str], evt: gr.SelectData):
-        index = evt.index if isinstance(evt.index, int) else -1
-        if not 0 <= index < len(ids):
-            return "", "", ""
         try:
-            record = engine.get(ids[index])
+            record = selected_record(engine, ids, evt)
         except VisualSearchError as exc:
             return "", "", failure(exc)
+        if record is None:
+            return "", "", ""
         return record.id, record.caption, f"**{md(record.filename)}** · {record.width} x {record.height} px"
 
     @gpu
@@ -106,7 +98,7 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[[],
         return status, "", "", "Select an image to correct its caption or delete it.", *library(), header()
 
     with gr.Tab("Add images", id="add"):
-        gr.Markdown(f"Add JPEG, PNG, WebP, GIF, BMP or TIFF files (up to {s.max_file_mb:g} MB each). Each one is "
+        gr.Markdown(f"Add {ACCEPTED_FORMATS} files (up to {s.max_file_mb:g} MB each). Each one is "
                     "captioned and embedded, then searchable at once; the same picture is never indexed twice.")
         with gr.Group(elem_id="add-images"):
             files = gr.File(label="Images to add", file_count="multiple", height=160)

@@ -9,13 +9,18 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
-from typing import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import gradio as gr
 import pandas as pd
 
 from .errors import VisualSearchError
-from .records import SearchResponse
+from .intake import display_name, read_file
+from .records import ImageRecord, SearchResponse, SearchResult
+
+if TYPE_CHECKING:
+    from .engine import SearchEngine
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>:])")
 RESULT_COLUMNS = ["rank", "relevance", "caption score", "visual score", "caption", "file"]
@@ -38,13 +43,24 @@ def failure(exc: VisualSearchError) -> str:
     return f"⚠️ {md(exc)}"
 
 
-def results_table(response: SearchResponse | None) -> pd.DataFrame:
-    rows = [] if response is None else [
+def results_table(results: Sequence[SearchResult] = ()) -> pd.DataFrame:
+    rows = [
         [rank, round(r.relevance, 2), round(r.caption_score, 2), round(r.visual_score, 2), r.record.caption,
          r.record.filename]
-        for rank, r in enumerate(response.results, 1)
+        for rank, r in enumerate(results, 1)
     ]
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+
+
+def read_upload(path: str, max_bytes: int) -> tuple[bytes, str]:
+    """A file gradio received: its bytes (size-checked) and the name the browser sent, cleaned for display."""
+    return read_file(Path(path), max_bytes), display_name(Path(path).name)
+
+
+def selected_record(engine: "SearchEngine", ids: list[str], evt: gr.SelectData) -> ImageRecord | None:
+    """The record behind a selected tile; None when the selection is not a tile of `ids`."""
+    index = evt.index if isinstance(evt.index, int) else -1
+    return engine.get(ids[index]) if 0 <= index < len(ids) else None
 
 
 @dataclass
@@ -61,7 +77,7 @@ class ResultsView:
 
     @classmethod
     def message(cls, status: str) -> "ResultsView":
-        return cls([], results_table(None), status, [])
+        return cls([], results_table(), status, [])
 
 
 def view(response: SearchResponse, count: int, busy: str | None, what: str) -> ResultsView:
@@ -79,14 +95,13 @@ def view(response: SearchResponse, count: int, busy: str | None, what: str) -> R
         hint = ("Try other words, or move the caption ⟷ visual weight." if what == "for"
                 else "Nothing in the collection looks much like it.")
         return ResultsView.message(f"Nothing relevant {what} “{md(response.query)}” among {count:,} images. {hint}")
-    shown = SearchResponse(response.query, results, response.elapsed_ms, response.alpha)
     tiles = [(r.record.path, f"{r.relevance:.2f} | {r.record.caption}") for r in results]
     n = len(tiles)
     status = (f"**{n} result{'s' * (n != 1)}** {what} “{md(response.query)}” · {response.elapsed_ms:.0f} ms · "
               f"{count:,} images searched")
     if busy:
         status += f" · ⏳ {md(busy)}"
-    return ResultsView(tiles, results_table(shown), status, [r.record.id for r in results])
+    return ResultsView(tiles, results_table(results), status, [r.record.id for r in results])
 
 
 def results_gallery(label: str, name: str) -> tuple[gr.Markdown, gr.Gallery]:
@@ -100,7 +115,7 @@ def results_gallery(label: str, name: str) -> tuple[gr.Markdown, gr.Gallery]:
 def results_details(name: str) -> gr.Dataframe:
     """The details table, folded away: rank, relevance, both channel scores, caption, file."""
     with gr.Accordion("Details: scores of each result", open=False):
-        return gr.Dataframe(value=results_table(None), interactive=False, wrap=True, elem_id=f"{name}-table")
+        return gr.Dataframe(value=results_table(), interactive=False, wrap=True, elem_id=f"{name}-table")
 
 
 def k_slider(value: int = 8, maximum: int = 50) -> gr.Slider:

@@ -3,8 +3,6 @@ and pictures. All computing is in explain.py; this module lays it out."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import gradio as gr
 import numpy as np
 import pandas as pd
@@ -14,8 +12,7 @@ from . import explain
 from .engine import SearchEngine
 from .errors import VisualSearchError
 from .gpu import gpu
-from .intake import display_name, read_file
-from .ui_common import alpha_slider, code, failure, md
+from .ui_common import alpha_slider, code, failure, md, read_upload
 
 INTRO = """
 **Four stages** turn a pile of pictures into something you can search by describing it:
@@ -35,20 +32,16 @@ BLUE, ORANGE, GREY = (76, 120, 168), (235, 110, 20), (120, 120, 120)
 BREAKDOWN_COLUMNS = ["rank", "relevance", "caption cosine", "caption relevance", "visual cosine",
                      "visual relevance", "file", "caption"]
 
-
 def _vector_frame(values: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({"component": np.arange(len(values)), "value": values.astype(float)})
-
 
 def _vector_md(title: str, v: explain.VectorSummary) -> str:
     first = ", ".join(f"{x:+.3f}" for x in v.first)
     return (f"{title}: **{v.dim} numbers** from {code(v.model)}, length (norm) **{v.norm:.3f}**. "
             f"First values: `[{first}, …]`.")
 
-
 def _image_choices(engine: SearchEngine) -> list[tuple[str, str]]:
     return [(f"{r.filename} — {r.caption[:60]}", r.id) for r in engine.list()]
-
 
 def build_explain_tab(engine: SearchEngine) -> None:
     s = engine.settings
@@ -59,8 +52,7 @@ def build_explain_tab(engine: SearchEngine) -> None:
         empty = _vector_frame(np.zeros(0))
         try:
             if upload:
-                step = explain.caption_image(engine, read_file(Path(upload), s.max_file_bytes),
-                                             display_name(Path(upload).name))
+                step = explain.caption_image(engine, *read_upload(upload, s.max_file_bytes))
             elif picked:
                 step = explain.caption_indexed(engine, picked)
             else:
@@ -147,7 +139,6 @@ def build_explain_tab(engine: SearchEngine) -> None:
     run34.click(stages_3_4, [query, k, alpha], outputs, api_name="explain_query")
     query.submit(stages_3_4, [query, k, alpha], outputs, api_visibility="private")
 
-
 def _stage4_md(result: explain.Breakdown) -> str:
     cap, vis, a = result.caption_calibration, result.visual_calibration, result.alpha
     text = ("### Stage 4 · generating results\nEach stored vector is compared with the query's by **cosine "
@@ -166,7 +157,6 @@ def _stage4_md(result: explain.Breakdown) -> str:
              f"**{top.relevance:.2f}**.")
     return text
 
-
 def _parts_frame(rows: list[explain.RelevanceRow], alpha: float = 0.5) -> pd.DataFrame:
     """Each result's relevance split into its caption and visual parts (a stacked bar each)."""
     data = []
@@ -175,7 +165,6 @@ def _parts_frame(rows: list[explain.RelevanceRow], alpha: float = 0.5) -> pd.Dat
         data.append([label, "caption", alpha * r.caption_relevance])
         data.append([label, "visual", (1 - alpha) * r.visual_relevance])
     return pd.DataFrame(data, columns=["result", "channel", "share of relevance"])
-
 
 def draw_map(cmap: explain.CaptionMap | None, query: str) -> Image.Image:
     """The caption vectors as dots; the query as an orange diamond, joined to its nearest captions,
@@ -229,7 +218,6 @@ def draw_map(cmap: explain.CaptionMap | None, query: str) -> Image.Image:
               fill=GREY, font=font, anchor="lm")
     draw.text((w - 12, h - 18), f"up: the next one ({ex[1]:.0%})", fill=GREY, font=font, anchor="rm")
     return image
-
 
 def _short(text: str, n: int = 42) -> str:
     text = " ".join(text.split())

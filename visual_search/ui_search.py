@@ -5,16 +5,14 @@ Handlers only call the engine and format what it returns (see ui_common.view).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import gradio as gr
 
 from .engine import SearchEngine
 from .errors import VisualSearchError
 from .gpu import gpu
-from .intake import display_name, read_file
 from .ui_common import (
-    Busy, ResultsView, alpha_slider, failure, k_slider, md, results_details, results_gallery, view,
+    Busy, ResultsView, alpha_slider, failure, k_slider, md, read_upload, results_details, results_gallery,
+    selected_record, view,
 )
 
 # One per sample image (sample_images/), worded the way a visitor might ask.
@@ -25,7 +23,6 @@ EXAMPLES = [
     "paint brushes", "a bird on a branch", "rowing boats at sunset", "a kite in the sky", "autumn leaves",
     "a pier in the fog", "a path through the woods",
 ]
-
 
 def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs) -> None:
     """Both tabs are built together: picking a search result opens "Find similar" with it."""
@@ -46,8 +43,8 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs) -> None:
         if not path:
             return ResultsView.message("Upload an image, or pick a search result, to find images like it.").outputs()
         try:
-            data = read_file(Path(path), s.max_file_bytes)
-            response = engine.similar(data, k=k, filename=display_name(Path(path).name))
+            data, name = read_upload(path, s.max_file_bytes)
+            response = engine.similar(data, k=k, filename=name)
             return view(response, engine.count(), busy(), "like").outputs()
         except VisualSearchError as exc:
             return ResultsView.message(failure(exc)).outputs()
@@ -65,13 +62,12 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs) -> None:
 
     def pick(ids: list[str], evt: gr.SelectData):
         """A tile was selected: offer "find similar" for it."""
-        index = evt.index if isinstance(evt.index, int) else -1
-        if not 0 <= index < len(ids):
-            return "", gr.update(visible=False), ""
         try:
-            record = engine.get(ids[index])
+            record = selected_record(engine, ids, evt)
         except VisualSearchError as exc:
             return "", gr.update(visible=False), failure(exc)
+        if record is None:
+            return "", gr.update(visible=False), ""
         return record.id, gr.update(visible=True), f"Selected: **{md(record.filename)}** — {md(record.caption)}"
 
     with gr.Tab("Search", id="search"):
