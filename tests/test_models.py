@@ -89,5 +89,8 @@ def test_clip_as_the_text_model_encodes_a_query_once_for_both_channels(tiny_clip
     from visual_search.query import QueryEncoder
 
     clip = _Counted(ClipEncoder(tiny_clip, None, "cpu"), "encode_texts")
-    caption_vec, visual_vec = QueryEncoder(ClipTextEncoder(clip), clip).encode("a red car")
+    queries = QueryEncoder(ClipTextEncoder(clip), clip)
+    caption_vec, visual_vec = queries.encode("a red car")
     assert clip.texts == 1 and np.array_equal(caption_vec, visual_vec)
+    caption_m, visual_m = queries.encode_many(["a dog", "a cat", "a bus"])  # evaluate's batches
+    assert clip.texts == 4 and np.array_equal(caption_m, visual_m) and caption_m.shape[0] == 3

@@ -67,39 +67,30 @@ def _say(t0: float, message: str) -> None:
     print(f"[bench {time.perf_counter() - t0:6.0f} s] {message}", file=sys.stderr, flush=True)
 
 
-def load_models(settings: Settings, random_weights: bool, folder: Path) -> tuple[Settings, dict, dict]:
-    """(settings naming the models, loaded models, how to load the peers) through the production loaders."""
-    from .captioner import BlipCaptioner
-    from .clip_encoder import ClipEncoder
+def load_models(settings: Settings, random_weights: bool, folder: Path) -> tuple[Settings, dict, dict[str, float]]:
+    """(settings naming the models, the loaded models, load seconds each), loaded as the app loads them:
+    through the engine, except that random-weight BLIP is pinned at a fixed caption length."""
     from .engine import SearchEngine
 
-    load_s: dict[str, float] = {}
     if random_weights:
         from .bench_models import CAPTION_TOKENS, random_models
-        from .text_encoder import SentenceTransformerEncoder
 
         rm = random_models(folder)
         settings = replace(settings, caption_model=rm.caption_model, clip_model=rm.clip_model,
                            clip_pretrained=rm.clip_weights, text_model=rm.text_model, caption_max_tokens=CAPTION_TOKENS)
-        makers = {
-            "captioner": lambda: BlipCaptioner(rm.caption_model, settings.device, max_new_tokens=CAPTION_TOKENS,
-                                               batch_size=settings.caption_batch, min_new_tokens=CAPTION_TOKENS),
-            "clip": lambda: ClipEncoder(rm.clip_model, rm.clip_weights, settings.device),
-            "text_encoder": lambda: SentenceTransformerEncoder(rm.text_model, settings.device),
-        }
-        min_tokens = CAPTION_TOKENS
-    else:
-        engine = SearchEngine(settings)  # the configured models, loaded as the app loads them
-        makers = {name: (lambda name=name: getattr(engine, name)) for name in ("captioner", "clip", "text_encoder")}
-        min_tokens = 0
-    models = {}
+    engine = SearchEngine(settings)
+    makers = {name: (lambda name=name: getattr(engine, name)) for name in ("captioner", "clip", "text_encoder")}
+    if random_weights:
+        from .captioner import BlipCaptioner
+
+        makers["captioner"] = lambda: BlipCaptioner(rm.caption_model, settings.device, max_new_tokens=CAPTION_TOKENS,
+                                                    batch_size=settings.caption_batch, min_new_tokens=CAPTION_TOKENS)
+    models, load_s = {}, {}
     for name, make in makers.items():
         t0 = time.perf_counter()
         models[name] = make()
         load_s[name] = round(time.perf_counter() - t0, 1)
-    peers = {"clip_model": settings.clip_model, "clip_pretrained": settings.clip_pretrained,
-             "caption_model": settings.caption_model, "min_new_tokens": min_tokens, "load_s": load_s}
-    return settings, models, peers
+    return settings, models, load_s
 
 
 def bench(tmp: Path, sizes: list[int], random_weights: bool, n_images: int | None, n_queries: int,
@@ -117,7 +108,7 @@ def bench(tmp: Path, sizes: list[int], random_weights: bool, n_images: int | Non
     watch = st.CpuWatch()
     settings = Settings.from_env(data_dir=tmp / "stages", chroma_url=None)
     _say(t0, "loading models" + (" (building random weights first)" if random_weights else ""))
-    settings, models, how = load_models(settings, random_weights, Path(weights_dir) if weights_dir else tmp / "weights")
+    settings, models, load_s = load_models(settings, random_weights, Path(weights_dir) if weights_dir else tmp / "weights")
     rss = {"models_loaded": st.rss_mb()}
     paths = image_files(Path(settings.sample_dir))
     paths = paths[: n_images or len(paths)]
@@ -151,19 +142,19 @@ def bench(tmp: Path, sizes: list[int], random_weights: bool, n_images: int | Non
         "sentence_transformers_library": lv.sentence_transformers_library(models["text_encoder"], texts),
     }
     _say(t0, "peers: Chroma OpenCLIPEmbeddingFunction, transformers pipeline")
-    chroma = peers_.chroma_openclip(models["clip"], how["clip_model"], how["clip_pretrained"], images, texts[:20],
+    chroma = peers_.chroma_openclip(models["clip"], settings.clip_model, settings.clip_pretrained, images, texts[:20],
                                     tmp / "peers")
-    hf = peers_.hf_pipeline_caption(models["captioner"], how["caption_model"], images, how["min_new_tokens"])
+    hf = peers_.hf_pipeline_caption(models["captioner"], settings.caption_model, images)
     result = {
         "random_weights": random_weights,
-        "models": {"caption": how["caption_model"], "text": models["text_encoder"].identity,
+        "models": {"caption": settings.caption_model, "text": models["text_encoder"].identity,
                    "clip": models["clip"].identity, "caption_tokens": (
-                       f"{how['min_new_tokens']} (fixed)" if how["min_new_tokens"]
+                       f"{models['captioner'].min_new_tokens} (fixed)" if models["captioner"].min_new_tokens
                        else f"up to {models['captioner'].max_new_tokens}")},
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
                     "openmp_env": {k: os.environ[k] for k in _OPENMP_ENV if k in os.environ}},
-        "load_s": how["load_s"],
+        "load_s": load_s,
         "index": index,
         "index_images_per_s": index["images_per_s"],
         "store": store,

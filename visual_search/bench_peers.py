@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from .bench_stages import pct, time_each
+from .clip_encoder import SELF_CONTAINED
 from .config import Settings
 from .engine import WRITE_GROUP
 from .store import VISUAL, VectorStore, make_client
@@ -32,7 +33,7 @@ def chroma_openclip(clip, model_name: str, checkpoint: str | None, images: list[
 
     # The same architecture and weights: a `local-dir:` name carries its weights, anything else
     # takes the tag or weights file as `checkpoint` (it becomes open_clip's `pretrained`).
-    if model_name.startswith(("local-dir:", "hf-hub:")):
+    if model_name.startswith(SELF_CONTAINED):
         checkpoint = ""  # open_clip ignores it there (and warns)
     ef = OpenCLIPEmbeddingFunction(model_name=model_name, checkpoint=checkpoint or "", device=clip.device)
     client = chromadb.PersistentClient(path=str(folder / "chroma-peer"),
@@ -69,7 +70,7 @@ def chroma_openclip(clip, model_name: str, checkpoint: str | None, images: list[
     }
 
 
-def hf_pipeline_caption(captioner, model: str, images: list[Image.Image], min_new_tokens: int) -> dict:
+def hf_pipeline_caption(captioner, model: str, images: list[Image.Image]) -> dict:
     """Caption the images with our captioner, then with a transformers pipeline, at the same batch size.
 
     The pipeline runs one image per call at its default batch size 1; given a list of images (and
@@ -81,8 +82,8 @@ def hf_pipeline_caption(captioner, model: str, images: list[Image.Image], min_ne
     # transformers 5 folded "image-to-text" into "image-text-to-text"; an empty prompt is plain captioning.
     pipe = pipeline("image-text-to-text", model=model, device=captioner.device)
     generate = {"max_new_tokens": captioner.max_new_tokens}
-    if min_new_tokens:
-        generate["min_new_tokens"] = min_new_tokens
+    if captioner.min_new_tokens:
+        generate["min_new_tokens"] = captioner.min_new_tokens
     batch = captioner.batch_size
 
     def theirs_caption(chunk: list[Image.Image]) -> list[str]:

@@ -16,7 +16,7 @@ from PIL import Image
 from .device import resolve_device
 from .errors import ModelLoadError
 
-_SCHEMAS = ("local-dir:", "hf-hub:")
+SELF_CONTAINED = ("local-dir:", "hf-hub:")  # names that carry their own weights: `pretrained` is ignored
 
 
 class ClipEncoder:
@@ -25,7 +25,7 @@ class ClipEncoder:
     ) -> None:
         import open_clip
 
-        if model_name.startswith(_SCHEMAS):
+        if model_name.startswith(SELF_CONTAINED):
             pretrained = None  # the folder / hub repo carries its own weights
         self.identity = self.identity_of(model_name, pretrained)
         self.device = resolve_device(device)
@@ -44,7 +44,7 @@ class ClipEncoder:
     @staticmethod
     def identity_of(model_name: str, pretrained: str | None) -> str:
         """What names the visual collection: the architecture and its weights."""
-        if model_name.startswith(_SCHEMAS) or not pretrained:
+        if model_name.startswith(SELF_CONTAINED) or not pretrained:
             return model_name
         return f"{model_name}@{pretrained}"
 

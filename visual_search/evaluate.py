@@ -30,7 +30,7 @@ from .caption_files import FORMATS, read_captions
 from .config import Settings
 from .engine import MAX_CAPTION_CHARS, SearchEngine
 from .errors import InvalidQuery, VisualSearchError
-from .metrics import distribution, ranks_of_correct, summarize
+from .metrics import DISTRIBUTION_COLUMNS, distribution, ranks_of_correct, summarize
 from .progress import progress_bar
 from .query import check_alpha, clean_text
 from .store import CAPTION, VISUAL
@@ -115,7 +115,9 @@ def evaluate(engine: SearchEngine, images_dir: Path, captions: dict[str, list[st
     gallery = index_gallery(engine, images_dir, captions, limit)
     if reference:
         for image_id, texts in zip(gallery.ids, gallery.captions):
-            engine.set_caption(image_id, texts[0][:MAX_CAPTION_CHARS])
+            record = engine.get(image_id)
+            if not (record.caption_edited and record.caption == texts[0][:MAX_CAPTION_CHARS]):  # a rerun set it
+                engine.set_caption(image_id, texts[0][:MAX_CAPTION_CHARS])
     t_index = time.perf_counter() - t0
     queries, truth, dropped = _queries(gallery, reference, engine.settings.max_query_chars)
     if not queries:
@@ -197,8 +199,8 @@ def score(engine: SearchEngine, ids: list[str], queries: list[str], truth: np.nd
     rng = np.random.default_rng(0)
     for lo in range(0, len(queries), QUERY_CHUNK):
         batch, right = queries[lo : lo + QUERY_CHUNK], truth[lo : lo + QUERY_CHUNK]
-        cap_cos = ranking.cosine_matrix(engine.text_encoder.encode(batch), caption_m)
-        vis_cos = ranking.cosine_matrix(engine.clip.encode_texts(batch), visual_m)
+        caption_q, visual_q = engine.queries.encode_many(batch)
+        cap_cos, vis_cos = ranking.cosine_matrix(caption_q, caption_m), ranking.cosine_matrix(visual_q, visual_m)
         cap_rel, vis_rel = ranking.relevance(cap_cos, cap_cal), ranking.relevance(vis_cos, vis_cal)
         # Ties in relevance (clipped at 0 or 1) fall back to cosine order, as the search's candidate order does.
         ranks["caption"].append(ranks_of_correct(cap_rel, right, cap_cos))
@@ -268,12 +270,12 @@ def format_report(r: dict) -> str:
                      f"{s['mrr']:>8.3f}{s['median_rank']:>13g}")
     lines += ["", "Cosine of correct vs incorrect (query, image) pairs",
               f"{'channel':<10}{'pairs':<11}{'n':>9}" + "".join(
-                  f"{h:>7}" for h in ("mean", "p5", "p25", "p50", "p75", "p95", "p99"))]
+                  f"{h:>7}" for h in DISTRIBUTION_COLUMNS)]
     for channel, d in r["distributions"].items():
         for kind, s in d.items():
             if s["n"]:
                 lines.append(f"{channel:<10}{kind:<11}{s['n']:>9}" + "".join(
-                    f"{s[k]:>7.3f}" for k in ("mean", "p5", "p25", "p50", "p75", "p95", "p99")))
+                    f"{s[k]:>7.3f}" for k in DISTRIBUTION_COLUMNS))
     lines += ["", f"Calibration (cosine -> relevance): suggested floor = p{FLOOR_PERCENTILE} of incorrect, "
                   f"ceiling = p{CEILING_PERCENTILE} of correct"]
     for channel, c in r["calibration"].items():

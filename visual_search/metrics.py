@@ -61,7 +61,11 @@ def summarize(ranks: np.ndarray) -> dict[str, float]:
     return out
 
 
-def distribution(values: np.ndarray, percentiles: tuple[int, ...] = (5, 25, 50, 75, 95, 99)) -> dict[str, float]:
+PERCENTILES = (5, 25, 50, 75, 95, 99)
+DISTRIBUTION_COLUMNS = ("mean", *(f"p{p}" for p in PERCENTILES))  # the keys of distribution() besides "n"
+
+
+def distribution(values: np.ndarray, percentiles: tuple[int, ...] = PERCENTILES) -> dict[str, float]:
     """Mean and percentiles of a set of scores (for correct vs incorrect pair cosines)."""
     values = np.asarray(values, dtype=np.float64).ravel()
     if not values.size:
