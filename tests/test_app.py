@@ -3,7 +3,6 @@ search, upload, bad upload, caption edit, delete, empty states, first-start inde
 
 from __future__ import annotations
 
-import io
 import re
 import urllib.error
 import urllib.request
@@ -13,10 +12,12 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from visual_search import SearchEngine, Settings
+from visual_search.ranking import CAPTION_TEXT
 from visual_search.startup import MARKER, StartupJob
 from visual_search.ui import launch_options
 
 from conftest import SAMPLES, launch_app
+from images import encode, picture
 
 N_SAMPLES = len(list(SAMPLES.glob("*.jpg")))
 TILE = re.compile(r"^(\d\.\d\d) \| (.+)$")  # "0.87 | a cat laying on a couch"
@@ -34,9 +35,7 @@ def _launch(engine: SearchEngine, startup: StartupJob | None = None):
 
 
 def _png(color: tuple[int, int, int], size=(96, 64)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, "PNG")
-    return buf.getvalue()
+    return encode(Image.new("RGB", size, color), "PNG")
 
 
 @pytest.fixture(scope="module")
@@ -150,8 +149,7 @@ def test_uploads_over_the_size_limit_are_refused(app, tmp_path):
     engine, client, _ = app
     before = engine.count()
     big = tmp_path / "big.png"
-    rng = __import__("numpy").random.default_rng(0)
-    Image.fromarray(rng.integers(0, 255, (800, 800, 3), dtype="uint8")).save(big)  # noise: ~1.9 MB as PNG
+    picture((800, 800)).save(big)  # noise: ~1.9 MB as PNG
     assert big.stat().st_size > engine.settings.max_file_bytes
     with pytest.raises(Exception, match="(?i)file size|too large|exceeds"):
         client.predict([handle_file(str(big))], api_name="/add_images")
@@ -198,10 +196,10 @@ def test_find_similar_to_an_indexed_image_puts_it_first(app):
 
 def test_how_it_works_explains_a_query(app):
     _, client, _ = app
-    stage3, _, stage4, table, _, picture = client.predict("two dogs", 3, 1.0, api_name="/explain_query")
+    stage3, _, stage4, table, _, caption_map = client.predict("two dogs", 3, 1.0, api_name="/explain_query")
     assert "Stage 3" in stage3 and "384 numbers" in stage3
-    assert "floor 0.10, ceiling 0.80" in stage4 and table["data"][0][6] == "dogs_at_door.jpg"
-    with Image.open(picture) as im:  # the map of caption vectors, with the query drawn in orange
+    assert f"floor {CAPTION_TEXT.floor:.2f}, ceiling {CAPTION_TEXT.ceiling:.2f}" in stage4 and table["data"][0][6] == "dogs_at_door.jpg"
+    with Image.open(caption_map) as im:  # the map of caption vectors, with the query drawn in orange
         assert im.size == (1000, 560) and (235, 110, 20) in {c for _, c in im.convert("RGB").getcolors(1 << 20)}
     stage1, stage2, _ = client.predict(None, _id_of(app[0], "cat.jpg"), api_name="/explain_image")
     assert "Stage 1" in stage1 and " s** and wrote" in stage1 and CAPTIONS["cat.jpg"] in stage1

@@ -167,11 +167,11 @@ def test_a_hung_server_times_out_with_a_message(remote, server, shared_models, m
     try:
         _, exc, seconds = call_bounded(lambda: remote.search("a photo"))
         print(f"running engine, server hung: {type(exc).__name__} after {seconds:.2f} s")
-        assert isinstance(exc, StoreUnavailable)
+        assert isinstance(exc, StoreUnavailable) and seconds < 3 * 2.0  # the timeout, not the test's limit
         monkeypatch.setenv("VS_CHROMA_URL", server.url)
         _, exc, seconds = call_bounded(SearchEngine(Settings.from_env(), **shared_models).count)
         print(f"new engine, server hung: {type(exc).__name__} after {seconds:.2f} s")
-        assert isinstance(exc, StoreUnavailable) and server.url in str(exc)
+        assert isinstance(exc, StoreUnavailable) and server.url in str(exc) and seconds < 3 * 2.0
     finally:
         server.proc.send_signal(signal.SIGCONT)
 

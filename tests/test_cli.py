@@ -3,6 +3,7 @@ in-process (same code as `python -m visual_search`); one runs real fresh process
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -33,7 +34,7 @@ def test_index_json_shape_and_exit_codes(settings, tmp_path, capsys):
     code, out, _ = run(capsys, "index", str(FEW[0]), str(bad), "--json")
     report = json.loads(out)
     assert code == 2
-    assert report["duplicates"] == [{"id": report["duplicates"][0]["id"], "path": str(FEW[0])}]
+    assert report["duplicates"] == [{"id": hashlib.sha256(FEW[0].read_bytes()).hexdigest(), "path": str(FEW[0])}]
     assert report["failed"][0]["path"] == str(bad) and "text file" in report["failed"][0]["error"]
     assert report["count"] == 3
 
@@ -47,12 +48,11 @@ def test_search_similar_list_json_shapes(settings, capsys):
     assert len(doc["results"]) == 2 and all(keys <= set(r) for r in doc["results"])
     code, out, _ = run(capsys, "similar", str(FEW[1]), "-k", "1", "--json")
     top = json.loads(out)["results"][0]
-    assert code == 0 and top["relevance"] == 1.0
+    assert code == 0 and top["relevance"] == 1.0 and top["id"] == hashlib.sha256(FEW[1].read_bytes()).hexdigest()
     code, out, _ = run(capsys, "list", "--json")
     listed = json.loads(out)
     assert code == 0 and len(listed) == 3
     assert all(set(r) == {"id", "path", "caption", "width", "height", "added_at"} for r in listed)
-    assert top["id"] in {r["id"] for r in listed}
 
 
 def test_caption_and_remove(settings, capsys):

@@ -15,6 +15,7 @@ from conftest import REPO, SAMPLES
 from visual_search import SearchEngine
 from visual_search.cli import main
 from visual_search.evaluate import PendingCaption, append_csv, evaluate
+from visual_search.ranking import CLIP_TEXT_IMAGE
 
 # Two human captions per image (the second is used as a query in --reference-captions mode too).
 CAPTIONS = {
@@ -57,7 +58,7 @@ def test_cli_evaluate_json_and_csv_row(gallery, tmp_path, model_env):
         assert 0 <= metrics["recall@1"] <= metrics["recall@5"] <= metrics["recall@10"] == 1.0  # only 4 images
         assert 0.25 <= metrics["mrr"] <= 1 and 1 <= metrics["median_rank"] <= 4
     assert doc["calibration"]["caption"]["constant"] == "CAPTION_TEXT"
-    assert doc["calibration"]["visual"]["current"] == {"floor": 0.15, "ceiling": 0.33}
+    assert doc["calibration"]["visual"]["current"] == {"floor": CLIP_TEXT_IMAGE.floor, "ceiling": CLIP_TEXT_IMAGE.ceiling}
     assert doc["distributions"]["caption"]["correct"]["n"] == 8
     assert doc["distributions"]["caption"]["incorrect"]["n"] == 8 * 3
     rows = list(csv.DictReader(log.open()))

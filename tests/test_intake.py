@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import io
 import struct
 import zlib
@@ -70,7 +72,7 @@ def test_gif_takes_the_first_frame():
 
 def test_id_is_content_hash_and_name_does_not_matter():
     data = jpeg(1)
-    assert load(data, "a.jpg").id == load(data, "b.png").id != load(jpeg(2)).id
+    assert load(data, "a.jpg").id == load(data, "b.png").id == hashlib.sha256(data).hexdigest() != load(jpeg(2)).id
 
 
 def _png_header_only(width: int, height: int) -> bytes:
@@ -105,8 +107,8 @@ def test_bad_input_is_refused_with_a_message(data, message):
 
 def test_png_with_bad_crc_is_refused():
     data = bytearray(png(4))
-    data[30] ^= 0xFF  # inside IHDR/IDAT: checksum no longer matches
-    with pytest.raises(RejectedImage):
+    data[30] ^= 0xFF  # IHDR's checksum no longer matches
+    with pytest.raises(RejectedImage, match="PNG file is corrupt or truncated"):
         load(bytes(data))
 
 
@@ -134,7 +136,9 @@ def test_walk_recurses_sorted_and_does_not_follow_links_outside(tmp_path):
     outside = tmp_path / "secret.jpg"
     outside.write_bytes(jpeg(4))
     (root / "link.jpg").symlink_to(outside)
-    found = {p.name: problem for p, problem in walk([root, tmp_path / "missing"])}
+    walked = walk([root, tmp_path / "missing"])
+    assert [p.name for p, _ in walked] == ["1.jpg", "link.jpg", "2.jpg", "missing"]  # files, then subfolders
+    found = {p.name: problem for p, problem in walked}
     assert found["1.jpg"] is None and found["2.jpg"] is None
     assert "outside" in found["link.jpg"]
     assert found["missing"] == "no such file or folder"

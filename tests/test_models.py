@@ -24,9 +24,21 @@ def test_captioner_gives_one_caption_per_image_in_order(tiny_blip, batch_size):
     assert captions == [captioner.caption([im])[0] for im in IMAGES]  # batching changes nothing
 
 
-def test_min_new_tokens_fixes_the_caption_length(tiny_blip):
-    fixed = BlipCaptioner(tiny_blip, "cpu", max_new_tokens=5, min_new_tokens=5).caption(IMAGES[:1])[0]
-    assert 1 <= len(fixed.split()) <= 5
+def test_min_new_tokens_fixes_the_caption_length(tiny_blip, tmp_path):
+    """A tiny BLIP biased to end at once, else to say "dog": min_new_tokens must hold the end off."""
+    from transformers import BlipForConditionalGeneration, BlipProcessor
+
+    model = BlipForConditionalGeneration.from_pretrained(tiny_blip)
+    vocab = BlipProcessor.from_pretrained(tiny_blip).tokenizer.get_vocab()
+    with torch.no_grad():
+        bias = model.text_decoder.cls.predictions.decoder.bias
+        bias[vocab["[SEP]"]] += 100.0
+        bias[vocab["dog"]] += 50.0
+    model.save_pretrained(tmp_path)
+    BlipProcessor.from_pretrained(tiny_blip).save_pretrained(tmp_path)
+    assert BlipCaptioner(str(tmp_path), "cpu", max_new_tokens=5).caption(IMAGES[:1]) == ["(no caption)"]
+    fixed = BlipCaptioner(str(tmp_path), "cpu", max_new_tokens=5, min_new_tokens=5).caption(IMAGES[:1])[0]
+    assert fixed == "dog dog dog dog dog"
 
 
 def test_clip_vectors_are_unit_and_trimmed_text_path_matches_full(tiny_clip):

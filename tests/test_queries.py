@@ -5,18 +5,21 @@ stderr, no traceback). Basic refusals (empty, k/alpha out of range) are in test_
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from conftest import REPO
+from consistency import snapshot
 from images import jpeg
-from visual_search import InvalidQuery, NotFound, RejectedImage, SearchEngine, Settings
+from visual_search import InvalidQuery, NotFound, RejectedImage, SearchEngine
 from visual_search.cli import main
 
 CAPTIONS = ["a dog running on a beach", "一只猫坐在沙发上", "قطة على الأريكة", "🐱 on a 🛋️", "a bowl of soup"]
@@ -57,11 +60,9 @@ REFUSED = {  # query -> a fragment of the message
 
 
 @pytest.fixture(scope="module")
-def indexed(tmp_path_factory, tiny_blip, tiny_clip, minilm, shared_models):
+def indexed(tmp_path_factory, tiny_settings, shared_models):
     """One small index for the whole module (tests that change a caption put it back)."""
-    settings = Settings(data_dir=tmp_path_factory.mktemp("queries") / "data", caption_model=tiny_blip,
-                        text_model=minilm, clip_model=tiny_clip, clip_pretrained=None, device="cpu")
-    engine = SearchEngine(settings, **shared_models)
+    engine = SearchEngine(tiny_settings(tmp_path_factory.mktemp("queries") / "data"), **shared_models)
     report = engine.index_bytes([(f"{i}.jpg", jpeg(700 + i)) for i in range(len(CAPTIONS))])
     for added, caption in zip(report.added, CAPTIONS):
         engine.set_caption(added.id, caption)
@@ -119,10 +120,11 @@ def test_k_and_alpha_of_odd_types(indexed, k, alpha, ok):
     "image_id", ["../../etc/passwd", "*", "[0-9a-f]*", "????????", "0" * 7, "0" * 65, "\x00" * 64, "猫" * 64, "   "]
 )
 def test_ids_that_are_not_ids_are_not_found_and_touch_no_file(indexed, image_id):
+    before = snapshot(indexed.settings)
     for call in (indexed.get, indexed.similar, indexed.remove, lambda i: indexed.set_caption(i, "x")):
         with pytest.raises(NotFound):
             call(image_id)
-    assert indexed.count() == len(CAPTIONS)
+    assert indexed.count() == len(CAPTIONS) and snapshot(indexed.settings) == before
 
 
 def test_a_glob_like_prefix_matching_several_images_is_not_a_match(indexed):
@@ -131,6 +133,17 @@ def test_a_glob_like_prefix_matching_several_images_is_not_a_match(indexed):
     with pytest.raises(NotFound):
         indexed.get(ids[0][:7])  # below the 8-character minimum
     assert indexed.get(ids[0][:8]).id == ids[0]
+    # a second record sharing the first 60 characters: every shorter prefix now matches two images
+    twin_id = ids[0][:60] + "".join(f"{(int(c, 16) + 1) % 16:x}" for c in ids[0][60:])
+    indexed.catalog.put_record(replace(indexed.get(ids[0]), id=twin_id, filename="twin.jpg",
+                                               path=str(indexed.catalog.original_path(twin_id, ".jpg"))))
+    try:
+        for prefix in (ids[0][:8], ids[0][:60]):
+            with pytest.raises(NotFound):
+                indexed.get(prefix)
+        assert indexed.get(ids[0][:61]).id == ids[0] and indexed.get(twin_id[:61]).id == twin_id
+    finally:
+        indexed.catalog.remove(twin_id)  # the module's collection stays as the other tests expect
 
 
 def test_similar_to_bad_bytes_is_refused_like_an_upload(indexed):
@@ -158,19 +171,14 @@ def test_captions_get_the_same_cleaning_and_limits(indexed):
      (["caption", "0" * 64, "\u200b"], "empty")],
 )
 def test_cli_refuses_in_one_line(settings, capsys, argv, message):
-    with pytest.raises(SystemExit) if "invalid int" in message else _no_exit():
-        code = main(argv)
-        assert code == 2
+    by_argparse = "invalid int" in message  # argparse prints its usage, then the error
+    with pytest.raises(SystemExit) if by_argparse else contextlib.nullcontext() as stopped:
+        assert main(argv) == 2
+    assert not by_argparse or stopped.value.code == 2
     out, err = capsys.readouterr()
-    assert message in err and "Traceback" not in err + out and not out
-
-
-class _no_exit:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+    lines = err.strip().splitlines()
+    assert message in lines[-1] and "Traceback" not in err + out and not out
+    assert by_argparse or len(lines) == 1  # argparse: its usage lines, then this one
 
 
 def test_cli_answers_other_scripts(indexed, capsys, monkeypatch, model_env):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 from urllib.parse import quote
@@ -156,8 +157,15 @@ def test_a_pickle_only_model_with_code_in_it_is_refused_not_run(which, tiny_blip
     assert not marker.exists()
 
 
-def test_engine_writes_only_under_its_data_dir(tmp_path, shared_models, settings):
+def test_engine_writes_only_under_its_data_dir(tmp_path, shared_models, settings, monkeypatch):
     """Indexing, captions, removal and reconcile create files only under VS_DATA_DIR."""
+    # the working dir, home and temp dir all inside tmp_path too, so a stray write there is seen
+    for name in ("cwd", "home", "tmp"):
+        (tmp_path / name).mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
     engine = SearchEngine(replace(settings, data_dir=tmp_path / "data"), **shared_models)
     outside = {p for p in tmp_path.rglob("*")}
     added = engine.index_bytes([("../../x.png", png(5)), ("/etc/y.png", png(6))]).added

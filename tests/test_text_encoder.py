@@ -78,13 +78,26 @@ def test_a_model_with_layers_we_do_not_run_is_refused_by_name(minilm, tmp_path):
         SentenceTransformerEncoder(folder, "cpu")
 
 
+def _stop_tokenizer_lowercasing(folder: Path) -> None:
+    """MiniLM's tokenizer lowercases by itself; with that off, only do_lower_case can make case not matter."""
+    tok = json.loads((folder / "tokenizer.json").read_text())
+    tok["normalizer"]["lowercase"] = False
+    (folder / "tokenizer.json").write_text(json.dumps(tok))
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    (folder / "tokenizer_config.json").write_text(json.dumps({**config, "do_lower_case": False}))
+
+
 def test_the_default_prompt_and_lowercasing_are_applied(minilm, tmp_path):
     folder = Path(_tiny_sentence_model(tmp_path, minilm, "mean"))
+    _stop_tokenizer_lowercasing(folder)
+    plain = SentenceTransformerEncoder(str(folder), "cpu")
+    assert not np.allclose(plain.encode(["A Red Bus"]), plain.encode(["a red bus"]), atol=1e-3)  # case matters
     (folder / "config_sentence_transformers.json").write_text(
         json.dumps({"prompts": {"query": "query: "}, "default_prompt_name": "query"}))
     bert_config = json.loads((folder / "sentence_bert_config.json").read_text())
     (folder / "sentence_bert_config.json").write_text(json.dumps({**bert_config, "do_lower_case": True}))
     prompted = SentenceTransformerEncoder(str(folder), "cpu")
-    assert np.allclose(prompted.encode(["A Red Bus"]), prompted.encode(["a red bus"]), atol=1e-6)
+    assert np.allclose(prompted.encode(["A Red Bus"]), prompted.encode(["a red bus"]), atol=1e-6)  # lowercased
+    assert not np.allclose(prompted.encode(["a red bus"]), plain.encode(["a red bus"]), atol=1e-3)  # prompt added
     want = _reference(str(folder), ["A Red Bus"])  # the library applies both too
     assert float((prompted.encode(["A Red Bus"]) * want).sum()) > 0.9999
