@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .bench_stages import pct, time_each
+from .bench_stages import encode_both, pct, time_each
 from .engine import WRITE_GROUP, SearchEngine
 
 
@@ -34,19 +34,18 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def _encode_both(engine: SearchEngine, text: str) -> None:
-    engine.text_encoder.encode([text])
-    engine.clip.encode_texts([text])
+def _one_and_default_threads() -> list[int]:
+    return sorted({1, torch.get_num_threads()})
 
 
 def threads(engine: SearchEngine, images: list[Image.Image], texts: list[str]) -> dict:
     """CLIP image groups and query encoding with 1 thread vs torch's default (one per core)."""
     out = {}
     group = images[:WRITE_GROUP]
-    for n in sorted({1, torch.get_num_threads()}):
+    for n in _one_and_default_threads():
         with torch_threads(n):
             img = time_each(engine.clip.encode_images, [group, group])
-            q = time_each(lambda t: _encode_both(engine, t), texts)
+            q = time_each(lambda t: encode_both(engine, t), texts)
         out[str(n)] = {"clip_image_ms_per_image": round(float(np.mean(img)) / len(group), 1),
                        "query_encoding_ms": pct(q)}
     return out
@@ -67,7 +66,7 @@ def parallel_encoders(engine: SearchEngine, texts: list[str]) -> dict:
         future.result()
 
     try:
-        return {"sequential_ms": pct(time_each(lambda t: _encode_both(engine, t), texts)),
+        return {"sequential_ms": pct(time_each(lambda t: encode_both(engine, t), texts)),
                 "parallel_ms": pct(time_each(together, texts))}
     finally:
         pool.shutdown()
@@ -86,9 +85,9 @@ def while_indexing(engine: SearchEngine, images: list[Image.Image], texts: list[
     time.sleep(0.5)
     out = {}
     try:
-        for n in sorted({1, torch.get_num_threads()}):
+        for n in _one_and_default_threads():
             with torch_threads(n):
-                out[str(n)] = pct(time_each(lambda t: _encode_both(engine, t + f" ({n})"), texts))
+                out[str(n)] = pct(time_each(lambda t: encode_both(engine, t + f" ({n})"), texts))
     finally:
         stop.set()
         worker.join()
