@@ -16,9 +16,9 @@ os.environ.setdefault("GRADIO_TEMP_DIR", str(settings.data_dir.resolve() / "uplo
 os.environ.setdefault("GRADIO_DEFAULT_CONCURRENCY_LIMIT", "4")
 
 from visual_search import SearchEngine  # noqa: E402
-from visual_search.gpu import ON_SPACES  # noqa: E402
-from visual_search.startup import StartupJob  # noqa: E402
-from visual_search.ui import build_demo, launch_options  # noqa: E402
+from visual_search.web.zerogpu import ON_SPACES  # noqa: E402
+from visual_search.web.startup import StartupJob  # noqa: E402
+from visual_search.web import build_demo, launch_options  # noqa: E402
 
 engine = SearchEngine(settings)
 if ON_SPACES:  # ZeroGPU wants models created at start-up, outside the GPU-decorated handlers

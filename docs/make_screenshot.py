@@ -36,8 +36,8 @@ def main(query: str = "a lake") -> Path:
     from tiny_models import build_tiny_blip, build_tiny_clip
 
     from visual_search import SearchEngine, Settings
-    from visual_search.caption_files import read_captions
-    from visual_search.startup import StartupJob
+    from visual_search.measure.caption_files import read_captions
+    from visual_search.web.startup import StartupJob
 
     tmp = Path(tempfile.mkdtemp(prefix="vs-screenshot-"))
     settings = Settings(data_dir=tmp / "data", caption_model=str(build_tiny_blip(tmp / "blip")),

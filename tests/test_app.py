@@ -13,8 +13,8 @@ from PIL import Image
 
 from visual_search import SearchEngine, Settings
 from visual_search.ranking import CAPTION_TEXT
-from visual_search.startup import MARKER, StartupJob
-from visual_search.ui import launch_options
+from visual_search.web.startup import MARKER, StartupJob
+from visual_search.web import launch_options
 
 from conftest import SAMPLES, launch_app
 from images import encode, picture

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from visual_search.bench import _parse_sizes
-from visual_search.bench_stages import fill
+from visual_search.measure.bench import _parse_sizes
+from visual_search.measure.stages import fill
 from visual_search.errors import InvalidQuery
 
 

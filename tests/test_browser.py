@@ -12,7 +12,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from visual_search import SearchEngine
-from visual_search.startup import StartupJob
+from visual_search.web.startup import StartupJob
 
 from conftest import REPO, SAMPLES, launch_app
 

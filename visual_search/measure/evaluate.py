@@ -25,15 +25,15 @@ from pathlib import Path
 
 import numpy as np
 
-from . import ranking
+from .. import ranking
 from .caption_files import FORMATS, read_captions
-from .config import Settings
-from .engine import MAX_CAPTION_CHARS, SearchEngine
-from .errors import InvalidQuery, VisualSearchError
+from ..config import Settings
+from ..engine import MAX_CAPTION_CHARS, SearchEngine
+from ..errors import InvalidQuery, VisualSearchError
 from .metrics import DISTRIBUTION_COLUMNS, distribution, ranks_of_correct, summarize
-from .progress import progress_bar
-from .query import check_alpha, clean_text
-from .store import CAPTION, VISUAL
+from ..progress import progress_bar
+from ..query import check_alpha, clean_text
+from ..store import CAPTION, VISUAL
 
 DEFAULT_ALPHAS = (0.25, 0.5, 0.75)
 # Suggested calibration: relevance 0 above this share of non-matching pairs, 1 for the best matches.

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import gradio as gr
 
-from .engine import SearchEngine
-from .errors import VisualSearchError
-from .gpu import gpu
-from .ui_common import (
+from ..engine import SearchEngine
+from ..errors import VisualSearchError
+from .common import (
     Busy, ResultsView, alpha_slider, failure, k_slider, md, read_upload, results_details, results_gallery,
     selected_record, view,
 )
@@ -29,7 +28,6 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs) -> None:
     s = engine.settings
     top = min(50, s.max_k)
 
-    @gpu
     def search(query: str, k: float, alpha: float):
         try:
             response = engine.search(query, k=k, alpha=alpha)
@@ -38,7 +36,6 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs) -> None:
             shown = ResultsView.message(failure(exc))
         return *shown.outputs(), "", gr.update(visible=False)
 
-    @gpu
     def similar_to_upload(path: str | None, k: float):
         if not path:
             return ResultsView.message("Upload an image, or pick a search result, to find images like it.").outputs()
@@ -49,7 +46,6 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs) -> None:
         except VisualSearchError as exc:
             return ResultsView.message(failure(exc)).outputs()
 
-    @gpu
     def similar_to_indexed(image_id: str | None, k: float):
         if not image_id:
             return *ResultsView.message("Pick a result first.").outputs(), gr.update()

@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 from typing import Callable
 
-from .errors import VisualSearchError
+from ..errors import VisualSearchError
 
 Captions = dict[str, list[str]]
 FORMATS = ("auto", "csv", "flickr30k", "flickr8k", "coco")

@@ -4,8 +4,8 @@ throughput, peak memory, and the same work done the way a user would without thi
 Everything runs in a temporary data dir. `--random-weights` builds the default architectures
 (BLIP-base, CLIP ViT-B-32) with random weights offline plus the real all-MiniLM-L6-v2; without it
 the configured models (VS_* variables, hub defaults) are loaded - the tests point those at tiny
-models. What is measured, and how: bench_stages.py (stages, indexing, search at N), bench_levers.py
-(thread settings, int8...), bench_peers.py (Chroma's OpenCLIP function, a transformers pipeline).
+models. What is measured, and how: stages.py (stages, indexing, search at N), levers.py
+(thread settings, int8...), peers.py (Chroma's OpenCLIP function, a transformers pipeline).
 Figures from this project's machine, and how to read them: docs/benchmarks.md.
 """
 
@@ -21,9 +21,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from .config import Settings
-from .errors import InvalidQuery
-from .intake import image_files
+from ..config import Settings
+from ..errors import InvalidQuery
+from ..intake import image_files
 
 DEFAULT_SIZES = "1000,10000,100000"
 # The project's published targets (2 CPU cores, fp32, default architectures).
@@ -70,10 +70,10 @@ def _say(t0: float, message: str) -> None:
 def load_models(settings: Settings, random_weights: bool, folder: Path) -> tuple[Settings, dict, dict[str, float]]:
     """(settings naming the models, the loaded models, load seconds each), loaded as the app loads them:
     through the engine, except that random-weight BLIP is pinned at a fixed caption length."""
-    from .engine import SearchEngine
+    from ..engine import SearchEngine
 
     if random_weights:
-        from .bench_models import CAPTION_TOKENS, random_models
+        from .models import CAPTION_TOKENS, random_models
 
         rm = random_models(folder)
         settings = replace(settings, caption_model=rm.caption_model, clip_model=rm.clip_model,
@@ -81,7 +81,7 @@ def load_models(settings: Settings, random_weights: bool, folder: Path) -> tuple
     engine = SearchEngine(settings)
     makers = {name: (lambda name=name: getattr(engine, name)) for name in ("captioner", "clip", "text_encoder")}
     if random_weights:
-        from .captioner import BlipCaptioner
+        from ..captioner import BlipCaptioner
 
         makers["captioner"] = lambda: BlipCaptioner(rm.caption_model, settings.device, max_new_tokens=CAPTION_TOKENS,
                                                     batch_size=settings.caption_batch, min_new_tokens=CAPTION_TOKENS)
@@ -99,10 +99,10 @@ def bench(tmp: Path, sizes: list[int], random_weights: bool, n_images: int | Non
     stage and lever on its own, then the peers (which load their own copies of the models)."""
     import torch
 
-    from . import bench_levers as lv
-    from . import bench_peers as peers_
-    from . import bench_stages as st
-    from .engine import WRITE_GROUP, SearchEngine
+    from . import levers as lv
+    from . import peers as peers_
+    from . import stages as st
+    from ..engine import WRITE_GROUP, SearchEngine
 
     t0 = time.perf_counter()
     watch = st.CpuWatch()

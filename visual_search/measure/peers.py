@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .bench_stages import pct, time_each
-from .clip_encoder import SELF_CONTAINED
-from .config import Settings
-from .engine import WRITE_GROUP
-from .store import VISUAL, VectorStore, make_client
+from .stages import pct, time_each
+from ..clip_encoder import SELF_CONTAINED
+from ..config import Settings
+from ..engine import WRITE_GROUP
+from ..store import VISUAL, VectorStore, make_client
 
 
 def chroma_openclip(clip, model_name: str, checkpoint: str | None, images: list[Image.Image], texts: list[str],
