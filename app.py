@@ -16,14 +16,17 @@ os.environ.setdefault("GRADIO_TEMP_DIR", str(settings.data_dir.resolve() / "uplo
 os.environ.setdefault("GRADIO_DEFAULT_CONCURRENCY_LIMIT", "4")
 
 from visual_search import SearchEngine  # noqa: E402
-from visual_search.web.zerogpu import ON_SPACES  # noqa: E402
-from visual_search.web.startup import StartupJob  # noqa: E402
 from visual_search.web import build_demo, launch_options  # noqa: E402
+from visual_search.web.startup import StartupJob  # noqa: E402
+from visual_search.web.zerogpu import gpu_wrap  # noqa: E402
 
-engine = SearchEngine(settings)
-if ON_SPACES:  # ZeroGPU wants models created at start-up, outside the GPU-decorated handlers
-    engine.captioner, engine.clip, engine.text_encoder  # noqa: B018
-startup = StartupJob(engine).start()
+gpu = gpu_wrap()  # ZeroGPU: imports `spaces` before any model is loaded; None elsewhere
+engine = SearchEngine(settings, gpu=gpu)
+startup = StartupJob(engine)
+if gpu is None:
+    startup.start()  # locally: at once, the page is usable meanwhile
+else:
+    engine.models.load()  # forked GPU workers inherit the models; the job starts at the first page load
 demo = build_demo(engine, startup)
 
 if __name__ == "__main__":

@@ -1,21 +1,41 @@
 """The catalog: stored originals and one JSON record beside each, under VS_DATA_DIR/images/.
 
-The catalog is the source of truth for *which images exist*; the vector store only holds vectors
-derived from it and can always be rebuilt from it (after a model change, or a crash). Every write
-is a temp file + atomic rename, so a killed process leaves either the old state or the new one.
+The catalog is the truth: which images exist, what they are called and captioned, and their
+vectors, kept in the record under a key naming the channel and the model identity
+(`caption|<captioner>|<text model>`, `visual|<CLIP>`), base64 float32. The vector store (Chroma) is an
+index built from it: deleted or stale, it is rebuilt from these records without running a model.
+Every write is a temp file, fsynced, renamed over the old one, then the folder fsynced: a killed
+process or a power cut leaves either the old record or the new one, never half of one. Records are
+whole files written at once, which suits a mounted storage bucket.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping
+
+import numpy as np
 
 from .records import ImageRecord
 
 _TMP = ".tmp-"
+Vectors = dict[str, np.ndarray]  # vector_key(kind, identity) -> float32 vector
+
+
+def vector_key(kind: str, identity: str) -> str:
+    return f"{kind}|{identity}"
+
+
+def _encode_vector(v: np.ndarray) -> str:
+    return base64.b64encode(np.asarray(v, "<f4").tobytes()).decode("ascii")
+
+
+def _decode_vector(text: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), "<f4").astype(np.float32)
 
 
 class Catalog:
@@ -47,34 +67,58 @@ class Catalog:
         _atomic_write(path, data)
         return path
 
-    def put_record(self, record: ImageRecord) -> None:
+    def put_record(self, record: ImageRecord, vectors: Mapping[str, np.ndarray] | None = None) -> None:
+        """Write a record with its vectors (None: keep the vectors stored for it now)."""
+        if vectors is None:
+            vectors = self.vectors(record.id)
         doc = record.to_dict()
         doc["path"] = Path(record.path).name  # stored relative: the data dir may move
+        doc["vectors"] = {key: _encode_vector(v) for key, v in vectors.items()}
         _atomic_write(self._record_path(record.id), json.dumps(doc, ensure_ascii=False).encode())
 
-    def get(self, image_id: str) -> ImageRecord | None:
+    def _doc(self, image_id: str) -> dict | None:
         try:
-            doc = json.loads(self._record_path(image_id).read_text())
+            return json.loads(self._record_path(image_id).read_text())
         except (OSError, ValueError):
             return None
-        return self._from_doc(doc)
+
+    def get(self, image_id: str) -> ImageRecord | None:
+        doc = self._doc(image_id)
+        return None if doc is None else self._from_doc(doc)
+
+    def vectors(self, image_id: str) -> Vectors:
+        """The stored vectors of an image, by `vector_key` (empty when none or no such image)."""
+        doc = self._doc(image_id) or {}
+        return {key: _decode_vector(text) for key, text in (doc.get("vectors") or {}).items()}
 
     def _from_doc(self, doc: dict) -> ImageRecord:
+        doc.pop("vectors", None)
         doc["path"] = str(self._dir(doc["id"]) / doc["path"])
+        if "tags" in doc:
+            doc["tags"] = tuple(doc["tags"])
         return ImageRecord(**doc)
 
     def records(self) -> Iterator[ImageRecord]:
+        for record, _keys in self.entries():
+            yield record
+
+    def entries(self) -> Iterator[tuple[ImageRecord, frozenset[str]]]:
+        """Every readable record with the keys of the vectors it holds (the vectors are not decoded)."""
         for path in sorted(self.root.glob("??/*.json")):
             try:
-                yield self._from_doc(json.loads(path.read_text()))
+                doc = json.loads(path.read_text())
+                keys = frozenset(doc.get("vectors") or ())
+                yield self._from_doc(doc), keys
             except (OSError, ValueError, TypeError, KeyError):
                 continue  # unreadable record: reconcile() removes it
 
-    def set_caption(self, image_id: str, caption: str) -> ImageRecord:
+    def set_caption(self, image_id: str, caption: str, caption_vectors: Mapping[str, np.ndarray]) -> ImageRecord:
+        """A person's caption, with its vectors: every caption vector of the old words is dropped."""
         record = self.get(image_id)
         assert record is not None
         updated = replace(record, caption=caption, caption_edited=True)
-        self.put_record(updated)
+        kept = {k: v for k, v in self.vectors(image_id).items() if not k.startswith("caption|")}
+        self.put_record(updated, {**kept, **caption_vectors})
         return updated
 
     def remove(self, image_id: str) -> None:
@@ -106,3 +150,18 @@ def _atomic_write(path: Path, data: bytes) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable: without this a power cut can lose the new directory entry."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return  # a platform or mount that cannot open folders: the file itself is synced
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -18,6 +18,11 @@ DEFAULT_CLIP_PRETRAINED = "laion2b_s34b_b79k"
 CLIP_TEXT_MODEL = "clip"
 
 
+def on_zero_gpu() -> bool:
+    """A Hugging Face ZeroGPU Space (the `spaces` package reads the same variable)."""
+    return os.environ.get("SPACES_ZERO_GPU", "").strip().lower() in ("1", "t", "true")
+
+
 def _env(name: str, default: str) -> str:
     value = os.environ.get(name, "").strip()
     return value or default
@@ -53,6 +58,10 @@ class Settings:
     clip_model: str = DEFAULT_CLIP_MODEL
     clip_pretrained: str | None = DEFAULT_CLIP_PRETRAINED
     device: str | None = None  # None: cuda when available, else cpu
+    # Where queries are encoded. None: the same device as the models. On ZeroGPU "cpu": a search
+    # then spends no GPU quota and waits for no GPU hand-over (README "Deploy").
+    query_device: str | None = None
+    index_dir: Path | None = None  # the Chroma folder; None: data_dir / "chroma"
     chroma_url: str | None = None  # None: embedded PersistentClient under data_dir
     max_file_mb: float = 20.0
     max_pixels: int = 40_000_000  # ~ 8000 x 5000; refused before the pixels are decoded
@@ -74,6 +83,8 @@ class Settings:
             clip_model=_env("VS_CLIP_MODEL", DEFAULT_CLIP_MODEL),
             clip_pretrained=None if pretrained.lower() == "none" else pretrained,
             device=os.environ.get("VS_DEVICE", "").strip() or None,
+            query_device=os.environ.get("VS_QUERY_DEVICE", "").strip() or ("cpu" if on_zero_gpu() else None),
+            index_dir=Path(os.environ["VS_INDEX_DIR"].strip()) if os.environ.get("VS_INDEX_DIR", "").strip() else None,
             chroma_url=os.environ.get("VS_CHROMA_URL", "").strip() or None,
             max_file_mb=_env_float("VS_MAX_FILE_MB", cls.max_file_mb),
             max_pixels=_env_int("VS_MAX_PIXELS", cls.max_pixels),
@@ -87,6 +98,11 @@ class Settings:
     @property
     def max_file_bytes(self) -> int:
         return int(self.max_file_mb * 1024 * 1024)
+
+    @property
+    def chroma_dir(self) -> Path:
+        """The embedded Chroma index: VS_INDEX_DIR, else inside the data dir. Local disk suits it best."""
+        return self.index_dir or self.data_dir / "chroma"
 
     @property
     def images_dir(self) -> Path:

@@ -3,10 +3,15 @@
 Read one query's path here: `search()` -> `QueryEncoder` (query.py) -> `VectorStore.query`
 (store.py) -> `relevance` / `hybrid` (ranking.py) -> `SearchResult`s.
 
+Compute apart from state: every model run goes through `Compute` (compute.py), functions of plain
+data that may run in another process (a ZeroGPU worker); the engine alone reads and writes the
+catalog and the vector store, in this process, through one client.
+
 Write order for one image, chosen so that a process killed at any point leaves a state that
-`reconcile()` repairs: original file -> catalog record -> visual vector -> caption vector.
-The catalog says which images exist; vectors missing for a catalogued image are recomputed,
-vectors without a catalogued image are dropped.
+`reconcile()` repairs: (models run first, nothing written) -> original file -> catalog record with
+its vectors -> visual vector -> caption vector in Chroma. The catalog is the truth; Chroma is an
+index rebuilt from the vectors stored in the catalog (a missing, deleted or stale Chroma folder costs
+a rebuild, not a model run).
 """
 
 from __future__ import annotations
@@ -24,8 +29,9 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from . import ranking
-from .catalog import Catalog
-from .config import CLIP_TEXT_MODEL, Settings
+from .catalog import Catalog, Vectors, vector_key
+from .compute import Compute, GpuWrap, Models
+from .config import Settings
 from .errors import IndexOutOfDate, NotFound, RejectedImage
 from .intake import IntakeImage, load_image, read_file, walk
 from .memory import release_freed_memory
@@ -37,24 +43,26 @@ Progress = Callable[[int, int, str], None]  # (done, total, message)
 MAX_CAPTION_CHARS = 500
 CANDIDATE_POOL = 40  # per-channel candidates re-scored exactly, at least 4 x k
 WRITE_GROUP = 8  # images embedded and written together (CLIP batches; progress granularity)
-
-
-def clip_identity(settings: Settings) -> str:
-    from .clip_encoder import ClipEncoder
-
-    return ClipEncoder.identity_of(settings.clip_model, settings.clip_pretrained)
+REBUILD_GROUP = 500  # stored vectors copied into the index per Chroma call while rebuilding it
 
 
 class SearchEngine:
-    """One data dir, its models and its store. Models load on first use; the object is thread-safe."""
+    """One data dir, its models and its store. Models load on first use; the object is thread-safe.
 
-    def __init__(self, settings: Settings | None = None, *, captioner=None, text_encoder=None, clip=None) -> None:
+    `gpu` wraps each compute function once (the web app passes ZeroGPU's `spaces.GPU` there);
+    elsewhere the functions run in this process as they are.
+    """
+
+    def __init__(self, settings: Settings | None = None, *, captioner=None, text_encoder=None, clip=None,
+                 gpu: GpuWrap | None = None) -> None:
         self.settings = settings or Settings.from_env()
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.catalog = Catalog(self.settings.images_dir)
-        self._captioner, self._text_encoder, self._clip = captioner, text_encoder, clip
+        self.models = Models(self.settings, captioner=captioner, text_encoder=text_encoder, clip=clip)
+        self.compute = Compute(self.models, gpu)
         self._store: VectorStore | None = None
         self._queries: QueryEncoder | None = None
+        self._query_models: Models | None = None
         self._load_lock = threading.RLock()
         self._write_lock = threading.RLock()
         self._reconciled = False
@@ -63,70 +71,52 @@ class SearchEngine:
     # ---- models and store, created once on first use ------------------------------------------
     @property
     def captioner(self):
-        with self._load_lock:
-            if self._captioner is None:
-                from .captioner import BlipCaptioner
-
-                s = self.settings
-                self._captioner = BlipCaptioner(
-                    s.caption_model, s.device, max_new_tokens=s.caption_max_tokens, batch_size=s.caption_batch
-                )
-            return self._captioner
+        return self.models.captioner
 
     @property
     def clip(self):
-        with self._load_lock:
-            if self._clip is None:
-                from .clip_encoder import ClipEncoder
-
-                s = self.settings
-                self._clip = ClipEncoder(s.clip_model, s.clip_pretrained, s.device)
-            return self._clip
+        return self.models.clip
 
     @property
     def text_encoder(self):
-        with self._load_lock:
-            if self._text_encoder is None:
-                from .text_encoder import ClipTextEncoder, SentenceTransformerEncoder
-
-                s = self.settings
-                self._text_encoder = (
-                    ClipTextEncoder(self.clip)
-                    if s.text_model == CLIP_TEXT_MODEL
-                    else SentenceTransformerEncoder(s.text_model, s.device)
-                )
-            return self._text_encoder
+        return self.models.text_encoder
 
     @property
     def caption_identity(self) -> str:
-        """Captions depend on the captioner, their vectors on the text encoder: both name the collection."""
-        cap = self._captioner.identity if self._captioner else self.settings.caption_model
-        if self._text_encoder is not None:
-            text = self._text_encoder.identity
-        elif self.settings.text_model == CLIP_TEXT_MODEL:
-            text = f"clip-text:{self.visual_identity}"
-        else:
-            text = self.settings.text_model
-        return f"{cap}|{text}"
+        return self.models.caption_identity
 
     @property
     def visual_identity(self) -> str:
-        return self._clip.identity if self._clip else clip_identity(self.settings)
+        return self.models.visual_identity
 
     @property
     def store(self) -> VectorStore:
         with self._load_lock:
             if self._store is None:
-                where = self.settings.chroma_url or str(self.settings.data_dir)
+                where = self.settings.chroma_url or str(self.settings.chroma_dir)
                 client = make_client(self.settings)
                 self._store = VectorStore(client, self.caption_identity, self.visual_identity, where)
             return self._store
 
     @property
+    def query_models(self) -> Models:
+        """The models that encode queries. With VS_QUERY_DEVICE apart from the models' device (ZeroGPU:
+        cpu) they are models of their own there, run in this process: a search never waits for a GPU
+        hand-over nor spends GPU quota (README "Deploy")."""
+        s = self.settings
+        if not s.query_device or s.query_device == s.device:
+            return self.models
+        with self._load_lock:
+            if self._query_models is None:
+                self._query_models = Models(replace(s, device=s.query_device))
+            return self._query_models
+
+    @property
     def queries(self) -> QueryEncoder:
         with self._load_lock:
             if self._queries is None:
-                self._queries = QueryEncoder(self.text_encoder, self.clip)
+                side = self.query_models
+                self._queries = QueryEncoder(side.text_encoder, side.clip)
             return self._queries
 
     def count(self) -> int:
@@ -198,31 +188,35 @@ class SearchEngine:
         if not group:
             return []
         t0 = time.perf_counter()
-        images = [img.image for _, img in group]
-        captions = self.captioner.caption(images)
-        visual = self.clip.encode_images(images)
-        caption_vectors = self.text_encoder.encode(captions)
+        got = self.compute.understand([img.image for _, img in group])  # all model work, nothing written yet
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        cap_key, vis_key = self._keys()
         records = []
-        for (_, img), caption in zip(group, captions):
+        for i, ((_, img), caption) in enumerate(zip(group, got.captions)):
             path = self.catalog.put_original(img.id, img.ext, img.data)
             record = ImageRecord(
                 id=img.id, path=str(path), filename=img.filename, caption=caption, width=img.width,
-                height=img.height, added_at=now, caption_model=self.captioner.identity,
+                height=img.height, added_at=now, caption_model=self.models.caption_model,
             )
-            self.catalog.put_record(record)
+            self.catalog.put_record(record, {vis_key: got.visual_vectors[i], cap_key: got.caption_vectors[i]})
             records.append(record)
-        self.store.upsert_visual([r.id for r in records], visual)
-        self.store.upsert_captions(records, caption_vectors)
+        self.store.upsert_visual([r.id for r in records], got.visual_vectors)
+        self.store.upsert_captions(records, got.caption_vectors)
         release_freed_memory()  # the captioner's activations, or they stay resident (memory.py)
         each = (time.perf_counter() - t0) / len(group)
         return [Added(r.id, label, r.caption, each) for (label, _), r in zip(group, records)]
 
-    def reconcile(self, progress: Progress | None = None) -> int:
-        """Make the store agree with the catalog; returns how many images were (re)embedded.
+    def _keys(self) -> tuple[str, str]:
+        """The catalog keys of this configuration's caption and visual vectors."""
+        return vector_key(CAPTION, self.caption_identity), vector_key(VISUAL, self.visual_identity)
 
-        Runs after a crash (half-written images) and after a model change (new, empty
-        collections): originals are re-read from the data dir, never from the user's files.
+    def reconcile(self, progress: Progress | None = None) -> int:
+        """Make the store agree with the catalog; returns how many images went into the index again.
+
+        Runs after a crash (half-written images), after a model change (new, empty collections) and
+        when the index folder is missing or stale: vectors come from the catalog; only images without
+        vectors for the current models (or not captioned by the current captioner) run a model, from
+        the stored originals, never the user's files.
         """
         with self._writer():
             return self._reconcile_locked(progress)
@@ -230,34 +224,80 @@ class SearchEngine:
     def _reconcile_locked(self, progress: Progress | None) -> int:
         self._reconciled = True
         self.catalog.sweep()
-        records = {r.id: r for r in self.catalog.records()}
+        entries = {r.id: (r, keys) for r, keys in self.catalog.entries()}
         store = self.store
         have_caption, have_visual = store.ids(CAPTION), store.ids(VISUAL)
-        store.delete(sorted((have_caption | have_visual) - records.keys()))
+        store.delete(sorted((have_caption | have_visual) - entries.keys()))
+        self._adopt_index_vectors(entries, have_caption, have_visual)
         stored = store.captions() if have_caption else {}
-        todo = [r for r in records.values() if r.id not in have_visual or stored.get(r.id) != r.caption]
-        for done, start in enumerate(range(0, len(todo), WRITE_GROUP), 1):
-            self._repair(todo[start : start + WRITE_GROUP], have_visual)
+        todo = [r for r, _ in entries.values()
+                if r.id not in have_visual or r.id not in have_caption or stored.get(r.id) != r.caption]
+        cap_key, vis_key = self._keys()
+        caption_model = self.models.caption_model
+        ready = [r for r in todo if {cap_key, vis_key} <= entries[r.id][1]
+                 and (r.caption_edited or r.caption_model == caption_model)]
+        ready_ids = {r.id for r in ready}
+        compute = [r for r in todo if r.id not in ready_ids]
+        done = 0
+        for start in range(0, len(ready), REBUILD_GROUP):
+            self._index_stored(ready[start : start + REBUILD_GROUP])
+            done += len(ready[start : start + REBUILD_GROUP])
             if progress:
-                progress(min(start + WRITE_GROUP, len(todo)), len(todo), "re-indexing stored images")
+                progress(done, len(todo), "rebuilding the index from the catalog")
+        for start in range(0, len(compute), WRITE_GROUP):
+            self._repair(compute[start : start + WRITE_GROUP])
+            done += len(compute[start : start + WRITE_GROUP])
+            if progress:
+                progress(done, len(todo), "re-indexing stored images")
         return len(todo)
 
-    def _repair(self, records: list[ImageRecord], have_visual: set[str]) -> None:
+    def _adopt_index_vectors(self, entries: dict[str, tuple[ImageRecord, frozenset[str]]], have_caption: set[str],
+                             have_visual: set[str]) -> None:
+        """Records written before the catalog kept vectors: copy the index's vectors into them once."""
+        cap_key, vis_key = self._keys()
+        caption_model = self.models.caption_model
+        for kind, key, have in ((CAPTION, cap_key, have_caption), (VISUAL, vis_key, have_visual)):
+            lacking = [i for i, (r, keys) in entries.items() if key not in keys and i in have
+                       and (kind == VISUAL or r.caption_edited or r.caption_model == caption_model)]
+            for start in range(0, len(lacking), REBUILD_GROUP):
+                got = self.store.embeddings(kind, lacking[start : start + REBUILD_GROUP])
+                if kind == CAPTION:  # only a vector of the record's own words is worth keeping
+                    docs = self.store.records(got)
+                    got = {i: v for i, v in got.items() if docs.get(i, {}).get("caption") == entries[i][0].caption}
+                for image_id, vector in got.items():
+                    record, keys = entries[image_id]
+                    self.catalog.put_record(record, {**self.catalog.vectors(image_id), key: vector})
+                    entries[image_id] = (record, keys | {key})
+
+    def _index_stored(self, records: list[ImageRecord]) -> None:
+        """Put catalogued images into the index from their stored vectors: no model runs."""
+        cap_key, vis_key = self._keys()
+        vectors = {r.id: self.catalog.vectors(r.id) for r in records}
+        self.store.upsert_visual([r.id for r in records], np.stack([vectors[r.id][vis_key] for r in records]))
+        self.store.upsert_captions(records, np.stack([vectors[r.id][cap_key] for r in records]))
+
+    def _repair(self, records: list[ImageRecord]) -> None:
+        """Images whose vectors for the current models are missing: run the models on the stored originals."""
         s = self.settings
-        images = {
-            r.id: load_image(Path(r.path).read_bytes(), r.filename, 1 << 62, s.max_pixels).image for r in records
-        }
-        stale = [r for r in records if not r.caption_edited and r.caption_model != self.captioner.identity]
-        if stale:
-            fresh = self.captioner.caption([images[r.id] for r in stale])
-            for r, caption in zip(stale, fresh):
-                updated = replace(r, caption=caption, caption_model=self.captioner.identity)
-                self.catalog.put_record(updated)
-                records[records.index(r)] = updated
-        missing = [r for r in records if r.id not in have_visual]
-        if missing:
-            self.store.upsert_visual([r.id for r in missing], self.clip.encode_images([images[r.id] for r in missing]))
-        self.store.upsert_captions(records, self.text_encoder.encode([r.caption for r in records]))
+        cap_key, vis_key = self._keys()
+        caption_model = self.models.caption_model
+        stored = {r.id: self.catalog.vectors(r.id) for r in records}
+        images = [load_image(Path(r.path).read_bytes(), r.filename, 1 << 62, s.max_pixels).image for r in records]
+        recaption = [not r.caption_edited and r.caption_model != caption_model for r in records]
+        need_visual = any(vis_key not in stored[r.id] for r in records)
+        got = self.compute.understand(images, [None if redo else r.caption for r, redo in zip(records, recaption)],
+                                      visual=need_visual)
+        fresh = []
+        for i, r in enumerate(records):
+            updated = replace(r, caption=got.captions[i], caption_model=caption_model) if recaption[i] else r
+            kept = {k: v for k, v in stored[r.id].items() if not (recaption[i] and k.startswith(CAPTION + "|"))}
+            kept[cap_key] = got.caption_vectors[i]
+            if got.visual_vectors is not None:
+                kept[vis_key] = got.visual_vectors[i]
+            self.catalog.put_record(updated, kept)
+            fresh.append((updated, kept))
+        self.store.upsert_visual([r.id for r, _ in fresh], np.stack([v[vis_key] for _, v in fresh]))
+        self.store.upsert_captions([r for r, _ in fresh], np.stack([v[cap_key] for _, v in fresh]))
         release_freed_memory()
 
     def remove(self, image_id: str) -> ImageRecord:
@@ -271,9 +311,11 @@ class SearchEngine:
     def set_caption(self, image_id: str, caption: str) -> ImageRecord:
         """Replace a caption by a person's words; it is re-embedded and searchable at once."""
         text = clean_text(caption, MAX_CAPTION_CHARS, what="caption")
+        record = self.get(image_id)
+        vector = self.compute.embed_captions([text])  # the model runs before the writer lock is taken
         with self._writer():
-            record = self.catalog.set_caption(self.get(image_id).id, text)
-            self.store.upsert_captions([record], self.text_encoder.encode([text]))
+            record = self.catalog.set_caption(self.get(record.id).id, text, {self._keys()[0]: vector[0]})
+            self.store.upsert_captions([record], vector)
             return record
 
     # ---- reading -----------------------------------------------------------------------------
@@ -312,7 +354,7 @@ class SearchEngine:
         # The other channel's cosine of each candidate; an image without it is still half-written.
         vis_cos.update(self._cosines(VISUAL, visual_vec, [i for i in cap_cos if i not in vis_cos]))
         cap_cos.update(self._cosines(CAPTION, caption_vec, [i for i in vis_cos if i not in cap_cos]))
-        results = self._score(cap_cos, vis_cos, self.text_encoder.calibration, ranking.CLIP_TEXT_IMAGE, alpha, k)
+        results = self._score(cap_cos, vis_cos, self.queries.calibration, ranking.CLIP_TEXT_IMAGE, alpha, k)
         if not results:
             self._refuse_if_out_of_date()  # no count() on every search: it scans the collection
         return SearchResponse(text, results, (time.perf_counter() - t0) * 1000, alpha)
@@ -335,12 +377,12 @@ class SearchEngine:
         else:
             loaded = load_image(image, filename, self.settings.max_file_bytes, self.settings.max_pixels)
             label = loaded.filename
-            visual_vec = self.clip.encode_images([loaded.image])[0]
+            visual_vec = self.query_models.embed_images([loaded.image])[0]
         vis_cos = self._nearest(VISUAL, visual_vec, _pool_size(k))
         # an uploaded image has no caption: caption cosine 0, but only for fully written images
         cap_cos = (self._cosines(CAPTION, caption_vec, list(vis_cos)) if caption_vec is not None
                    else dict.fromkeys(self.store.embeddings(CAPTION, vis_cos), 0.0))
-        results = self._score(cap_cos, vis_cos, self.text_encoder.calibration, ranking.CLIP_IMAGE_IMAGE, 0.0, k)
+        results = self._score(cap_cos, vis_cos, self.queries.calibration, ranking.CLIP_IMAGE_IMAGE, 0.0, k)
         if not results:
             self._refuse_if_out_of_date()
         return SearchResponse(label, results, (time.perf_counter() - t0) * 1000, 0.0)

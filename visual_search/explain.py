@@ -113,12 +113,13 @@ def caption_image(engine: "SearchEngine", data: bytes, filename: str = "image") 
     """Stage 1 on uploaded bytes: checked like any upload, captioned, timed. Nothing is stored."""
     s = engine.settings
     image = load_image(data, filename, s.max_file_bytes, s.max_pixels)
-    captioner = engine.captioner  # loaded before the clock starts: the step, not the model load, is timed
+    if not engine.models.loaded("captioner"):
+        engine.captioner  # noqa: B018 - loaded before the clock starts: the step, not the model load, is timed
     t0 = time.perf_counter()
-    caption = captioner.caption([image.image])[0]
+    caption = engine.compute.caption([image.image])[0]  # on ZeroGPU: in a GPU worker, hand-over included
     seconds = time.perf_counter() - t0
     stored = engine.catalog.get(image.id)
-    return CaptionStep(caption, seconds, captioner.identity, image.width, image.height,
+    return CaptionStep(caption, seconds, engine.models.caption_model, image.width, image.height,
                        stored.caption if stored else None)
 
 
@@ -130,8 +131,7 @@ def caption_indexed(engine: "SearchEngine", image_id: str) -> CaptionStep:
 
 def caption_vector(engine: "SearchEngine", caption: str) -> VectorSummary:
     """Stage 2: the caption through the text encoder, the vector the index stores for it."""
-    encoder = engine.text_encoder
-    return summarize(encoder.encode([caption])[0], encoder.identity)
+    return summarize(engine.queries.caption(caption), engine.models.text_identity)
 
 
 def storage(engine: "SearchEngine") -> Storage:
@@ -146,8 +146,8 @@ def encode_query(engine: "SearchEngine", query: str) -> QueryStep:
     t0 = time.perf_counter()
     caption_vec, visual_vec = queries.encode(text)
     seconds = time.perf_counter() - t0
-    return QueryStep(text, summarize(caption_vec, engine.text_encoder.identity),
-                     summarize(visual_vec, engine.clip.identity), seconds)
+    return QueryStep(text, summarize(caption_vec, engine.models.text_identity),
+                     summarize(visual_vec, engine.models.visual_identity), seconds)
 
 
 def breakdown(engine: "SearchEngine", query: str, k: int = 5, alpha: float | None = None) -> Breakdown:
@@ -158,7 +158,7 @@ def breakdown(engine: "SearchEngine", query: str, k: int = 5, alpha: float | Non
                      r.visual_cosine, r.visual_score, r.relevance)
         for rank, r in enumerate(response.results, 1)
     ]
-    return Breakdown(rows, response.alpha, engine.text_encoder.calibration, ranking.CLIP_TEXT_IMAGE, response.elapsed_ms)
+    return Breakdown(rows, response.alpha, engine.queries.calibration, ranking.CLIP_TEXT_IMAGE, response.elapsed_ms)
 
 
 def relevance_formula(cosine: float, calibration: ranking.Calibration) -> str:

@@ -67,6 +67,7 @@ class QueryEncoder:
         }
         if getattr(text_encoder, "clip", None) is clip:  # VS_TEXT_MODEL=clip: one vector serves both channels
             self._channels["caption"] = self._channels["visual"]
+        self.calibration = text_encoder.calibration  # how the caption channel's cosines become relevance
         self._size = cache_size
         self._lock = threading.Lock()
 

@@ -71,6 +71,12 @@ def build_demo(engine: SearchEngine, startup: StartupJob | None = None) -> gr.Bl
         running = bool(startup and startup.status.running)
         return header(), gr.Timer(active=running)
 
+    def first_visit():
+        """Start the first-start job if the app has not (ZeroGPU: its GPU calls need an event)."""
+        if startup is not None and not startup.started:
+            startup.start()
+        return gr.Timer(active=bool(startup and startup.status.running))
+
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}\nFind pictures by describing what you want to see.")
         header_md = gr.Markdown(elem_id="collection-status")
@@ -81,4 +87,5 @@ def build_demo(engine: SearchEngine, startup: StartupJob | None = None) -> gr.Bl
             build_explain_tab(engine)
         timer.tick(tick, None, [header_md, timer], api_visibility="private", show_progress="hidden")
         demo.load(header, None, header_md, api_name="status")
+        demo.load(first_visit, None, timer, api_visibility="private", show_progress="hidden")
     return demo

@@ -7,11 +7,16 @@
 3. load the query models, so the first search does not wait for them.
 
 A restart on a filled data dir reuses the persistent index: steps 1-2 find nothing to do and
-caption nothing.
+caption nothing. A missing index folder is rebuilt in step 1 from the vectors in the catalog.
+
+Locally the app starts the job at import. On ZeroGPU every GPU call must belong to a visitor's
+event, so the job starts from the first page load instead, its thread carrying that event's
+context (the ZeroGPU scheduler reads the visitor from it).
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from dataclasses import dataclass, replace
@@ -47,11 +52,17 @@ class StartupJob:
         self._status = JobStatus(False, "not started", 0, 0)
         self._thread: threading.Thread | None = None
 
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
+
     def start(self) -> "StartupJob":
         with self._lock:
             if self._thread is None:
                 self._status = JobStatus(True, "starting", 0, 0)
-                self._thread = threading.Thread(target=self.run, name="vs-startup", daemon=True)
+                context = contextvars.copy_context()  # inside an event: the GPU calls belong to it
+                self._thread = threading.Thread(target=context.run, args=(self.run,), name="vs-startup",
+                                                daemon=True)
                 self._thread.start()
         return self
 
