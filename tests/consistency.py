@@ -11,11 +11,14 @@ What "consistent" means (the invariant the engine's write order + reconcile must
     nearest-neighbour index reaches every distinct stored vector (HNSW cannot return every copy of
     an exactly repeated vector, e.g. of identical captions, so copies count once);
   * the caption collection's document and metadata match the record (caption, file name, size...);
+  * the catalog is the truth: each record keeps its vectors for the current models (under
+    `caption|<identity>` / `visual|<identity>`), and the index holds exactly those vectors;
   * optionally (pass `clip`), each visual vector is CLIP's vector of that id's stored original.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from pathlib import Path
@@ -27,12 +30,16 @@ from visual_search.config import CLIP_TEXT_MODEL, Settings
 from visual_search.store import CAPTION, VISUAL, collection_name, make_client
 
 
-def collection_names(settings: Settings) -> dict[str, str]:
-    """The names the engine gives its collections for these settings (model ids as configured)."""
+def identities(settings: Settings) -> dict[str, str]:
+    """The model identity of each channel for these settings (model ids as configured)."""
     visual_identity = ClipEncoder.identity_of(settings.clip_model, settings.clip_pretrained)
     text = f"clip-text:{visual_identity}" if settings.text_model == CLIP_TEXT_MODEL else settings.text_model
-    caption_identity = f"{settings.caption_model}|{text}"
-    return {CAPTION: collection_name(CAPTION, caption_identity), VISUAL: collection_name(VISUAL, visual_identity)}
+    return {CAPTION: f"{settings.caption_model}|{text}", VISUAL: visual_identity}
+
+
+def collection_names(settings: Settings) -> dict[str, str]:
+    """The names the engine gives its collections for these settings."""
+    return {kind: collection_name(kind, identity) for kind, identity in identities(settings).items()}
 
 
 def catalog_files(settings: Settings) -> dict[str, str]:
@@ -91,7 +98,12 @@ def _catalog_problems(root: Path) -> tuple[dict[str, dict], list[str]]:
     return records, problems
 
 
-def _collection_problems(col, kind: str, records: dict[str, dict]) -> tuple[dict, list[str]]:
+def _stored_vector(doc: dict, key: str) -> np.ndarray | None:
+    text = (doc.get("vectors") or {}).get(key)
+    return None if text is None else np.frombuffer(base64.b64decode(text), "<f4").astype(np.float64)
+
+
+def _collection_problems(col, kind: str, identity: str, records: dict[str, dict]) -> tuple[dict, list[str]]:
     problems: list[str] = []
     got = col.get(include=["embeddings", "metadatas", "documents"])
     ids = list(got["ids"])
@@ -106,6 +118,12 @@ def _collection_problems(col, kind: str, records: dict[str, dict]) -> tuple[dict
     for i, v in vectors.items():
         if not np.all(np.isfinite(v)) or abs(np.linalg.norm(v) - 1.0) > 1e-3:
             problems.append(f"{kind}: vector {i[:12]} is not a finite unit vector")
+        if i in records:
+            kept = _stored_vector(records[i], f"{kind}|{identity}")
+            if kept is None:
+                problems.append(f"{kind}: the record of {i[:12]} keeps no vector for the current models")
+            elif kept.shape != v.shape or float(np.abs(kept - v).max()) > 1e-5:
+                problems.append(f"{kind}: the index's vector of {i[:12]} is not the one its record keeps")
     if ids:  # the nearest-neighbour index must agree with the stored rows
         probe = next(iter(vectors.values()))
         hits = col.query(query_embeddings=[probe.astype(np.float32)], n_results=len(ids), include=[])["ids"][0]
@@ -140,12 +158,14 @@ def problems(settings: Settings, client=None, clip=None) -> list[str]:
     records, found = _catalog_problems(settings.images_dir)
     client = client or make_client(settings)
     existing = {c.name for c in client.list_collections()}
-    for kind, name in collection_names(settings).items():
+    names = collection_names(settings)
+    for kind, identity in identities(settings).items():
+        name = names[kind]
         if name not in existing:
             if records:
                 found.append(f"{kind}: collection {name} is missing")
             continue
-        vectors, more = _collection_problems(client.get_collection(name), kind, records)
+        vectors, more = _collection_problems(client.get_collection(name), kind, identity, records)
         found += more
         if kind == VISUAL and clip is not None and vectors:
             found += _visual_vectors_match(settings, records, vectors, clip)

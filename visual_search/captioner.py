@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from .device import resolve_device
-from .errors import ModelLoadError
+from .model_errors import model_load_error
 
 
 class Captioner(Protocol):
@@ -47,7 +47,7 @@ class BlipCaptioner:
             self.processor = BlipProcessor.from_pretrained(model_id)
             self.model = BlipForConditionalGeneration.from_pretrained(model_id, dtype=torch.float32)
         except Exception as exc:  # many loader errors (OSError, ValueError, hub errors)
-            raise ModelLoadError(f"cannot load captioning model {model_id!r}: {exc}") from exc
+            raise model_load_error("captioning model", model_id, "VS_CAPTION_MODEL", exc) from exc
         self.model.to(self.device).eval()
 
     @torch.inference_mode()

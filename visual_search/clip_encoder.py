@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .device import resolve_device
-from .errors import ModelLoadError
+from .model_errors import model_load_error
 
 SELF_CONTAINED = ("local-dir:", "hf-hub:")  # names that carry their own weights: `pretrained` is ignored
 
@@ -36,7 +36,7 @@ class ClipEncoder:
             )
             self.tokenizer = open_clip.get_tokenizer(model_name)
         except Exception as exc:
-            raise ModelLoadError(f"cannot load CLIP model {self.identity!r}: {exc}") from exc
+            raise model_load_error("CLIP model", self.identity, "VS_CLIP_MODEL (and VS_CLIP_PRETRAINED)", exc) from exc
         self.model = model.eval()
         self.preprocess = preprocess
         self.dim = int(self.encode_texts(["a photo"]).shape[1])

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from .device import resolve_device
 from .errors import ModelLoadError
+from .model_errors import model_load_error
 from .ranking import CAPTION_TEXT, CLIP_TEXT_TEXT, Calibration
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ class SentenceTransformerEncoder:
         except ModelLoadError:
             raise
         except Exception as exc:  # many loader errors (OSError, ValueError, hub errors)
-            raise ModelLoadError(f"cannot load text model {model_id!r}: {exc}") from exc
+            raise model_load_error("text model", model_id, "VS_TEXT_MODEL", exc) from exc
         self.spec = spec
         self.max_length = min(spec.max_seq_length or self.tokenizer.model_max_length, self.tokenizer.model_max_length)
         self.dim = int(self.encode(["a photo"]).shape[1])
