@@ -102,15 +102,39 @@ class Catalog:
         for record, _keys in self.entries():
             yield record
 
-    def entries(self) -> Iterator[tuple[ImageRecord, frozenset[str]]]:
-        """Every readable record with the keys of the vectors it holds (the vectors are not decoded)."""
-        for path in sorted(self.root.glob("??/*.json")):
-            try:
-                doc = json.loads(path.read_text())
-                keys = frozenset(doc.get("vectors") or ())
-                yield self._from_doc(doc), keys
-            except (OSError, ValueError, TypeError, KeyError):
-                continue  # unreadable record: reconcile() removes it
+    def entries(self, sweep: bool = False) -> Iterator[tuple[ImageRecord, frozenset[str]]]:
+        """Every readable record with the keys of the vectors it holds (the vectors are not decoded),
+        in id order. With `sweep`, also delete what a killed writer left on the way (see `sweep`).
+
+        One pass of plain file reads: a start walks the whole catalog, 100k records on a bucket.
+        """
+        root = str(self.root)
+        for shard in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+            folder = os.path.join(root, shard)
+            if len(shard) != 2 or not os.path.isdir(folder):
+                continue
+            names = set(os.listdir(folder))
+            for name in sorted(names):
+                full = os.path.join(folder, name)
+                stem = name.split(".", 1)[0]
+                if name.startswith(_TMP) or (not name.endswith(".json") and f"{stem}.json" not in names):
+                    if sweep:  # a temp file, or an original whose record was never written
+                        os.unlink(full)
+                    continue
+                if not name.endswith(".json"):
+                    continue
+                try:
+                    with open(full, "rb") as fh:
+                        doc = json.loads(fh.read())
+                    if str(doc.get("path", "")) not in names:
+                        raise KeyError("the original is missing")
+                    keys = frozenset(doc.get("vectors") or ())
+                    record = self._from_doc(doc)
+                except (OSError, ValueError, TypeError, KeyError, AttributeError):
+                    if sweep:  # unreadable, or pointing at a missing original: the write never finished
+                        os.unlink(full)
+                    continue
+                yield record, keys
 
     def set_caption(self, image_id: str, caption: str, caption_vectors: Mapping[str, np.ndarray]) -> ImageRecord:
         """A person's caption, with its vectors: every caption vector of the old words is dropped."""
@@ -127,19 +151,6 @@ class Catalog:
         self._record_path(image_id).unlink(missing_ok=True)
         if record is not None:
             Path(record.path).unlink(missing_ok=True)
-
-    def sweep(self) -> int:
-        """Delete what a killed writer left: temp files, originals without a record, broken records."""
-        removed = 0
-        for path in self.root.glob("??/*"):
-            name = path.name
-            stem = name.split(".", 1)[0]
-            broken_record = name.endswith(".json") and (self.get(stem) is None or not Path(self.get(stem).path).exists())
-            orphan = not name.endswith(".json") and not (path.parent / f"{stem}.json").exists()
-            if name.startswith(_TMP) or orphan or broken_record:
-                path.unlink(missing_ok=True)
-                removed += 1
-        return removed
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

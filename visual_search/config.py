@@ -105,6 +105,11 @@ class Settings:
         return self.index_dir or self.data_dir / "chroma"
 
     @property
+    def thumbs_dir(self) -> Path:
+        """Small WebP tiles, derived from the originals (visual_search/thumbnails.py)."""
+        return self.data_dir / "thumbs"
+
+    @property
     def images_dir(self) -> Path:
         """Content-addressed originals: results display after a restart, re-indexing needs no user files."""
         return self.data_dir / "images"

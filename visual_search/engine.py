@@ -38,6 +38,7 @@ from .memory import release_freed_memory
 from .query import QueryEncoder, check_alpha, check_k, clean_text
 from .records import Added, Duplicate, Failed, ImageRecord, IndexReport, SearchResponse, SearchResult
 from .store import CAPTION, VISUAL, VectorStore, make_client
+from .thumbnails import Thumbnails
 
 Progress = Callable[[int, int, str], None]  # (done, total, message)
 MAX_CAPTION_CHARS = 500
@@ -58,6 +59,7 @@ class SearchEngine:
         self.settings = settings or Settings.from_env()
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.catalog = Catalog(self.settings.images_dir)
+        self.thumbnails = Thumbnails(self.settings.thumbs_dir)
         self.models = Models(self.settings, captioner=captioner, text_encoder=text_encoder, clip=clip)
         self.compute = Compute(self.models, gpu)
         self._store: VectorStore | None = None
@@ -199,6 +201,7 @@ class SearchEngine:
                 height=img.height, added_at=now, caption_model=self.models.caption_model,
             )
             self.catalog.put_record(record, {vis_key: got.visual_vectors[i], cap_key: got.caption_vectors[i]})
+            self.thumbnails.put(img.id, img.image)
             records.append(record)
         self.store.upsert_visual([r.id for r in records], got.visual_vectors)
         self.store.upsert_captions(records, got.caption_vectors)
@@ -223,8 +226,7 @@ class SearchEngine:
 
     def _reconcile_locked(self, progress: Progress | None) -> int:
         self._reconciled = True
-        self.catalog.sweep()
-        entries = {r.id: (r, keys) for r, keys in self.catalog.entries()}
+        entries = {r.id: (r, keys) for r, keys in self.catalog.entries(sweep=True)}
         store = self.store
         have_caption, have_visual = store.ids(CAPTION), store.ids(VISUAL)
         store.delete(sorted((have_caption | have_visual) - entries.keys()))
@@ -301,12 +303,17 @@ class SearchEngine:
         release_freed_memory()
 
     def remove(self, image_id: str) -> ImageRecord:
-        """Delete an image: its catalog record and original first, then its vectors."""
+        """Delete an image: its catalog record and original first, then its vectors and thumbnail."""
         with self._writer():
             record = self.get(image_id)
             self.catalog.remove(record.id)
             self.store.delete([record.id])
+            self.thumbnails.remove(record.id)
             return record
+
+    def thumbnail(self, record: ImageRecord) -> Path:
+        """The small WebP shown for an image in grids (made from the stored original if missing)."""
+        return self.thumbnails.ensure(record.id, Path(record.path), self.settings.max_pixels)
 
     def set_caption(self, image_id: str, caption: str) -> ImageRecord:
         """Replace a caption by a person's words; it is re-embedded and searchable at once."""

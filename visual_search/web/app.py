@@ -35,7 +35,8 @@ BAR = 16  # characters in the text progress bar of the status line
 def launch_options(settings: Settings) -> dict[str, Any]:
     """Serve only the stored images and the samples; refuse uploads above the library's own limit."""
     return {
-        "allowed_paths": [str(settings.images_dir.resolve()), str(settings.sample_dir.resolve())],
+        "allowed_paths": [str(settings.images_dir.resolve()), str(settings.thumbs_dir.resolve()),
+                          str(settings.sample_dir.resolve())],
         "max_file_size": settings.max_file_bytes,
         "css": CSS,
     }
@@ -77,6 +78,9 @@ def build_demo(engine: SearchEngine, startup: StartupJob | None = None) -> gr.Bl
             startup.start()
         return gr.Timer(active=bool(startup and startup.status.running))
 
+    # Stored images and thumbnails are served straight from the data dir, never copied into gradio's
+    # cache: a deleted image then answers 404 at once, and a page of tiles costs no copies.
+    gr.set_static_paths([engine.settings.thumbs_dir, engine.settings.images_dir])
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}\nFind pictures by describing what you want to see.")
         header_md = gr.Markdown(elem_id="collection-status")

@@ -63,7 +63,7 @@ def _log(**entry) -> None:
 class _Worker:
     def __init__(self, task) -> None:
         self.conn, child = _fork.Pipe()
-        self.process = _fork.Process(target=_serve, args=(task, child), daemon=True)
+        self.process = _fork.Process(target=_serve, args=(task, child, os.getpid()), daemon=True)
         self.process.start()
         child.close()
 
@@ -75,11 +75,15 @@ class _Worker:
         return self.conn.recv()
 
 
-def _serve(task, conn) -> None:
+def _serve(task, conn, parent: int) -> None:
     global forked
     forked = True
     while True:
         try:
+            if not conn.poll(1.0):
+                if os.getppid() != parent:  # the app is gone: so is its GPU worker
+                    return
+                continue
             args, kwargs = conn.recv()
         except (EOFError, OSError):
             return
