@@ -23,7 +23,8 @@ from . import ranking
 from .ranking import Calibration
 from .store import CAPTION, VISUAL, VectorStore
 
-CANDIDATE_POOL = 40  # first depth asked of each channel, at least 4 x the results needed
+CANDIDATE_POOL = 40  # first depth asked of each channel...
+POOL_PER_RESULT = 4  # ... or this many times the results needed, if more
 MAX_POOL = 4096  # deepest a channel is asked; beyond it a page is the best of these
 
 
@@ -51,7 +52,7 @@ class Candidates:
 
 
 def pool_size(need: int) -> int:
-    return max(CANDIDATE_POOL, 4 * need)
+    return max(CANDIDATE_POOL, POOL_PER_RESULT * need)
 
 
 def gather(store: VectorStore, q: Query, need: int, min_relevance: float, complete: bool,
