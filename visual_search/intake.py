@@ -124,9 +124,12 @@ def is_image_kind(data: bytes) -> bool:
 
 
 def check_image_kind(data: bytes) -> bytes:
-    """`data` unchanged, or NotAnImage saying what it is instead (for files met inside a folder)."""
-    if not is_image_kind(data):
-        raise NotAnImage(_describe_non_image(data) if data else "the file is empty")
+    """`data` unchanged, or NotAnImage saying what it is instead (for files met inside a folder).
+
+    An empty file passes: it is more likely a photo whose copy failed than a document, and fails.
+    """
+    if data and not is_image_kind(data):
+        raise NotAnImage(_describe_non_image(data))
     return data
 
 
