@@ -395,7 +395,7 @@ class SearchEngine:
         if filter is not None and filter.active:
             where = filter.where()
             if filter.needs_ids:  # a name substring: the exact ids whose file name contains it
-                ids = [i for i, name in self.store.filenames(where).items() if filter.name_matches(name)]
+                ids = self.store.name_ids(filter.name, where)
         need = page.offset + page.k
         found = gather(self.store, q, need, page.min_relevance, page.sort == "newest", where, ids)
         passing = [j for j, score in enumerate(found.total) if score >= page.min_relevance]

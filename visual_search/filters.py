@@ -3,7 +3,8 @@
 A `SearchFilter` is applied INSIDE each channel's nearest-neighbour query (Chroma `where` on the
 metadata both collections keep, see store.py), so a filtered search ranks every image that passes,
 not the survivors of an unfiltered candidate pool. A file-name substring is not something Chroma's
-`where` can say; the engine turns it into the exact list of matching ids instead (`needs_ids`).
+metadata `where` can say; the store finds the exact ids whose file name contains it (its document
+index, store.name_ids) and both channels search among those (`needs_ids`).
 
 To add a clause later (e.g. `owner in ("", visitor)` for a public demo), add a field and one line
 in `where()`; the engine and the store need no change.
@@ -28,7 +29,7 @@ def parse_day(text: str | None, what: str) -> datetime | None:
     try:
         value = datetime.fromisoformat(raw)
     except ValueError:
-        raise InvalidQuery(f"--{what} must be an ISO date such as 2026-12-01, got {raw[:40]!r}.") from None
+        raise InvalidQuery(f"The '{what}' date must be an ISO date such as 2026-12-01, got {raw[:40]!r}.") from None
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
@@ -67,7 +68,7 @@ class SearchFilter:
         if len(f.name) > MAX_NAME_CHARS:
             raise InvalidQuery(f"The file-name filter is limited to {MAX_NAME_CHARS} characters.")
         if f.after and f.before and f.after >= f.before:
-            raise InvalidQuery("--after must be earlier than --before.")
+            raise InvalidQuery("The 'after' date must be earlier than the 'before' date.")
         return f
 
     @property
@@ -91,9 +92,6 @@ class SearchFilter:
         if not clauses:
             return None
         return clauses[0] if len(clauses) == 1 else {"$and": clauses}
-
-    def name_matches(self, filename: str) -> bool:
-        return self.name.lower() in filename.lower()
 
 
 

@@ -4,7 +4,8 @@ Two collections per model combination:
   * caption collection: the caption vector of each image, the caption as document, and the
     record as metadata (so a search needs no second lookup to display a result);
   * visual collection: the CLIP image vector of each image, with the metadata a search filters by
-    (`added_ts`, `tags`; filters.py), so that both channels filter inside their own query.
+    (`added_ts`, `tags`; filters.py), so that both channels filter inside their own query, and the
+    file name (lower case) as document, for the name filter.
 Their names are derived from the model identities, so vectors of different models never mix: a
 model change opens fresh, empty collections, which the engine fills from the catalog.
 """
@@ -116,14 +117,16 @@ class VectorStore:
         return dict(zip(got["ids"], got["documents"] or []))
 
     def upsert_visual(self, items: list[ImageRecord] | list[str], vectors: np.ndarray) -> None:
-        """Records (vectors with their filterable metadata) or bare ids (vectors only: not found by a filter)."""
+        """Records (vectors with their filterable metadata, and the file name in lower case as the document, for
+        a name filter) or bare ids (vectors only: not found by a filter)."""
         col = self._cols[VISUAL]
         for lo in range(0, len(items), MAX_BATCH):
             batch = items[lo : lo + MAX_BATCH]
             records = [r for r in batch if isinstance(r, ImageRecord)]
             self._guard(lambda: col.upsert(ids=[getattr(r, "id", r) for r in batch],
                                            embeddings=np.asarray(vectors[lo : lo + MAX_BATCH], np.float32),
-                                           metadatas=[_filterable(r) for r in records] if records else None))
+                                           metadatas=[_filterable(r) for r in records] if records else None,
+                                           documents=[_name_document(r) for r in records] if records else None))
 
     def update_metadata(self, records: list[ImageRecord]) -> None:
         """New tags (or other record fields) on both collections, vectors untouched."""
@@ -175,11 +178,15 @@ class VectorStore:
             i: {**(m or {}), "caption": doc} for i, m, doc in zip(got["ids"], got["metadatas"], got["documents"])
         }
 
-    def filenames(self, where: dict | None = None) -> dict[str, str]:
-        """id -> file name of every image matching `where` (a name filter is checked against these)."""
-        col = self._cols[CAPTION]
-        got = self._guard(lambda: col.get(where=where, include=["metadatas"]))
-        return {i: (m or {}).get("filename", "") for i, m in zip(got["ids"], got["metadatas"])}
+    def name_ids(self, name: str, where: dict | None = None) -> list[str]:
+        """Ids of the images whose file name contains `name` (any case) and that match `where`.
+
+        Chroma's document `$contains` (its full-text index) on the visual collection, whose document
+        is the lower-cased file name: exact substring matching without reading every record.
+        """
+        col = self._cols[VISUAL]
+        got = self._guard(lambda: col.get(where=where, where_document={"$contains": name.lower()}, include=[]))
+        return list(got["ids"])
 
     def delete(self, ids: list[str]) -> None:
         if ids:
@@ -205,6 +212,10 @@ def _to_metadata(r: ImageRecord) -> dict:
 def _filterable(r: ImageRecord) -> dict:
     """What a SearchFilter's `where` reads. Chroma refuses an empty list: no tags, no key."""
     return {"added_ts": timestamp(r.added_at), **({"tags": list(r.tags)} if r.tags else {})}
+
+
+def _name_document(r: ImageRecord) -> str:
+    return r.filename.lower() or " "  # Chroma refuses an empty document
 
 
 def _cleared(meta: dict) -> dict:
