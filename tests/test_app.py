@@ -88,8 +88,9 @@ def test_search_shows_relevance_and_caption_on_every_tile(app):
     assert tiles[0].group(2) == CAPTIONS["cat.jpg"]  # real sentence embeddings rank the cat first
     scores = [float(t.group(1)) for t in tiles]
     assert scores == sorted(scores, reverse=True) and 0 < scores[-1] <= scores[0] <= 1
-    assert table["headers"] == ["rank", "relevance", "caption score", "visual score", "caption", "file"]
-    assert table["data"][0][0] == 1 and table["data"][0][4:] == [CAPTIONS["cat.jpg"], "cat.jpg"]
+    assert table["headers"] == ["rank", "relevance", "caption score", "visual score", "caption", "file", "tags",
+                                "added (UTC)"]
+    assert table["data"][0][0] == 1 and table["data"][0][4:6] == [CAPTIONS["cat.jpg"], "cat.jpg"]
     assert all(re.search(r"\.jpg$", tile["image"]) for tile in gallery)
 
 
@@ -138,7 +139,7 @@ def test_a_bad_upload_is_rejected_with_its_reason_and_changes_nothing(app, tmp_p
     outcome, status, _ = client.predict([handle_file(str(fake)), handle_file(str(good))], api_name="/add_images")
     rows = {row[0]: row[1:] for row in outcome["data"]}
     assert rows["holiday.jpg"] == ["rejected", "not a supported image: it is a text file; accepted: "
-                                   "JPEG, PNG, WebP, GIF, BMP or TIFF"]
+                                   "JPEG, PNG, WebP, GIF, BMP, TIFF, AVIF or HEIC"]
     assert rows["orange.png"][0] == "indexed"  # one bad file does not stop the others
     assert "1 indexed" in status and "1 rejected" in status
     assert engine.count() == before + 1
@@ -165,7 +166,7 @@ def test_correcting_a_caption_makes_it_searchable_by_the_new_words(app):
     row = next(r for r in table["data"] if r[4] == image_id)
     assert row[1:3] == ["a colourful kite flying in a blue sky", "yes"]
     _, table, _ = _search(client, "a kite in the sky", k=3)
-    assert table["data"][0][4:] == ["a colourful kite flying in a blue sky", "kite_in_sky.jpg"]
+    assert table["data"][0][4:6] == ["a colourful kite flying in a blue sky", "kite_in_sky.jpg"]
 
     status, *_ = client.predict(image_id, "  ", api_name="/set_caption")
     assert status.startswith("⚠️ The caption is empty")

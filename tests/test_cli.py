@@ -41,10 +41,10 @@ def test_index_json_shape_and_exit_codes(settings, tmp_path, capsys):
 
 def test_search_similar_list_json_shapes(settings, capsys):
     run(capsys, "index", *map(str, FEW))
-    code, out, _ = run(capsys, "search", "a photo", "-k", "2", "--alpha", "0.3", "--json")
+    code, out, _ = run(capsys, "search", "a photo", "-k", "2", "--alpha", "0.3", "--min-relevance", "0", "--json")
     doc = json.loads(out)
     assert code == 0 and doc["query"] == "a photo" and isinstance(doc["elapsed_ms"], float)
-    keys = {"id", "path", "caption", "relevance", "caption_score", "visual_score"}
+    keys = {"id", "path", "filename", "caption", "added_at", "tags", "relevance", "caption_score", "visual_score"}
     assert len(doc["results"]) == 2 and all(keys <= set(r) for r in doc["results"])
     code, out, _ = run(capsys, "similar", str(FEW[1]), "-k", "1", "--json")
     top = json.loads(out)["results"][0]
@@ -52,7 +52,7 @@ def test_search_similar_list_json_shapes(settings, capsys):
     code, out, _ = run(capsys, "list", "--json")
     listed = json.loads(out)
     assert code == 0 and len(listed) == 3
-    assert all(set(r) == {"id", "path", "caption", "width", "height", "added_at"} for r in listed)
+    assert all(set(r) == {"id", "path", "caption", "width", "height", "added_at", "tags"} for r in listed)
 
 
 def test_caption_and_remove(settings, capsys):
@@ -61,7 +61,7 @@ def test_caption_and_remove(settings, capsys):
     first = json.loads(out)[0]["id"]
     code, out, _ = run(capsys, "caption", first[:10], "a lighthouse on a cliff")
     assert code == 0 and "a lighthouse on a cliff" in out
-    _, out, _ = run(capsys, "search", "lighthouse", "-k", "1", "--alpha", "1", "--json")
+    _, out, _ = run(capsys, "search", "lighthouse", "-k", "1", "--alpha", "1", "--json")  # above the default cut-off
     assert json.loads(out)["results"][0]["id"] == first
     assert run(capsys, "remove", first)[0] == 0
     _, out, _ = run(capsys, "list", "--json")

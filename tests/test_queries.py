@@ -62,7 +62,9 @@ REFUSED = {  # query -> a fragment of the message
 @pytest.fixture(scope="module")
 def indexed(tmp_path_factory, tiny_settings, shared_models):
     """One small index for the whole module (tests that change a caption put it back)."""
-    engine = SearchEngine(tiny_settings(tmp_path_factory.mktemp("queries") / "data"), **shared_models)
+    # every result, whatever its relevance: these tests are about which queries are answered, not the cut-off
+    engine = SearchEngine(tiny_settings(tmp_path_factory.mktemp("queries") / "data", min_relevance=0.0),
+                          **shared_models)
     report = engine.index_bytes([(f"{i}.jpg", jpeg(700 + i)) for i in range(len(CAPTIONS))])
     for added, caption in zip(report.added, CAPTIONS):
         engine.set_caption(added.id, caption)

@@ -32,8 +32,11 @@ def cmd_index(args) -> int:
             print(f"duplicate  {d.id[:12]}  {d.path}")
         for f in report.failed:
             print(f"rejected   {f.path}: {f.error}", file=sys.stderr)
+        for s in report.skipped:
+            print(f"skipped    {s.path}: {s.reason}")
         print(f"{len(report.added)} added, {len(report.duplicates)} duplicates, "
-              f"{len(report.failed)} rejected; {report.count} images in the index")
+              f"{len(report.failed)} rejected, {len(report.skipped)} skipped (not images); "
+              f"{report.count} images in the index")
     return EXIT_REJECTED if report.failed else 0
 
 
@@ -41,33 +44,49 @@ def _print_results(response, as_json: bool) -> None:
     if as_json:
         print(json.dumps(response.to_dict(), ensure_ascii=False))
         return
+    hidden = (f"; {response.hidden} more below relevance {response.min_relevance:.2f} (--min-relevance 0 shows them)"
+              if response.hidden else "")
     if not response.results:
-        print("No results: the index is empty. Add images with `python -m visual_search index FOLDER`.")
+        print(f"No results{hidden or '.'}")
         return
-    for rank, r in enumerate(response.results, 1):
+    for rank, r in enumerate(response.results, response.offset + 1):
+        tags = f"  [{', '.join(r.record.tags)}]" if r.record.tags else ""
         print(f"{rank:3d}. {r.relevance:.2f}  (caption {r.caption_score:.2f}, visual {r.visual_score:.2f})  "
-              f"{r.record.filename}  {r.record.id[:12]}  {r.record.caption}")
-    print(f"({response.elapsed_ms:.1f} ms)")
+              f"{r.record.filename}  {r.record.id[:12]}  {r.record.added_at}  {r.record.caption}{tags}")
+    print(f"({response.elapsed_ms:.1f} ms{hidden})")
 
 
-def cmd_search(args) -> int:
-    _print_results(_engine().search(args.query, k=args.k, alpha=args.alpha), args.json)
-    return 0
+def _options(args) -> dict:
+    """The result options `search` and `similar` share, as the engine's keyword arguments."""
+    from .filters import SearchFilter
+
+    return {"offset": args.offset, "min_relevance": args.min_relevance, "sort": args.sort,
+            "filter": SearchFilter.parse(args.after, args.before, args.name, args.tag)}
 
 
-def cmd_similar(args) -> int:
+def _image_or_id(engine, value: str) -> tuple[bytes | str, str]:
+    """An image file's bytes and name, or an indexed id as given."""
     from pathlib import Path
 
     from .intake import read_file
 
-    engine = _engine()
-    target = Path(args.image)
+    target = Path(value)
     if target.is_file():
-        data = read_file(target, engine.settings.max_file_bytes)
-        response = engine.similar(data, k=args.k, filename=target.name)
-    else:
-        response = engine.similar(args.image, k=args.k)
-    _print_results(response, args.json)
+        return read_file(target, engine.settings.max_file_bytes), target.name
+    return value, value
+
+
+def cmd_search(args) -> int:
+    engine = _engine()
+    like = _image_or_id(engine, args.like)[0] if args.like else None
+    _print_results(engine.search(args.query, k=args.k, alpha=args.alpha, like=like, **_options(args)), args.json)
+    return 0
+
+
+def cmd_similar(args) -> int:
+    engine = _engine()
+    image, name = _image_or_id(engine, args.image)
+    _print_results(engine.similar(image, k=args.k, filename=name, **_options(args)), args.json)
     return 0
 
 
@@ -75,10 +94,12 @@ def cmd_list(args) -> int:
     records = _engine().list()
     if args.json:
         keys = ("id", "path", "caption", "width", "height", "added_at")
-        print(json.dumps([{k: getattr(r, k) for k in keys} for r in records], ensure_ascii=False))
+        print(json.dumps([{**{k: getattr(r, k) for k in keys}, "tags": list(r.tags)} for r in records],
+                         ensure_ascii=False))
     else:
         for r in records:
-            print(f"{r.id[:12]}  {r.width}x{r.height}  {r.added_at}  {r.filename}  {r.caption}")
+            tags = f"  [{', '.join(r.tags)}]" if r.tags else ""
+            print(f"{r.id[:12]}  {r.width}x{r.height}  {r.added_at}  {r.filename}  {r.caption}{tags}")
         print(f"{len(records)} images")
     return 0
 
@@ -92,6 +113,13 @@ def cmd_remove(args) -> int:
 def cmd_caption(args) -> int:
     record = _engine().set_caption(args.id, args.text)
     print(f"{record.id[:12]}: {record.caption}")
+    return 0
+
+
+def cmd_tags(args) -> int:
+    engine = _engine()
+    record = engine.set_tags(args.id, args.tags) if args.tags or args.clear else engine.get(args.id)
+    print(f"{record.id[:12]}: {', '.join(record.tags) or '(no tags)'}")
     return 0
 
 
@@ -124,11 +152,26 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "search":
             sp.add_argument("--alpha", type=float, default=None,
                             help="caption weight in [0, 1]; 1 = captions only, 0 = CLIP only (default VS_ALPHA)")
+            sp.add_argument("--like", metavar="IMAGE_OR_ID", default=None,
+                            help="an image file or indexed id the words refine: 'like this, but ...'")
+        sp.add_argument("--offset", type=int, default=0, help="pass over this many results (the next page)")
+        sp.add_argument("--min-relevance", type=float, default=None,
+                        help="hide results below this relevance in [0, 1] (default VS_MIN_RELEVANCE)")
+        sp.add_argument("--sort", choices=("relevance", "newest"), default="relevance",
+                        help="order of the results above the cut-off (default relevance)")
+        sp.add_argument("--after", metavar="DATE", help="only images added on or after this ISO date (UTC)")
+        sp.add_argument("--before", metavar="DATE", help="only images added before this ISO date (UTC)")
+        sp.add_argument("--name", metavar="TEXT", help="only images whose file name contains TEXT (any case)")
+        sp.add_argument("--tag", metavar="TAG", help="only images with this tag")
     add("list", cmd_list, "List indexed images.").add_argument("--json", action="store_true")
     add("remove", cmd_remove, "Remove an image (id or id prefix) from the index.").add_argument("id")
     sp = add("caption", cmd_caption, "Replace an image's caption by your own text.")
     sp.add_argument("id")
     sp.add_argument("text")
+    sp = add("tags", cmd_tags, "Show an image's tags, or replace them by yours (kept through model changes).")
+    sp.add_argument("id")
+    sp.add_argument("tags", nargs="*", metavar="TAG")
+    sp.add_argument("--clear", action="store_true", help="remove every tag of the image")
     add("reindex", cmd_reindex, "Re-embed stored images after a model change or an interrupted run.")
     from .measure import bench
     from .measure import evaluate

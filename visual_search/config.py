@@ -70,6 +70,8 @@ class Settings:
     default_alpha: float = 0.5
     max_k: int = 100
     max_query_chars: int = 1000
+    min_relevance: float = 0.2  # results below it are hidden (the app can reveal them); ranking.py says what 0.2 means
+    tag_vocabulary: Path = field(default_factory=lambda: Path(__file__).resolve().parent / "tag_vocabulary.txt")
     sample_dir: Path = field(default_factory=lambda: Path(__file__).resolve().parent.parent / "sample_images")
 
     @classmethod
@@ -91,6 +93,8 @@ class Settings:
             caption_max_tokens=_env_int("VS_CAPTION_MAX_TOKENS", cls.caption_max_tokens),
             caption_batch=_env_int("VS_CAPTION_BATCH", cls.caption_batch),
             default_alpha=_env_float("VS_ALPHA", cls.default_alpha),
+            min_relevance=_env_float("VS_MIN_RELEVANCE", cls.min_relevance),
+            tag_vocabulary=Path(_env("VS_TAG_VOCABULARY", str(cls().tag_vocabulary))),
             sample_dir=Path(_env("VS_SAMPLE_DIR", str(cls().sample_dir))),
         )
         return replace(settings, **overrides) if overrides else settings

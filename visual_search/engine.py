@@ -21,7 +21,7 @@ import os
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
@@ -32,17 +32,20 @@ from . import ranking
 from .catalog import Catalog, Vectors, vector_key
 from .compute import Compute, GpuWrap, Models
 from .config import Settings
-from .errors import IndexOutOfDate, NotFound, RejectedImage
-from .intake import IntakeImage, load_image, read_file, walk
+from .errors import IndexOutOfDate, InvalidQuery, NotAnImage, NotFound, RejectedImage
+from .intake import IntakeImage, check_image_kind, load_image, read_file, walk
 from .memory import release_freed_memory
+from .filters import SearchFilter, check_min_relevance, check_offset, check_sort, normalise_tag, timestamp
 from .query import QueryEncoder, check_alpha, check_k, clean_text
-from .records import Added, Duplicate, Failed, ImageRecord, IndexReport, SearchResponse, SearchResult
+from .records import Added, Duplicate, Failed, ImageRecord, IndexReport, SearchResponse, SearchResult, Skipped
+from .retrieval import CANDIDATE_POOL, Candidates, Query, gather  # noqa: F401 (CANDIDATE_POOL: measure/)
 from .store import CAPTION, VISUAL, VectorStore, make_client
+from .tagging import Tagger
 from .thumbnails import Thumbnails
 
 Progress = Callable[[int, int, str], None]  # (done, total, message)
 MAX_CAPTION_CHARS = 500
-CANDIDATE_POOL = 40  # per-channel candidates re-scored exactly, at least 4 x k
+MAX_USER_TAGS = 20
 WRITE_GROUP = 8  # images embedded and written together (CLIP batches; progress granularity)
 REBUILD_GROUP = 500  # stored vectors copied into the index per Chroma call while rebuilding it
 
@@ -65,6 +68,7 @@ class SearchEngine:
         self._store: VectorStore | None = None
         self._queries: QueryEncoder | None = None
         self._query_models: Models | None = None
+        self._tagger: Tagger | None = None
         self._load_lock = threading.RLock()
         self._write_lock = threading.RLock()
         self._reconciled = False
@@ -90,6 +94,15 @@ class SearchEngine:
     @property
     def visual_identity(self) -> str:
         return self.models.visual_identity
+
+    @property
+    def tagger(self) -> Tagger:
+        """The tag vocabulary and its CLIP prompt vectors, computed once per CLIP model (cached on disk)."""
+        with self._load_lock:
+            if self._tagger is None:
+                # the query side's CLIP: on ZeroGPU it runs here, on the CPU (the vocabulary is encoded once)
+                self._tagger = Tagger(self.query_models.clip, self.settings.tag_vocabulary, self.settings.data_dir / "tags")
+            return self._tagger
 
     @property
     def store(self) -> VectorStore:
@@ -142,8 +155,13 @@ class SearchEngine:
 
     def index_paths(self, paths: Sequence[str | os.PathLike], progress: Progress | None = None) -> IndexReport:
         """Index files and folders (recursively). Bad files are reported, good ones indexed."""
-        items = walk(list(paths))
-        return self._index(((str(p), problem or self._reader(p)) for p, problem in items), len(items), progress)
+        hidden: list[Path] = []
+        items = walk(list(paths), hidden)
+        named = {Path(p) for p in paths}  # a file met in a folder that is no image at all is skipped, not failed
+        report = self._index(((str(p), problem or self._reader(p, in_folder=p not in named)) for p, problem in items),
+                             len(items), progress)
+        report.skipped[:0] = [Skipped(str(p), "hidden file") for p in hidden]
+        return report
 
     def index_files(self, files: Sequence[tuple[str, str | os.PathLike]], progress: Progress | None = None) -> IndexReport:
         """Index uploads given as (display name, where the bytes are); each file is read only when its
@@ -154,7 +172,9 @@ class SearchEngine:
         """Index uploaded (file name, content) pairs. The name is only displayed, never used as a path."""
         return self._index(((name, (lambda d=data: d)) for name, data in files), len(files), progress)
 
-    def _reader(self, path: Path) -> Callable[[], bytes]:
+    def _reader(self, path: Path, in_folder: bool = False) -> Callable[[], bytes]:
+        if in_folder:
+            return lambda: check_image_kind(read_file(path, self.settings.max_file_bytes))
         return lambda: read_file(path, self.settings.max_file_bytes)
 
     def _index(self, sources: Iterable[tuple[str, Callable[[], bytes] | str]], total: int, progress) -> IndexReport:
@@ -169,6 +189,8 @@ class SearchEngine:
                     if isinstance(source, str):
                         raise RejectedImage(source)
                     image = load_image(source(), label, self.settings.max_file_bytes, self.settings.max_pixels)
+                except NotAnImage as exc:
+                    report.skipped.append(Skipped(label, str(exc)))
                 except RejectedImage as exc:
                     report.failed.append(Failed(label, str(exc)))
                 else:
@@ -194,16 +216,17 @@ class SearchEngine:
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         cap_key, vis_key = self._keys()
         records = []
-        for i, ((_, img), caption) in enumerate(zip(group, got.captions)):
+        for i, ((_, img), caption, tags) in enumerate(zip(group, got.captions, self.tagger.tag(got.visual_vectors))):
             path = self.catalog.put_original(img.id, img.ext, img.data)
             record = ImageRecord(
                 id=img.id, path=str(path), filename=img.filename, caption=caption, width=img.width,
                 height=img.height, added_at=now, caption_model=self.models.caption_model,
+                tags=tags, tags_model=self.visual_identity,
             )
             self.catalog.put_record(record, {vis_key: got.visual_vectors[i], cap_key: got.caption_vectors[i]})
             self.thumbnails.put(img.id, img.image)
             records.append(record)
-        self.store.upsert_visual([r.id for r in records], got.visual_vectors)
+        self.store.upsert_visual(records, got.visual_vectors)
         self.store.upsert_captions(records, got.caption_vectors)
         release_freed_memory()  # the captioner's activations, or they stay resident (memory.py)
         each = (time.perf_counter() - t0) / len(group)
@@ -275,7 +298,7 @@ class SearchEngine:
         """Put catalogued images into the index from their stored vectors: no model runs."""
         cap_key, vis_key = self._keys()
         vectors = {r.id: self.catalog.vectors(r.id) for r in records}
-        self.store.upsert_visual([r.id for r in records], np.stack([vectors[r.id][vis_key] for r in records]))
+        self.store.upsert_visual(records, np.stack([vectors[r.id][vis_key] for r in records]))
         self.store.upsert_captions(records, np.stack([vectors[r.id][cap_key] for r in records]))
 
     def _repair(self, records: list[ImageRecord]) -> None:
@@ -296,11 +319,31 @@ class SearchEngine:
             kept[cap_key] = got.caption_vectors[i]
             if got.visual_vectors is not None:
                 kept[vis_key] = got.visual_vectors[i]
-            self.catalog.put_record(updated, kept)
             fresh.append((updated, kept))
-        self.store.upsert_visual([r.id for r, _ in fresh], np.stack([v[vis_key] for _, v in fresh]))
+        retagged = self._retag([r for r, _ in fresh], np.stack([v[vis_key] for _, v in fresh]))
+        fresh = [(r, kept) for r, (_, kept) in zip(retagged, fresh)]
+        for r, kept in fresh:
+            self.catalog.put_record(r, kept)
+        self.store.upsert_visual([r for r, _ in fresh], np.stack([v[vis_key] for _, v in fresh]))
         self.store.upsert_captions([r for r, _ in fresh], np.stack([v[cap_key] for _, v in fresh]))
         release_freed_memory()
+
+    def _retag(self, records: list[ImageRecord], vectors: np.ndarray) -> list[ImageRecord]:
+        """Tags chosen by another CLIP model are chosen again (a person's tags are kept)."""
+        return [replace(r, tags=tags, tags_model=self.visual_identity)
+                if not r.tags_edited and r.tags_model != self.visual_identity else r
+                for r, tags in zip(records, self.tagger.tag(vectors))]
+
+    def set_tags(self, image_id: str, tags: Sequence[str]) -> ImageRecord:
+        """Replace an image's tags by a person's; they are kept through model changes, filterable at once."""
+        clean = tuple(dict.fromkeys(t for t in (normalise_tag(t) for t in tags) if t))
+        if len(clean) > MAX_USER_TAGS:
+            raise InvalidQuery(f"An image can have at most {MAX_USER_TAGS} tags.")
+        with self._writer():
+            record = replace(self.get(image_id), tags=clean, tags_edited=True)
+            self.catalog.put_record(record)  # its vectors are kept
+            self.store.update_metadata([record])
+            return record
 
     def remove(self, image_id: str) -> ImageRecord:
         """Delete an image: its catalog record and original first, then its vectors and thumbnail."""
@@ -340,70 +383,92 @@ class SearchEngine:
     def list(self) -> list[ImageRecord]:
         return sorted(self.catalog.records(), key=lambda r: (r.added_at, r.filename))
 
-    def search(self, query: str, k: int = 10, alpha: float | None = None) -> SearchResponse:
+    def search(self, query: str, k: int = 10, alpha: float | None = None, *, offset: int = 0,
+               min_relevance: float | None = None, sort: str = "relevance", filter: SearchFilter | None = None,
+               like: str | bytes | None = None) -> SearchResponse:
         """Text search: caption channel, visual channel and their hybrid, best first.
 
-        Each channel's index returns its nearest images with their exact cosines (from the HNSW
-        distances); only the other channel's vectors of those images are read, to score them there
-        too (docs/benchmarks.md has what each step costs).
+        `like` (an indexed id or image bytes) adds a picture to the words: the visual channel then
+        searches with the image and text vectors combined in CLIP space (ranking.combine), the
+        caption channel with the words. `filter` is applied inside each channel's query
+        (retrieval.py), `min_relevance` (default VS_MIN_RELEVANCE) hides what scores below it,
+        `sort="newest"` orders what passes by date added, `offset` passes over earlier pages.
         """
         t0 = time.perf_counter()
         s = self.settings
         text = clean_text(query, s.max_query_chars)
-        k = check_k(k, s.max_k)
         alpha = check_alpha(s.default_alpha if alpha is None else alpha)
+        page = self._page(k, offset, min_relevance, sort)
         if self._catalog_empty():  # answer at once, without loading models
-            return SearchResponse(text, [], (time.perf_counter() - t0) * 1000, alpha)
-        pool = _pool_size(k)
-        caption_vec, visual_vec = self.queries.caption(text), self.queries.visual(text)
-        cap_cos = self._nearest(CAPTION, caption_vec, pool) if alpha > 0 else {}
-        vis_cos = self._nearest(VISUAL, visual_vec, pool) if alpha < 1 else {}
-        # The other channel's cosine of each candidate; an image without it is still half-written.
-        vis_cos.update(self._cosines(VISUAL, visual_vec, [i for i in cap_cos if i not in vis_cos]))
-        cap_cos.update(self._cosines(CAPTION, caption_vec, [i for i in vis_cos if i not in cap_cos]))
-        results = self._score(cap_cos, vis_cos, self.queries.calibration, ranking.CLIP_TEXT_IMAGE, alpha, k)
-        if not results:
-            self._refuse_if_out_of_date()  # no count() on every search: it scans the collection
-        return SearchResponse(text, results, (time.perf_counter() - t0) * 1000, alpha)
+            return SearchResponse(text, [], (time.perf_counter() - t0) * 1000, alpha, page.offset)
+        visual_vec, visual_cal = self.queries.visual(text), ranking.CLIP_TEXT_IMAGE
+        if like is not None:
+            visual_vec, visual_cal = ranking.combine(self._image_query(like)[1], visual_vec)
+        q = Query(self.queries.caption(text), visual_vec, self.queries.calibration, visual_cal, alpha)
+        return self._answer(text, q, page, filter, t0)
 
-    def similar(self, image: str | bytes, k: int = 10, filename: str = "query image") -> SearchResponse:
+    def similar(self, image: str | bytes, k: int = 10, filename: str = "query image", *, offset: int = 0,
+                min_relevance: float | None = None, sort: str = "relevance",
+                filter: SearchFilter | None = None) -> SearchResponse:
         """Image-to-image search by an indexed id or by image bytes; relevance is the visual score.
 
         An indexed image comes back first, with relevance 1.00 (cosine 1 with itself).
         """
         t0 = time.perf_counter()
-        k = check_k(k, self.settings.max_k)
-        caption_vec = None
+        page = self._page(k, offset, min_relevance, sort)
+        label, visual_vec, caption_vec = self._image_query(image, filename)
+        q = Query(caption_vec, visual_vec, self.queries.calibration, ranking.CLIP_IMAGE_IMAGE, 0.0)
+        return self._answer(label, q, page, filter, t0)
+
+    def _page(self, k: object, offset: object, min_relevance: object, sort: object) -> "_Page":
+        cut = self.settings.min_relevance if min_relevance is None else min_relevance
+        return _Page(check_k(k, self.settings.max_k), check_offset(offset), check_min_relevance(cut), check_sort(sort))
+
+    def _image_query(self, image: str | bytes, filename: str = "query image") -> tuple[str, np.ndarray, np.ndarray | None]:
+        """(label, CLIP image vector, caption vector or None) of an indexed id or of image bytes."""
         if isinstance(image, str):
             record = self.get(image)
-            label = record.filename
             visual_vec = self.store.embeddings(VISUAL, [record.id]).get(record.id)
-            caption_vec = self.store.embeddings(CAPTION, [record.id]).get(record.id)
             if visual_vec is None:
                 raise NotFound(f"Image {record.id[:12]} is still being indexed; try again shortly.")
-        else:
-            loaded = load_image(image, filename, self.settings.max_file_bytes, self.settings.max_pixels)
-            label = loaded.filename
-            visual_vec = self.query_models.embed_images([loaded.image])[0]
-        vis_cos = self._nearest(VISUAL, visual_vec, _pool_size(k))
-        # an uploaded image has no caption: caption cosine 0, but only for fully written images
-        cap_cos = (self._cosines(CAPTION, caption_vec, list(vis_cos)) if caption_vec is not None
-                   else dict.fromkeys(self.store.embeddings(CAPTION, vis_cos), 0.0))
-        results = self._score(cap_cos, vis_cos, self.queries.calibration, ranking.CLIP_IMAGE_IMAGE, 0.0, k)
-        if not results:
-            self._refuse_if_out_of_date()
-        return SearchResponse(label, results, (time.perf_counter() - t0) * 1000, 0.0)
+            return record.filename, visual_vec, self.store.embeddings(CAPTION, [record.id]).get(record.id)
+        loaded = load_image(image, filename, self.settings.max_file_bytes, self.settings.max_pixels)
+        return loaded.filename, self.query_models.embed_images([loaded.image])[0], None
 
-    def _nearest(self, kind: str, vector: np.ndarray, n: int) -> dict[str, float]:
-        """The n nearest images on one channel, best first, with their exact cosines."""
-        return {h.id: h.cosine for h in self.store.query(kind, vector, n)}
+    def _answer(self, label: str, q: Query, page: "_Page", filter: SearchFilter | None, t0: float) -> SearchResponse:
+        """Candidates (filtered inside the index) -> cut-off -> order -> one page of results."""
+        where, ids = None, None
+        if filter is not None and filter.active:
+            where = filter.where()
+            if filter.needs_ids:  # a name substring: the exact ids whose file name contains it
+                ids = self.store.name_ids(filter.name, where)
+        need = page.offset + page.k
+        found = gather(self.store, q, need, page.min_relevance, page.sort == "newest", where, ids)
+        passing = [j for j, score in enumerate(found.total) if score >= page.min_relevance]
+        meta = self.store.records(found.ids[j] for j in passing) if page.sort == "newest" else {}
+        if page.sort == "newest":  # newest first; equal times keep the relevance order
+            passing.sort(key=lambda j: timestamp(meta.get(found.ids[j], {}).get("added_at", "")), reverse=True)
+        chosen = passing[page.offset : need]
+        hidden = max(0, min(page.k, len(found.ids) - page.offset) - len(chosen))
+        results = self._results(found, chosen, meta)
+        if not found.ids and (filter is None or not filter.active):
+            self._refuse_if_out_of_date()  # no count() on every search: it scans the collection
+        return SearchResponse(label, results, (time.perf_counter() - t0) * 1000, q.alpha, page.offset, hidden,
+                              page.min_relevance)
 
-    def _cosines(self, kind: str, vector: np.ndarray, ids: list[str]) -> dict[str, float]:
-        """Exact cosines of `vector` with the stored `kind` vectors of `ids` (ids without one left out)."""
-        stored = self.store.embeddings(kind, ids)
-        if not stored:
-            return {}
-        return dict(zip(stored, ranking.cosine(vector, np.stack(list(stored.values()))).tolist()))
+    def _results(self, found: Candidates, chosen: list[int], meta: dict[str, dict]) -> list[SearchResult]:
+        missing = [found.ids[j] for j in chosen if found.ids[j] not in meta]
+        meta = {**meta, **self.store.records(missing)}
+        out = []
+        for j in chosen:
+            image_id = found.ids[j]
+            m = meta.get(image_id)
+            if m is None or not self.catalog.has(image_id):  # removed, its vectors not yet (store outage)
+                continue
+            out.append(SearchResult(self._record_from_meta(image_id, m), float(found.total[j]),
+                                    float(found.caption_score[j]), float(found.visual_score[j]),
+                                    float(found.caption_cosine[j]), float(found.visual_cosine[j])))
+        return out
 
     def _catalog_empty(self) -> bool:
         """No image indexed yet. Scans the catalog only until it has seen one, not on every search."""
@@ -420,35 +485,23 @@ class SearchEngine:
                 "line run `python -m visual_search reindex`."
             )
 
-    def _score(self, cap_cos: dict[str, float], vis_cos: dict[str, float], caption_cal, visual_cal, alpha: float,
-               k: int) -> list[SearchResult]:
-        """Candidates with a cosine on both channels -> relevance -> hybrid -> top k, with their records."""
-        ids = [i for i in dict.fromkeys([*cap_cos, *vis_cos]) if i in cap_cos and i in vis_cos]
-        if not ids:
-            return []
-        cap, vis = np.array([cap_cos[i] for i in ids]), np.array([vis_cos[i] for i in ids])
-        cap_rel, vis_rel = ranking.relevance(cap, caption_cal), ranking.relevance(vis, visual_cal)
-        total = ranking.hybrid(cap_rel, vis_rel, alpha)
-        order = ranking.top_k(total, k)
-        meta = self.store.records(ids[i] for i in order)
-        out = []
-        for i in order:
-            m = meta.get(ids[i])
-            if m is None or not self.catalog.has(ids[i]):  # removed, its vectors not yet (store outage)
-                continue
-            out.append(SearchResult(self._record_from_meta(ids[i], m), float(total[i]), float(cap_rel[i]),
-                                    float(vis_rel[i]), float(cap[i]), float(vis[i])))
-        return out
-
     def _record_from_meta(self, image_id: str, m: dict) -> ImageRecord:
         return ImageRecord(
             id=image_id, path=str(self.catalog.original_path(image_id, m.get("ext", ""))),
             filename=m.get("filename", ""), caption=m.get("caption", ""), width=int(m.get("width", 0)),
             height=int(m.get("height", 0)), added_at=m.get("added_at", ""),
             caption_model=m.get("caption_model", ""), caption_edited=bool(m.get("caption_edited", False)),
+            tags=tuple(m.get("tags") or ()), tags_model=m.get("tags_model", ""),
+            tags_edited=bool(m.get("tags_edited", False)),
         )
 
 
-def _pool_size(k: int) -> int:
-    """Nearest images asked of each channel's index: CANDIDATE_POOL, or 4 x k for long result lists."""
-    return max(CANDIDATE_POOL, 4 * k)
+
+@dataclass(frozen=True)
+class _Page:
+    """Which results of a query to return, checked."""
+
+    k: int
+    offset: int
+    min_relevance: float
+    sort: str

@@ -33,3 +33,7 @@ class ModelLoadError(VisualSearchError):
 
 class IndexOutOfDate(VisualSearchError):
     """Images are stored but have no vectors for the current models (after a model change)."""
+
+
+class NotAnImage(RejectedImage):
+    """A file met inside a folder is not an image of any kind (a README, a video): skipped, not failed."""

@@ -152,7 +152,7 @@ def encode_query(engine: "SearchEngine", query: str) -> QueryStep:
 
 def breakdown(engine: "SearchEngine", query: str, k: int = 5, alpha: float | None = None) -> Breakdown:
     """Stage 4: the engine's own search, with each result's cosines and relevances side by side."""
-    response = engine.search(query, k=k, alpha=alpha)  # checks k and alpha
+    response = engine.search(query, k=k, alpha=alpha, min_relevance=0.0)  # checks k and alpha; explains all k
     rows = [
         RelevanceRow(rank, r.record.id, r.record.filename, r.record.caption, r.caption_cosine, r.caption_score,
                      r.visual_cosine, r.visual_score, r.relevance)

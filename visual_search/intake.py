@@ -21,7 +21,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from .errors import RejectedImage
+from .errors import NotAnImage, RejectedImage
+
+try:  # HEIC/HEIF (iPhone photos); Pillow itself reads AVIF
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+except ImportError:  # pragma: no cover - pinned in requirements.txt
+    pillow_heif = None
 
 # Magic bytes -> (format name, stored file extension). Order matters only for overlapping prefixes.
 _SIGNATURES: tuple[tuple[bytes, str, str], ...] = (
@@ -33,10 +40,18 @@ _SIGNATURES: tuple[tuple[bytes, str, str], ...] = (
     (b"II*\x00", "TIFF", ".tif"),
     (b"MM\x00*", "TIFF", ".tif"),
 )
-ACCEPTED_FORMATS = "JPEG, PNG, WebP, GIF, BMP or TIFF"
+# ISO media files ("....ftyp<brand>") that hold a still image: AVIF, and HEIF/HEIC. Videos (mp4, mov)
+# share the container with other brands and are not images.
+_AVIF_BRANDS = frozenset({b"avif", b"avis"})
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
+# Images of kinds we do not read: refused with a reason, never skipped as "not an image".
+_OTHER_IMAGE_SIGNATURES = (b"8BPS", b"\x00\x00\x01\x00", b"\xff\x0a", b"\x00\x00\x00\x0cJXL ",
+                           b"\x00\x00\x00\x0cjP  ", b"\xff\x4f\xff\x51", b"FORM", b"gimp xcf")
+ACCEPTED_FORMATS = "JPEG, PNG, WebP, GIF, BMP, TIFF, AVIF or HEIC"
 # File names that usually hold one of them: only to pick files out of a folder of mixed content
 # (the samples); whatever is picked is still judged by its content.
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif", ".heic",
+                            ".heif"})
 # A picture more elongated than this cannot be described or resized sanely (1 x 100000, say).
 MAX_ASPECT_RATIO = 25.0
 MAX_NAME_CHARS = 200
@@ -81,7 +96,41 @@ def sniff_format(data: bytes) -> tuple[str, str]:
             return fmt, ext
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WEBP", ".webp"
+    brands = _iso_brands(data)
+    if brands & _AVIF_BRANDS:
+        return "AVIF", ".avif"
+    if brands & _HEIF_BRANDS:
+        return "HEIF", ".heic"
     raise RejectedImage(f"not a supported image: {_describe_non_image(data)}; accepted: {ACCEPTED_FORMATS}")
+
+
+def _iso_brands(data: bytes) -> set[bytes]:
+    """Major and compatible brands of an ISO media file's leading `ftyp` box; empty if it has none."""
+    if data[4:8] != b"ftyp" or len(data) < 12:
+        return set()
+    size = min(struct.unpack(">I", data[:4])[0], len(data), 4096)
+    return {data[8:12]} | {data[i : i + 4] for i in range(16, size - 3, 4)}
+
+
+def is_image_kind(data: bytes) -> bool:
+    """Whether the first bytes are an image of any kind, read here or not (a folder's other files are skipped)."""
+    try:
+        sniff_format(data)
+        return True
+    except RejectedImage:
+        pass
+    head = data[:512].lstrip().lower()
+    return data.startswith(_OTHER_IMAGE_SIGNATURES) or b"<svg" in head or bool(_iso_brands(data) & {b"avci", b"jxl "})
+
+
+def check_image_kind(data: bytes) -> bytes:
+    """`data` unchanged, or NotAnImage saying what it is instead (for files met inside a folder).
+
+    An empty file passes: it is more likely a photo whose copy failed than a document, and fails.
+    """
+    if data and not is_image_kind(data):
+        raise NotAnImage(_describe_non_image(data))
+    return data
 
 
 def _describe_non_image(data: bytes) -> str:
@@ -92,6 +141,8 @@ def _describe_non_image(data: bytes) -> str:
         return "it is an SVG drawing (vector images are not supported)"
     if head.startswith((b"<!doctype html", b"<html")) or b"<html" in head:
         return "it is an HTML page"
+    if data[4:8] == b"ftyp":
+        return "it is a video or other media file"
     try:
         text = codecs.getincrementaldecoder("utf-8")().decode(data[:4096])  # a cut last character is fine
     except UnicodeDecodeError:
@@ -211,11 +262,12 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
-def walk(paths: list[str | os.PathLike]) -> list[tuple[Path, str | None]]:
+def walk(paths: list[str | os.PathLike], hidden: list[Path] | None = None) -> list[tuple[Path, str | None]]:
     """Expand files and folders (recursively, sorted) into (file, problem) pairs.
 
     A symbolic link inside a folder that points outside that folder is reported, not followed:
-    indexing a folder never reads what lies outside it.
+    indexing a folder never reads what lies outside it. Hidden files and folders (`.DS_Store`,
+    `.git`) are not walked; the hidden files met are appended to `hidden` when it is given.
     """
     out: list[tuple[Path, str | None]] = []
     for raw in paths:
@@ -228,6 +280,8 @@ def walk(paths: list[str | os.PathLike]) -> list[tuple[Path, str | None]]:
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
                 for name in sorted(filenames):
                     if name.startswith("."):
+                        if hidden is not None:
+                            hidden.append(Path(dirpath) / name)
                         continue
                     f = Path(dirpath) / name
                     if f.is_symlink() and not f.resolve().is_relative_to(real_root):

@@ -18,6 +18,12 @@ class ImageRecord:
     added_at: str  # ISO 8601, UTC
     caption_model: str = ""
     caption_edited: bool = False
+    tags: tuple[str, ...] = ()  # CLIP zero-shot against the tag vocabulary (tagging.py), or a person's
+    tags_model: str = ""  # the CLIP identity that chose them; "" when none did
+    tags_edited: bool = False  # a person's tags are never recomputed
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tags", tuple(self.tags))  # JSON brings a list
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -41,6 +47,8 @@ class SearchResult:
             "path": r.path,
             "filename": r.filename,
             "caption": r.caption,
+            "added_at": r.added_at,
+            "tags": list(r.tags),
             "relevance": round(self.relevance, 4),
             "caption_score": round(self.caption_score, 4),
             "visual_score": round(self.visual_score, 4),
@@ -53,11 +61,17 @@ class SearchResponse:
     results: list[SearchResult]
     elapsed_ms: float
     alpha: float
+    offset: int = 0
+    hidden: int = 0  # results of this page left out for scoring below the minimum relevance
+    min_relevance: float = 0.0
 
     def to_dict(self) -> dict:
         return {
             "query": self.query,
             "results": [r.to_dict() for r in self.results],
+            "offset": self.offset,
+            "hidden": self.hidden,
+            "min_relevance": self.min_relevance,
             "elapsed_ms": round(self.elapsed_ms, 2),
         }
 
@@ -82,6 +96,12 @@ class Failed:
     error: str
 
 
+@dataclass(frozen=True)
+class Skipped:
+    path: str
+    reason: str
+
+
 @dataclass
 class IndexReport:
     """What one `index` call did, input by input."""
@@ -89,6 +109,7 @@ class IndexReport:
     added: list[Added] = field(default_factory=list)
     duplicates: list[Duplicate] = field(default_factory=list)
     failed: list[Failed] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)  # files in a folder that are not images at all
     count: int = 0  # images in the index afterwards
 
     def to_dict(self) -> dict:
@@ -96,5 +117,6 @@ class IndexReport:
             "added": [{"id": a.id, "path": a.path, "caption": a.caption} for a in self.added],
             "duplicates": [{"id": d.id, "path": d.path} for d in self.duplicates],
             "failed": [{"path": f.path, "error": f.error} for f in self.failed],
+            "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
             "count": self.count,
         }

@@ -3,7 +3,9 @@
 Two collections per model combination:
   * caption collection: the caption vector of each image, the caption as document, and the
     record as metadata (so a search needs no second lookup to display a result);
-  * visual collection: the CLIP image vector of each image.
+  * visual collection: the CLIP image vector of each image, with the metadata a search filters by
+    (`added_ts`, `tags`; filters.py), so that both channels filter inside their own query, and the
+    file name (lower case) as document, for the name filter.
 Their names are derived from the model identities, so vectors of different models never mix: a
 model change opens fresh, empty collections, which the engine fills from the catalog.
 """
@@ -19,6 +21,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from .config import Settings
+from .filters import timestamp
 from .errors import StoreUnavailable
 from .records import ImageRecord
 
@@ -113,11 +116,24 @@ class VectorStore:
         got = self._guard(lambda: col.get(include=["documents"]))
         return dict(zip(got["ids"], got["documents"] or []))
 
-    def upsert_visual(self, ids: list[str], vectors: np.ndarray) -> None:
+    def upsert_visual(self, items: list[ImageRecord] | list[str], vectors: np.ndarray) -> None:
+        """Records (vectors with their filterable metadata, and the file name in lower case as the document, for
+        a name filter) or bare ids (vectors only: not found by a filter)."""
         col = self._cols[VISUAL]
-        for lo in range(0, len(ids), MAX_BATCH):
-            sl = slice(lo, lo + MAX_BATCH)
-            self._guard(lambda: col.upsert(ids=ids[sl], embeddings=np.asarray(vectors[sl], np.float32)))
+        for lo in range(0, len(items), MAX_BATCH):
+            batch = items[lo : lo + MAX_BATCH]
+            records = [r for r in batch if isinstance(r, ImageRecord)]
+            self._guard(lambda: col.upsert(ids=[getattr(r, "id", r) for r in batch],
+                                           embeddings=np.asarray(vectors[lo : lo + MAX_BATCH], np.float32),
+                                           metadatas=[_filterable(r) for r in records] if records else None,
+                                           documents=[_name_document(r) for r in records] if records else None))
+
+    def update_metadata(self, records: list[ImageRecord]) -> None:
+        """New tags (or other record fields) on both collections, vectors untouched."""
+        for kind, shape in ((CAPTION, _to_metadata), (VISUAL, _filterable)):
+            col = self._cols[kind]
+            self._guard(lambda col=col, shape=shape: col.update(
+                ids=[r.id for r in records], metadatas=[_cleared(shape(r)) for r in records]))
 
     def upsert_captions(self, records: list[ImageRecord], vectors: np.ndarray) -> None:
         col = self._cols[CAPTION]
@@ -132,10 +148,15 @@ class VectorStore:
                 )
             )
 
-    def query(self, kind: str, vector: np.ndarray, n: int) -> list[Hit]:
+    def query(self, kind: str, vector: np.ndarray, n: int, where: dict | None = None,
+              ids: list[str] | None = None) -> list[Hit]:
+        """The n nearest on one channel, best first; only among `ids` and images matching `where` when given."""
         col = self._cols[kind]
+        if ids is not None and not ids:
+            return []
         got = self._guard(
-            lambda: col.query(query_embeddings=[np.asarray(vector, np.float32)], n_results=n, include=["distances"])
+            lambda: col.query(query_embeddings=[np.asarray(vector, np.float32)], n_results=n, where=where, ids=ids,
+                              include=["distances"])
         )
         return [Hit(i, 1.0 - float(d)) for i, d in zip(got["ids"][0], got["distances"][0])]
 
@@ -157,6 +178,16 @@ class VectorStore:
             i: {**(m or {}), "caption": doc} for i, m, doc in zip(got["ids"], got["metadatas"], got["documents"])
         }
 
+    def name_ids(self, name: str, where: dict | None = None) -> list[str]:
+        """Ids of the images whose file name contains `name` (any case) and that match `where`.
+
+        Chroma's document `$contains` (its full-text index) on the visual collection, whose document
+        is the lower-cased file name: exact substring matching without reading every record.
+        """
+        col = self._cols[VISUAL]
+        got = self._guard(lambda: col.get(where=where, where_document={"$contains": name.lower()}, include=[]))
+        return list(got["ids"])
+
     def delete(self, ids: list[str]) -> None:
         if ids:
             for col in self._cols.values():
@@ -172,7 +203,24 @@ def _to_metadata(r: ImageRecord) -> dict:
         "ext": "." + r.path.rsplit(".", 1)[-1] if "." in r.path else "",
         "caption_model": r.caption_model,
         "caption_edited": r.caption_edited,
+        "tags_model": r.tags_model,
+        "tags_edited": r.tags_edited,
+        **_filterable(r),
     }
+
+
+def _filterable(r: ImageRecord) -> dict:
+    """What a SearchFilter's `where` reads. Chroma refuses an empty list: no tags, no key."""
+    return {"added_ts": timestamp(r.added_at), **({"tags": list(r.tags)} if r.tags else {})}
+
+
+def _name_document(r: ImageRecord) -> str:
+    return r.filename.lower() or " "  # Chroma refuses an empty document
+
+
+def _cleared(meta: dict) -> dict:
+    """For `update`: a key set to None is removed, so tags a person deleted do not linger."""
+    return {"tags": None, **meta}
 
 
 def _is_connection_error(exc: BaseException) -> bool:

@@ -24,6 +24,7 @@ from pathlib import Path
 from ..config import Settings
 from ..errors import InvalidQuery
 from ..intake import image_files
+from .filter_costs import format_rows as format_filter_rows
 
 DEFAULT_SIZES = "1000,10000,100000"
 # The project's published targets (2 CPU cores, fp32, default architectures).
@@ -245,6 +246,8 @@ def format_report(r: dict) -> str:
         out.append(f"{int(n):>9,} {s['fill_s']:>9.1f} |   {sq['caption']['p50']:>10.1f} / {sq['visual']['p50']:<4.1f}"
                    f"{s['store_count_ms']['p50']:>7.1f} {s['store_vectors_ms']['p50']:>8.1f} |"
                    f"{cold['p50']:>15.1f} {cold['p95']:>6.1f} {warm['p50']:>9.1f}")
+    largest = max(r["store"], key=int)
+    out += ["", *format_filter_rows(int(largest), r["store"][largest]["filters"])]
     ix, p = r["index"], r["peers"]
     rss = ", ".join(f"{k.replace('_', ' ')} {v:.0f}" for k, v in r["rss_mb"].items())
     co, hf = p["chroma_openclip"], p["hf_pipeline"]

@@ -12,7 +12,7 @@ import os
 import resource
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 
 from ..engine import CANDIDATE_POOL, WRITE_GROUP, SearchEngine
+from .filter_costs import filter_costs
 from ..intake import load_image
 from ..records import ImageRecord
 from ..store import CAPTION, VISUAL
@@ -197,6 +198,18 @@ def _unit_rows(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
+SYNTHETIC_EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def synthetic_record(i: int) -> ImageRecord:
+    """Synthetic image i: added i minutes after SYNTHETIC_EPOCH, tagged `tag-{i % 10}` (filters have work to do)."""
+    image_id = hashlib.sha256(f"synthetic-{i}".encode()).hexdigest()
+    added = (SYNTHETIC_EPOCH + timedelta(minutes=i)).isoformat(timespec="seconds")
+    return ImageRecord(id=image_id, path=f"{image_id}.jpg", filename=f"synthetic-{i:06d}.jpg",
+                       caption=COMBOS[i % len(COMBOS)], width=640, height=480, added_at=added,
+                       caption_model="synthetic", tags=(f"tag-{i % 10}",), tags_model="synthetic")
+
+
 def fill(engine: SearchEngine, start: int, stop: int, rng: np.random.Generator) -> float:
     """Add synthetic images start..stop-1: catalog records plus random unit vectors, as the engine writes them.
 
@@ -205,20 +218,12 @@ def fill(engine: SearchEngine, start: int, stop: int, rng: np.random.Generator) 
     of freed memory held by the allocator that real indexing never holds (measured, docs/benchmarks.md).
     """
     t0 = time.perf_counter()
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     for lo in range(start, stop, FILL_BATCH):
         hi = min(stop, lo + FILL_BATCH)
-        records = []
-        for i in range(lo, hi):
-            image_id = hashlib.sha256(f"synthetic-{i}".encode()).hexdigest()
-            records.append(ImageRecord(
-                id=image_id, path=f"{image_id}.jpg", filename=f"synthetic-{i:06d}.jpg",
-                caption=COMBOS[i % len(COMBOS)], width=640, height=480, added_at=now,
-                caption_model="synthetic",
-            ))
+        records = [synthetic_record(i) for i in range(lo, hi)]
         for r in records:
             engine.catalog.put_record(r)
-        engine.store.upsert_visual([r.id for r in records], _unit_rows(rng, len(records), engine.clip.dim))
+        engine.store.upsert_visual(records, _unit_rows(rng, len(records), engine.clip.dim))
         engine.store.upsert_captions(records, _unit_rows(rng, len(records), engine.text_encoder.dim))
     return time.perf_counter() - t0
 
@@ -232,7 +237,7 @@ def search_at_sizes(engine: SearchEngine, sizes: list[int], n_queries: int, k: i
         have = n
         texts = queries(n_queries, skip=200 + i * n_queries)  # fresh per N: nothing cached
         t0 = time.perf_counter()
-        _check(engine.search("warm-up query: a lighthouse on a cliff", k=k), k)
+        _check(engine.search("warm-up query: a lighthouse on a cliff", k=k, min_relevance=0.0), k)
         first_ms = (time.perf_counter() - t0) * 1000
         cold = [_timed_search(engine, t, k) for t in texts]
         warm = [_timed_search(engine, t, k) for t in texts]  # the query cache answers the encoders
@@ -241,6 +246,7 @@ def search_at_sizes(engine: SearchEngine, sizes: list[int], n_queries: int, k: i
         caption_hits = [h.id for h in engine.store.query(CAPTION, cv, CANDIDATE_POOL)]
         visual_hits = [h.id for h in engine.store.query(VISUAL, vv, CANDIDATE_POOL)]
         out[str(n)] = {
+            "filters": filter_costs(engine, texts, n, k),
             "fill_s": round(fill_s, 1),
             "first_search_ms": round(first_ms, 1),
             "search_ms": pct(cold),
@@ -260,7 +266,7 @@ def search_at_sizes(engine: SearchEngine, sizes: list[int], n_queries: int, k: i
 
 def _timed_search(engine: SearchEngine, text: str, k: int) -> float:
     t0 = time.perf_counter()
-    response = engine.search(text, k=k)
+    response = engine.search(text, k=k, min_relevance=0.0)  # always k results: the cost of a full page
     ms = (time.perf_counter() - t0) * 1000
     _check(response, k)
     return ms

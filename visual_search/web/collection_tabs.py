@@ -16,10 +16,10 @@ import pandas as pd
 from ..engine import SearchEngine
 from ..errors import VisualSearchError
 from ..intake import ACCEPTED_FORMATS, display_name
-from .common import Busy, failure, md, selected_record
+from .common import Busy, failure, md, selected_record, tag_line
 
 OUTCOME_COLUMNS = ["file", "outcome", "caption or reason"]
-LIBRARY_COLUMNS = ["file", "caption", "edited", "added (UTC)", "id"]
+LIBRARY_COLUMNS = ["file", "caption", "edited", "added (UTC)", "id", "tags"]
 LIBRARY_TILES = 500  # most recent images shown as tiles; the table lists them all
 
 
@@ -58,9 +58,9 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[[],
     def library():
         """Tiles (newest first), the full table, and the ids behind the tiles."""
         records = engine.list()[::-1]
-        tiles = [(r.path, r.caption) for r in records[:LIBRARY_TILES]]
-        table = pd.DataFrame([[r.filename, r.caption, "yes" if r.caption_edited else "", r.added_at[:16], r.id]
-                              for r in records], columns=LIBRARY_COLUMNS)
+        tiles = [(r.path, r.caption + tag_line(r.tags)) for r in records[:LIBRARY_TILES]]
+        table = pd.DataFrame([[r.filename, r.caption, "yes" if r.caption_edited else "", r.added_at[:16], r.id,
+                               ", ".join(r.tags)] for r in records], columns=LIBRARY_COLUMNS)
         note = f"**{len(records):,} images**" + (f" (the {LIBRARY_TILES} newest shown as tiles)"
                                                   if len(records) > LIBRARY_TILES else "")
         return tiles, table, note, [r.id for r in records[:LIBRARY_TILES]]
@@ -69,10 +69,11 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[[],
         try:
             record = selected_record(engine, ids, evt)
         except VisualSearchError as exc:
-            return "", "", failure(exc)
+            return "", "", failure(exc), ""
         if record is None:
-            return "", "", ""
-        return record.id, record.caption, f"**{md(record.filename)}** · {record.width} x {record.height} px"
+            return "", "", "", ""
+        return (record.id, record.caption, f"**{md(record.filename)}** · {record.width} x {record.height} px",
+                ", ".join(record.tags))
 
     def set_caption(image_id: str, text: str):
         if not (image_id or "").strip():
@@ -80,6 +81,17 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[[],
         try:
             record = engine.set_caption(image_id, text)
             status = f"Caption saved for **{md(record.filename)}**: searchable by its new words now."
+        except VisualSearchError as exc:
+            status = failure(exc)
+        return status, *library()
+
+    def set_tags(image_id: str, text: str):
+        """Tags typed as `cat, sofa`: they replace the image's tags and are kept through model changes."""
+        if not (image_id or "").strip():
+            return "Select an image first.", *library()
+        try:
+            record = engine.set_tags(image_id, (text or "").split(","))
+            status = f"Tags saved for **{md(record.filename)}**: {md(', '.join(record.tags) or 'none')}."
         except VisualSearchError as exc:
             status = failure(exc)
         return status, *library()
@@ -115,8 +127,10 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[[],
                 picked_md = gr.Markdown("Select an image to correct its caption or delete it.")
                 image_id = gr.Textbox(label="Image id", max_lines=1, elem_id="library-id")
                 caption = gr.Textbox(label="Caption", lines=3, max_length=500, elem_id="library-caption")
+                tags = gr.Textbox(label="Tags (comma-separated)", max_lines=1, elem_id="library-tags")
                 with gr.Row():
                     save = gr.Button("Save caption", variant="primary")
+                    save_tags = gr.Button("Save tags", variant="secondary")
                     remove = gr.Button("Delete image", variant="stop")
                 lib_status = gr.Markdown()
         with gr.Accordion("All images as a table", open=False):
@@ -126,7 +140,8 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[[],
     lib_out = [tiles, table, lib_note, ids]
     files.upload(add_images, [files], [outcome, add_status, header_md], api_name="add_images")
     library_tab.select(library, None, lib_out, api_name="library")
-    tiles.select(pick, [ids], [image_id, caption, picked_md], api_visibility="private")
+    tiles.select(pick, [ids], [image_id, caption, picked_md, tags], api_visibility="private")
+    save_tags.click(set_tags, [image_id, tags], [lib_status, *lib_out], api_name="set_tags")
     save.click(set_caption, [image_id, caption], [lib_status, *lib_out], api_name="set_caption")
     remove.click(delete, [image_id], [lib_status, image_id, caption, picked_md, *lib_out, header_md],
                  api_name="delete")

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ..engine import SearchEngine
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>:])")
-RESULT_COLUMNS = ["rank", "relevance", "caption score", "visual score", "caption", "file"]
+RESULT_COLUMNS = ["rank", "relevance", "caption score", "visual score", "caption", "file", "tags", "added (UTC)"]
 Busy = Callable[[], str | None]  # says why the collection may look incomplete (e.g. first-start indexing)
 
 
@@ -46,7 +46,7 @@ def failure(exc: VisualSearchError) -> str:
 def results_table(results: Sequence[SearchResult] = ()) -> pd.DataFrame:
     rows = [
         [rank, round(r.relevance, 2), round(r.caption_score, 2), round(r.visual_score, 2), r.record.caption,
-         r.record.filename]
+         r.record.filename, ", ".join(r.record.tags), r.record.added_at[:16]]
         for rank, r in enumerate(results, 1)
     ]
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
@@ -83,25 +83,31 @@ class ResultsView:
 def view(response: SearchResponse, count: int, busy: str | None, what: str) -> ResultsView:
     """Tiles `0.87 | a cat laying on a couch`, the details table and the status line, or an empty state.
 
-    `what` is "for" (a text query) or "like" (an image query). A relevance of 0.00 means below the calibration floor on every channel used: not relevant, not shown.
+    `what` is "for" (a text query) or "like" (an image query). What scores below the minimum relevance
+    never reaches here: the engine leaves it out and counts it (`response.hidden`).
     """
     if count == 0:
         return ResultsView.message(
             f"⏳ {md(busy)}: results appear as images are indexed." if busy
             else "The index is empty: add images in the **Add images** tab."
         )
-    results = [r for r in response.results if r.relevance > 0]
+    results = response.results  # the engine left out what is below the minimum relevance
     if not results:
         hint = ("Try other words, or move the caption ⟷ visual weight." if what == "for"
                 else "Nothing in the collection looks much like it.")
         return ResultsView.message(f"Nothing relevant {what} “{md(response.query)}” among {count:,} images. {hint}")
-    tiles = [(r.record.path, f"{r.relevance:.2f} | {r.record.caption}") for r in results]
+    tiles = [(r.record.path, f"{r.relevance:.2f} | {r.record.caption}{tag_line(r.record.tags)}") for r in results]
     n = len(tiles)
     status = (f"**{n} result{'s' * (n != 1)}** {what} “{md(response.query)}” · {response.elapsed_ms:.0f} ms · "
               f"{count:,} images searched")
     if busy:
         status += f" · ⏳ {md(busy)}"
     return ResultsView(tiles, results_table(results), status, [r.record.id for r in results])
+
+
+def tag_line(tags: Sequence[str]) -> str:
+    """Tags under a tile's caption: `  #cat #sofa` (empty when there are none)."""
+    return ("  " + " ".join(f"#{t}" for t in tags)) if tags else ""
 
 
 def results_gallery(label: str, name: str) -> tuple[gr.Markdown, gr.Gallery]:

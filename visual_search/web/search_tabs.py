@@ -9,6 +9,8 @@ import gradio as gr
 
 from ..engine import SearchEngine
 from ..errors import VisualSearchError
+from ..filters import SORTS, SearchFilter
+from ..records import SearchResponse
 from .common import (
     Busy, ResultsView, alpha_slider, failure, k_slider, md, read_upload, results_details, results_gallery,
     selected_record, view,
@@ -23,48 +25,93 @@ EXAMPLES = [
     "a pier in the fog", "a path through the woods",
 ]
 
+def _with_hidden(shown: ResultsView, response: SearchResponse) -> ResultsView:
+    """The status line says how many results the cut-off hid (the "Show them" button reveals them)."""
+    if response.hidden:
+        shown.status += (f" · {response.hidden} more below relevance {response.min_relevance:.2f} hidden")
+    return shown
+
+
+def _more(response: SearchResponse | None, k: float, page: SearchResponse | None = None) -> tuple:
+    """(kept response, "Show more" row, "Show hidden" row): more is offered after a full page."""
+    last = page or response
+    full = last is not None and len(last.results) >= int(k)
+    hidden = last is not None and last.hidden > 0
+    return response, gr.update(visible=full), gr.update(visible=hidden)
+
+
 def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs) -> None:
     """Both tabs are built together: picking a search result opens "Find similar" with it."""
     s = engine.settings
     top = min(50, s.max_k)
 
-    def search(query: str, k: float, alpha: float):
+    def search(query: str, k: float, alpha: float, min_rel: float = s.min_relevance, sort: str = "relevance",
+               after: str = "", before: str = "", name: str = "", tag: str = ""):
+        """One page of results; the response is kept so that "Show more" can append the next one."""
         try:
-            response = engine.search(query, k=k, alpha=alpha)
-            shown = view(response, engine.count(), busy(), "for")
+            f = SearchFilter.parse(after, before, name, tag)
+            response = engine.search(query, k=k, alpha=alpha, min_relevance=min_rel, sort=sort, filter=f)
         except VisualSearchError as exc:
+            response = None
             shown = ResultsView.message(failure(exc))
-        return *shown.outputs(), "", gr.update(visible=False)
+        else:
+            shown = _with_hidden(view(response, engine.count(), busy(), "for"), response)
+        return (*shown.outputs(), "", gr.update(visible=False), *_more(response, k))
 
-    def similar_to_upload(path: str | None, k: float):
+    def show_more(query: str, k: float, alpha: float, min_rel: float, sort: str, after: str, before: str,
+                  name: str, tag: str, shown: SearchResponse | None):
+        """The next page appended: the query's vectors come from the encoders' cache, not the models."""
+        if shown is None:
+            return search(query, k, alpha, min_rel, sort, after, before, name, tag)
+        try:
+            nxt = engine.search(shown.query, k=k, alpha=alpha, min_relevance=min_rel, sort=sort,
+                                filter=SearchFilter.parse(after, before, name, tag), offset=len(shown.results))
+        except VisualSearchError as exc:
+            return (*ResultsView.message(failure(exc)).outputs(), "", gr.update(visible=False), *_more(None, k))
+        both = SearchResponse(shown.query, shown.results + nxt.results, nxt.elapsed_ms, nxt.alpha, 0, nxt.hidden,
+                              nxt.min_relevance)
+        return (*_with_hidden(view(both, engine.count(), busy(), "for"), both).outputs(), "",
+                gr.update(visible=False), *_more(both, k, nxt))
+
+    def _similar(image: str | bytes, k: float, words: str, filename: str = "query image") -> SearchResponse:
+        """Images like this one, or, with words, like this one refined by them (text + image in CLIP space)."""
+        if (words or "").strip():
+            return engine.search(words, k=k, like=image)
+        return engine.similar(image, k=k, filename=filename)
+
+    def similar_to_upload(path: str | None, k: float, words: str = ""):
         if not path:
             return ResultsView.message("Upload an image, or pick a search result, to find images like it.").outputs()
         try:
             data, name = read_upload(path, s.max_file_bytes)
-            response = engine.similar(data, k=k, filename=name)
-            return view(response, engine.count(), busy(), "like").outputs()
+            response = _similar(data, k, words, name)
+            return _with_hidden(view(response, engine.count(), busy(), "like"), response).outputs()
         except VisualSearchError as exc:
             return ResultsView.message(failure(exc)).outputs()
 
-    def similar_to_indexed(image_id: str | None, k: float):
+    def similar_to_indexed(image_id: str | None, k: float, words: str = ""):
         if not image_id:
             return *ResultsView.message("Pick a result first.").outputs(), gr.update()
         try:
             record = engine.get(image_id)
-            response = engine.similar(record.id, k=k)
-            return *view(response, engine.count(), busy(), "like").outputs(), record.path
+            response = _similar(record.id, k, words)
+            return *_with_hidden(view(response, engine.count(), busy(), "like"), response).outputs(), record.path
         except VisualSearchError as exc:
             return *ResultsView.message(failure(exc)).outputs(), gr.update()
 
     def pick(ids: list[str], evt: gr.SelectData):
-        """A tile was selected: offer "find similar" for it."""
+        """A tile was selected: offer "find similar" for it, and its tags as filters."""
         try:
             record = selected_record(engine, ids, evt)
         except VisualSearchError as exc:
-            return "", gr.update(visible=False), failure(exc)
+            return "", gr.update(visible=False), failure(exc), gr.update(choices=[], value=None)
         if record is None:
-            return "", gr.update(visible=False), ""
-        return record.id, gr.update(visible=True), f"Selected: **{md(record.filename)}** — {md(record.caption)}"
+            return "", gr.update(visible=False), "", gr.update(choices=[], value=None)
+        return (record.id, gr.update(visible=True), f"Selected: **{md(record.filename)}** — {md(record.caption)}",
+                gr.update(choices=list(record.tags), value=None, visible=bool(record.tags)))
+
+    def pick_similar(ids: list[str], evt: gr.SelectData):
+        return pick(ids, evt)[:3]
 
     with gr.Tab("Search", id="search"):
         with gr.Row(equal_height=True):
@@ -74,12 +121,26 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs) -> None:
         with gr.Row():
             k = k_slider(8, top)
             alpha = alpha_slider(s.default_alpha)
+        with gr.Row(equal_height=True, elem_id="search-filters"):
+            min_rel = gr.Slider(0.0, 1.0, value=s.min_relevance, step=0.05, label="Minimum relevance", min_width=160,
+                                info="results below it are hidden")
+            sort = gr.Radio(list(SORTS), value="relevance", label="Sort", min_width=160)
+            after = gr.Textbox("", label="Added after", placeholder="2026-12-01", max_lines=1, min_width=110)
+            before = gr.Textbox("", label="Added before", placeholder="2026-12-31", max_lines=1, min_width=110)
+            name = gr.Textbox("", label="File name contains", max_lines=1, min_width=110)
+            tag = gr.Textbox("", label="Tag", max_lines=1, min_width=90, elem_id="search-tag")
         examples = gr.Examples(EXAMPLES, inputs=[query], label="Try one of these", examples_per_page=len(EXAMPLES))
         status, gallery = results_gallery("Results", "search")
+        with gr.Row(visible=False) as hidden_row:
+            reveal = gr.Button("Show the hidden results", variant="secondary", size="sm", scale=0, min_width=220)
+        with gr.Row(visible=False) as more_row:
+            more = gr.Button("Show more", variant="secondary", scale=0, min_width=160, elem_id="search-more")
         ids = gr.State([])
+        kept = gr.State(None)  # the response shown, for "Show more"
         picked = gr.Textbox(visible=False)  # id of the selected tile (a component, so API clients can set it)
         with gr.Row(visible=False, equal_height=True) as pick_row:
             picked_md = gr.Markdown()
+            picked_tags = gr.Radio([], label="Its tags: pick one to filter by it", scale=0, min_width=200)
             like = gr.Button("Find similar images", variant="secondary", scale=0, min_width=240)
         table = results_details("search")
 
@@ -89,6 +150,8 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs) -> None:
                 image = gr.Image(type="filepath", image_mode=None, label="Query image", height=260,
                                  sources=["upload", "clipboard"])
                 k2 = k_slider(8, top)
+                words = gr.Textbox("", label="Refine with words", placeholder="e.g. at night", max_lines=1,
+                                   elem_id="similar-words", info="like this image, but ...")
                 find = gr.Button("Find similar", variant="primary")
             with gr.Column(scale=3):
                 s_status, s_gallery = results_gallery("Similar images", "similar")
@@ -99,17 +162,24 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs) -> None:
                     s_like = gr.Button("Find images like this one", variant="secondary", scale=0, min_width=240)
                 s_table = results_details("similar")
 
-    search_out = [gallery, table, status, ids, picked, pick_row]
-    go.click(search, [query, k, alpha], search_out, api_name="search")
-    query.submit(search, [query, k, alpha], search_out, api_visibility="private")
-    examples.load_input_event.then(search, [query, k, alpha], search_out, api_visibility="private")
-    gallery.select(pick, [ids], [picked, pick_row, picked_md], api_visibility="private")
+    search_in = [query, k, alpha, min_rel, sort, after, before, name, tag]
+    search_out = [gallery, table, status, ids, picked, pick_row, kept, more_row, hidden_row]
+    go.click(search, search_in, search_out, api_name="search")
+    query.submit(search, search_in, search_out, api_visibility="private")
+    examples.load_input_event.then(search, search_in, search_out, api_visibility="private")
+    more.click(show_more, [*search_in, kept], search_out, api_name="show_more")
+    reveal.click(lambda: 0.0, None, min_rel, api_visibility="private").then(
+        search, search_in, search_out, api_visibility="private")
+    gallery.select(pick, [ids], [picked, pick_row, picked_md, picked_tags], api_visibility="private")
+    picked_tags.input(lambda t: t or "", picked_tags, tag, api_visibility="private").then(
+        search, search_in, search_out, api_visibility="private")
 
     similar_out = [s_gallery, s_table, s_status, s_ids]
-    find.click(similar_to_upload, [image, k2], similar_out, api_name="similar")
-    image.upload(similar_to_upload, [image, k2], similar_out, api_visibility="private")
-    s_gallery.select(pick, [s_ids], [s_picked, s_pick_row, s_picked_md], api_visibility="private")
-    s_like.click(similar_to_indexed, [s_picked, k2], similar_out + [image], api_name="similar_by_id")
+    find.click(similar_to_upload, [image, k2, words], similar_out, api_name="similar")
+    image.upload(similar_to_upload, [image, k2, words], similar_out, api_visibility="private")
+    s_gallery.select(pick_similar, [s_ids], [s_picked, s_pick_row, s_picked_md], api_visibility="private")
+    s_like.click(similar_to_indexed, [s_picked, k2, words], similar_out + [image], api_name="similar_by_id")
+    words.submit(similar_to_upload, [image, k2, words], similar_out, api_visibility="private")
     like.click(lambda: gr.Tabs(selected="similar"), None, tabs, api_visibility="private").then(
-        similar_to_indexed, [picked, k2], similar_out + [image], api_visibility="private"
+        similar_to_indexed, [picked, k2, words], similar_out + [image], api_visibility="private"
     )

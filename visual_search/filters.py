@@ -1,0 +1,128 @@
+"""What a search may return: added after / before a date, file name contains, carries a tag.
+
+A `SearchFilter` is applied INSIDE each channel's nearest-neighbour query (Chroma `where` on the
+metadata both collections keep, see store.py), so a filtered search ranks every image that passes,
+not the survivors of an unfiltered candidate pool. A file-name substring is not something Chroma's
+metadata `where` can say; the store finds the exact ids whose file name contains it (its document
+index, store.name_ids) and both channels search among those (`needs_ids`).
+
+To add a clause later (e.g. `owner in ("", visitor)` for a public demo), add a field and one line
+in `where()`; the engine and the store need no change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from .errors import InvalidQuery
+
+MAX_NAME_CHARS = 200
+MAX_TAG_CHARS = 60
+
+
+def parse_day(text: str | None, what: str) -> datetime | None:
+    """An ISO date (`2026-12-01`) or date-time; a naive value is taken as UTC. None/blank -> None."""
+    raw = (text or "").strip()
+    if not raw:
+        return None
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise InvalidQuery(f"The '{what}' date must be an ISO date such as 2026-12-01, got {raw[:40]!r}.") from None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def timestamp(iso: str) -> int:
+    """Seconds since the epoch of an ISO 8601 time (what the store keeps to filter by date); 0 if unreadable."""
+    try:
+        value = datetime.fromisoformat(iso)
+    except (TypeError, ValueError):
+        return 0
+    return int((value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp())
+
+
+def normalise_tag(tag: str) -> str:
+    """Tags compare case- and space-insensitively: ` Red  Car ` is `red car`."""
+    return " ".join(str(tag).lower().split())[:MAX_TAG_CHARS]
+
+
+@dataclass(frozen=True)
+class SearchFilter:
+    """Every clause is optional; an empty filter lets everything through.
+
+    `after` is inclusive, `before` exclusive. A bare date for `before` means "before that day
+    begins": `--after 2026-12-01 --before 2026-12-02` is exactly the first of December (UTC).
+    """
+
+    after: datetime | None = None
+    before: datetime | None = None
+    name: str = ""  # case-insensitive substring of the file name
+    tag: str = ""
+
+    @classmethod
+    def parse(cls, after: str | None = None, before: str | None = None, name: str | None = None,
+              tag: str | None = None) -> "SearchFilter":
+        """From what a person typed (CLI options, the app's filter row); raises InvalidQuery."""
+        f = cls(parse_day(after, "after"), parse_day(before, "before"), (name or "").strip(), normalise_tag(tag or ""))
+        if len(f.name) > MAX_NAME_CHARS:
+            raise InvalidQuery(f"The file-name filter is limited to {MAX_NAME_CHARS} characters.")
+        if f.after and f.before and f.after >= f.before:
+            raise InvalidQuery("The 'after' date must be earlier than the 'before' date.")
+        return f
+
+    @property
+    def active(self) -> bool:
+        return bool(self.after or self.before or self.name or self.tag)
+
+    @property
+    def needs_ids(self) -> bool:
+        """True when the filter has a clause `where()` cannot express (the name substring)."""
+        return bool(self.name)
+
+    def where(self) -> dict | None:
+        """The Chroma `where` for the clauses metadata can express; None when there are none."""
+        clauses: list[dict] = []
+        if self.after:
+            clauses.append({"added_ts": {"$gte": int(self.after.timestamp())}})
+        if self.before:
+            clauses.append({"added_ts": {"$lt": int(self.before.timestamp())}})
+        if self.tag:
+            clauses.append({"tags": {"$contains": self.tag}})
+        if not clauses:
+            return None
+        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+
+SORTS = ("relevance", "newest")
+MAX_OFFSET = 10_000
+
+
+def check_offset(offset: object) -> int:
+    """How many results to pass over (a later page); a whole number from 0."""
+    try:
+        value = int(offset)  # type: ignore[arg-type]
+        if value != offset and not (isinstance(offset, str) and offset.strip().isdigit()):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise InvalidQuery(f"The offset must be a whole number from 0, got {offset!r}.") from None
+    if not 0 <= value <= MAX_OFFSET:
+        raise InvalidQuery(f"The offset must be from 0 to {MAX_OFFSET:,}, got {value}.")
+    return value
+
+
+def check_min_relevance(value: object) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InvalidQuery(f"The minimum relevance must be a number from 0 to 1, got {value!r}.") from None
+    if not 0.0 <= number <= 1.0:  # NaN fails this too
+        raise InvalidQuery(f"The minimum relevance must be from 0 to 1, got {value!r}.")
+    return number
+
+
+def check_sort(sort: object) -> str:
+    if sort not in SORTS:
+        raise InvalidQuery(f"Sort by {' or '.join(SORTS)}, got {sort!r}.")
+    return str(sort)

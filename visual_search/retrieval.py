@@ -1,0 +1,113 @@
+"""Finding the candidates of one query on both channels, exactly, with or without a filter.
+
+Each channel's index is asked for its nearest images (among those the filter lets through: the
+filter is inside the query, never applied afterwards). The other channel's cosine of each of them
+is read exactly. How deep to ask is decided the way Fagin's threshold algorithm does: an image not
+returned by either channel can score at most
+
+    bound = alpha * relevance(last caption cosine) + (1 - alpha) * relevance(last visual cosine)
+
+so once the page's last result scores at least `bound` (sort by relevance), or once `bound` is
+below the minimum relevance (nothing unseen can pass: the whole set above the cut-off is known,
+which sorting newest first needs), no unseen image could change the answer. Otherwise the depth is
+multiplied by 4, up to MAX_POOL per channel (then the answer is the best of that many).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import ranking
+from .ranking import Calibration
+from .store import CAPTION, VISUAL, VectorStore
+
+CANDIDATE_POOL = 40  # first depth asked of each channel...
+POOL_PER_RESULT = 4  # ... or this many times the results needed, if more
+MAX_POOL = 4096  # deepest a channel is asked; beyond it a page is the best of these
+
+
+@dataclass(frozen=True)
+class Query:
+    """One query's vectors and how to read their cosines."""
+
+    caption: np.ndarray | None  # None: no words (an uploaded image) -> caption cosine 0
+    visual: np.ndarray
+    caption_cal: Calibration
+    visual_cal: Calibration
+    alpha: float
+
+
+@dataclass
+class Candidates:
+    """Scored images, best first (relevance order), with both channels' scores and cosines."""
+
+    ids: list[str]
+    total: np.ndarray
+    caption_score: np.ndarray
+    visual_score: np.ndarray
+    caption_cosine: np.ndarray
+    visual_cosine: np.ndarray
+
+
+def pool_size(need: int) -> int:
+    return max(CANDIDATE_POOL, POOL_PER_RESULT * need)
+
+
+def gather(store: VectorStore, q: Query, need: int, min_relevance: float, complete: bool,
+           where: dict | None = None, ids: list[str] | None = None) -> Candidates:
+    """The candidates that decide the best `need` results (or, `complete`, every result above the cut-off)."""
+    pool = pool_size(need)
+    ask_caption, ask_visual = q.alpha > 0 and q.caption is not None, q.alpha < 1
+    while True:
+        cap_hits = store.query(CAPTION, q.caption, pool, where, ids) if ask_caption else []
+        vis_hits = store.query(VISUAL, q.visual, pool, where, ids) if ask_visual else []
+        found = _score(store, q, {h.id: h.cosine for h in cap_hits}, {h.id: h.cosine for h in vis_hits})
+        # a channel that returned fewer than asked has returned every image that passes the filter
+        exhausted = (not (ask_caption or ask_visual) or (ask_caption and len(cap_hits) < pool)
+                     or (ask_visual and len(vis_hits) < pool))
+        bound = _bound(q, cap_hits, vis_hits)
+        enough = not complete and len(found.ids) >= need and found.total[need - 1] >= bound
+        if exhausted or bound < min_relevance or enough or pool >= MAX_POOL:
+            return found
+        pool = min(pool * 4, MAX_POOL)
+
+
+def _bound(q: Query, cap_hits, vis_hits) -> float:
+    """The highest hybrid score an image returned by neither channel could have.
+
+    A channel not asked adds 0: its weight is 0, or the query has no words (caption cosine 0,
+    relevance 0 as every caption floor is above 0).
+    """
+    cap = float(ranking.relevance(cap_hits[-1].cosine, q.caption_cal)) if cap_hits else 0.0
+    vis = float(ranking.relevance(vis_hits[-1].cosine, q.visual_cal)) if vis_hits else 0.0
+    return q.alpha * cap + (1 - q.alpha) * vis
+
+
+def _score(store: VectorStore, q: Query, cap_cos: dict[str, float], vis_cos: dict[str, float]) -> Candidates:
+    """Both channels' cosines of every candidate -> relevance -> hybrid, best first.
+
+    An image without a vector on either channel is still half-written and left out.
+    """
+    vis_cos.update(_cosines(store, VISUAL, q.visual, [i for i in cap_cos if i not in vis_cos]))
+    missing = [i for i in vis_cos if i not in cap_cos]
+    if q.caption is None:  # no words: 0 for every image whose caption vector exists
+        cap_cos.update(dict.fromkeys(store.embeddings(CAPTION, missing), 0.0))
+    else:
+        cap_cos.update(_cosines(store, CAPTION, q.caption, missing))
+    ids = [i for i in dict.fromkeys([*cap_cos, *vis_cos]) if i in cap_cos and i in vis_cos]
+    cap = np.array([cap_cos[i] for i in ids], np.float64)
+    vis = np.array([vis_cos[i] for i in ids], np.float64)
+    cap_rel, vis_rel = ranking.relevance(cap, q.caption_cal), ranking.relevance(vis, q.visual_cal)
+    total = ranking.hybrid(cap_rel, vis_rel, q.alpha)
+    order = ranking.top_k(total, len(ids))
+    return Candidates([ids[i] for i in order], total[order], cap_rel[order], vis_rel[order], cap[order], vis[order])
+
+
+def _cosines(store: VectorStore, kind: str, vector: np.ndarray, ids: list[str]) -> dict[str, float]:
+    """Exact cosines of `vector` with the stored `kind` vectors of `ids` (ids without one left out)."""
+    stored = store.embeddings(kind, ids)
+    if not stored:
+        return {}
+    return dict(zip(stored, ranking.cosine(vector, np.stack(list(stored.values()))).tolist()))
