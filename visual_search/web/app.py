@@ -24,11 +24,36 @@ TITLE = "Visual search"
 CSS = """
 #query textarea, #query input { font-size: 1.1rem; }
 .gradio-container { max-width: 1280px !important; margin: auto; }
-.thumbnail-item .caption-label {
+
+/* Result tiles (.tiles): the grid grows with its results instead of scrolling inside a fixed box,
+   and each tile shows its whole relevance | caption under the picture, never over it or cut. */
+.tiles .grid-wrap { overflow: visible !important; max-height: none !important; min-height: 0 !important;
+  height: auto !important; }
+.tiles .grid-container { grid-template-columns: repeat(auto-fill, minmax(min(100%, 200px), 1fr)) !important;
+  grid-template-rows: none !important; grid-auto-rows: auto !important; }
+.tiles .gallery-item, .tiles .thumbnail-item { height: auto !important; aspect-ratio: auto !important; }
+.tiles .thumbnail-item { display: flex !important; flex-direction: column; }
+.tiles .thumbnail-item > img { aspect-ratio: 4 / 3; height: auto !important; flex: none; }
+.tiles .thumbnail-item .caption-label { position: static !important; max-width: 100% !important; opacity: 1 !important;
+  white-space: normal !important; overflow: visible !important; text-overflow: clip !important; text-align: left;
+  border: 0 !important; border-radius: 0 !important; font-size: var(--text-md); line-height: 1.35; }
+#library-gallery .grid-container { grid-template-columns: repeat(auto-fill, minmax(min(100%, 120px), 1fr)) !important; }
+#library-gallery .thumbnail-item .caption-label {
   white-space: normal !important; max-width: calc(100% - 12px) !important; text-align: left;
   display: -webkit-box !important; -webkit-line-clamp: 2; -webkit-box-orient: vertical; overflow: hidden;
 }
+
+/* Phones: rows stack, nothing is wider than the screen. */
+@media (max-width: 640px) {
+  .gradio-container { padding: 0 8px !important; }
+  .gradio-container .row { flex-direction: column !important; flex-wrap: nowrap !important; }
+  .gradio-container .row > *, .gradio-container .row > .form > * { min-width: 100% !important; flex: 1 1 auto !important; }
+  .tiles .grid-container { grid-template-columns: repeat(2, minmax(0, 1fr)) !important; }
+  .gradio-container table { font-size: var(--text-sm); }
+}
 """
+# Gradio's own words that its English locale lacks (an upload button was named "common.upload").
+LABELS = {"common.upload": "Add more files"}
 BAR = 16  # characters in the text progress bar of the status line
 
 
@@ -38,6 +63,7 @@ def launch_options(settings: Settings) -> dict[str, Any]:
         "allowed_paths": [str(settings.images_dir.resolve()), str(settings.sample_dir.resolve())],
         "max_file_size": settings.max_file_bytes,
         "css": CSS,
+        "i18n": gr.I18n(en=LABELS),
     }
 
 
@@ -75,8 +101,8 @@ def build_demo(engine: SearchEngine, startup: StartupJob | None = None) -> gr.Bl
         gr.Markdown(f"# {TITLE}\nFind pictures by describing what you want to see.")
         header_md = gr.Markdown(elem_id="collection-status")
         timer = gr.Timer(1.0, active=startup is not None)  # polls the first-start job; stops when it is done
-        with gr.Tabs() as tabs:
-            build_search_tabs(engine, busy, tabs)
+        with gr.Tabs(overflow_behavior="wrap") as tabs:  # phones: a second row, not a menu
+            build_search_tabs(engine, busy, tabs, demo)
             build_collection_tabs(engine, busy, header, header_md)
             build_explain_tab(engine)
         timer.tick(tick, None, [header_md, timer], api_visibility="private", show_progress="hidden")

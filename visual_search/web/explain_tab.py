@@ -111,11 +111,12 @@ def build_explain_tab(engine: SearchEngine) -> None:
         caption_plot = gr.LinePlot(x="component", y="value", label="The caption's vector, component by component")
         gr.Markdown("## Stages 3–4: answering a query")
         with gr.Row(equal_height=True):
-            query = gr.Textbox(label="Query", placeholder="e.g. a dog at the door", scale=3, max_lines=1)
+            query = gr.Textbox(label="Query", placeholder="e.g. a dog at the door", scale=3, max_lines=1,
+                               elem_id="explain-query")
             k = gr.Slider(1, 10, value=5, step=1, label="Top results to explain")
             alpha = alpha_slider(s.default_alpha)
         run34 = gr.Button("Run stages 3 and 4", variant="primary")
-        stage3 = gr.Markdown()
+        stage3 = gr.Markdown(elem_id="stage3")
         query_plot = gr.LinePlot(x="component", y="value", label="The query's vector, component by component")
         stage4 = gr.Markdown()
         breakdown = gr.Dataframe(value=pd.DataFrame([], columns=BREAKDOWN_COLUMNS), interactive=False, wrap=True,

@@ -13,6 +13,7 @@ from .common import (
     Busy, ResultsView, alpha_slider, failure, k_slider, md, read_upload, results_details, results_gallery,
     selected_record, view,
 )
+from .links import SHOW_IN_URL, link_params, result_rows
 
 # One per sample image (sample_images/), worded the way a visitor might ask.
 EXAMPLES = [
@@ -23,8 +24,11 @@ EXAMPLES = [
     "a pier in the fog", "a path through the woods",
 ]
 
-def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs) -> None:
-    """Both tabs are built together: picking a search result opens "Find similar" with it."""
+def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.Blocks) -> None:
+    """Both tabs are built together: picking a search result opens "Find similar" with it.
+
+    A search lives in the page URL (`?q=...&k=...&alpha=...`): opening or reloading such a link runs it.
+    """
     s = engine.settings
     top = min(50, s.max_k)
 
@@ -35,6 +39,22 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs) -> None:
         except VisualSearchError as exc:
             shown = ResultsView.message(failure(exc))
         return *shown.outputs(), "", gr.update(visible=False)
+
+    def from_link(request: gr.Request):
+        """A page opened with `?q=...`: fill the controls from the link and run its search."""
+        params = link_params(request.query_params, top, s.default_alpha)
+        if params is None:
+            return (gr.update(),) * (3 + len(search_out))
+        return *params, *search(*params)
+
+    def search_results(query: str, k: int = 8, alpha: float = s.default_alpha,
+                       request: gr.Request = None) -> list[dict]:
+        """Ranked results as data, for programs: id, filename, caption, relevance, caption_score,
+        visual_score, added_at, image_url (the stored original, served by this app)."""
+        try:
+            return result_rows(engine.search(query, k=k, alpha=alpha).results, request)
+        except VisualSearchError as exc:
+            raise gr.Error(str(exc)) from None  # the client gets the message, not a bare "error"
 
     def similar_to_upload(path: str | None, k: float):
         if not path:
@@ -82,6 +102,7 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs) -> None:
             picked_md = gr.Markdown()
             like = gr.Button("Find similar images", variant="secondary", scale=0, min_width=240)
         table = results_details("search")
+        gr.api(search_results, api_name="search_results")
 
     with gr.Tab("Find similar", id="similar"):
         with gr.Row():
@@ -100,9 +121,12 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs) -> None:
                 s_table = results_details("similar")
 
     search_out = [gallery, table, status, ids, picked, pick_row]
-    go.click(search, [query, k, alpha], search_out, api_name="search")
-    query.submit(search, [query, k, alpha], search_out, api_visibility="private")
-    examples.load_input_event.then(search, [query, k, alpha], search_out, api_visibility="private")
+    controls = [query, k, alpha]
+    for started in (go.click(search, controls, search_out, api_name="search"),
+                    query.submit(search, controls, search_out, api_visibility="private"),
+                    examples.load_input_event.then(search, controls, search_out, api_visibility="private")):
+        started.then(None, controls, None, js=SHOW_IN_URL)
+    demo.load(from_link, None, controls + search_out, api_visibility="private")
     gallery.select(pick, [ids], [picked, pick_row, picked_md], api_visibility="private")
 
     similar_out = [s_gallery, s_table, s_status, s_ids]
