@@ -131,7 +131,7 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[[],
     with gr.Tab("Library", id="library") as library_tab:
         with gr.Row(equal_height=True):
             lib_note = gr.Markdown()
-            find = gr.Textbox(label="Find by file name or caption", placeholder="e.g. dog, IMG_2041  (Enter)",
+            find = gr.Textbox("", label="Find by file name or caption", placeholder="e.g. dog, IMG_2041  (Enter)",
                               max_lines=1, elem_id="library-find")
         with gr.Row():
             with gr.Column(scale=3):
