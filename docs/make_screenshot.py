@@ -26,8 +26,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 # What a person wrote for each sample: the first caption of each photo in the workshop caption file.
 CAPTION_FILE = REPO / "docs" / "sample_captions.csv"
 OUT = REPO / "docs" / "screenshots"
-MAX_BYTES = 250_000  # per PNG
-MAX_HEIGHT = 2600  # px of a full-page shot kept (a phone page is long)
+MAX_BYTES = 300_000  # per PNG
+MAX_HEIGHT = 4200  # px of a full-page shot kept (a phone page is long)
 
 
 def shoot_tabs(url: str, profile: Path, out: Path, query: str = "a lake") -> list[Path]:

@@ -143,6 +143,14 @@ def test_every_result_is_readable_and_no_tab_is_wider_than_the_window(url, tmp_p
             open_tab(page, key)
             page.wait_for_timeout(300)  # the tab's layout settles
             assert page_width(page) <= viewport["width"], (key, page_width(page))
+        # How it works with its tables, plots and map filled in
+        page.locator("#explain-query textarea, #explain-query input").first.fill("a photo")
+        page.get_by_role("button", name="Run stages 3 and 4").click()
+        page.locator("#stage3", has_text="Stage 3").wait_for(timeout=60_000)
+        page.locator("#explain-gallery .thumbnail-item img").first.wait_for()
+        page.wait_for_timeout(500)
+        assert page_width(page) <= viewport["width"], ("how, explained", page_width(page))
+        assert hidden_results(page, "#explain-gallery") == []
 
 
 def test_a_search_lives_in_the_link_a_reload_keeps_it_and_opening_it_runs_it(url, page):

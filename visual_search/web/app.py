@@ -23,7 +23,7 @@ from .search_tabs import build_search_tabs
 TITLE = "Visual search"
 CSS = """
 #query textarea, #query input { font-size: 1.1rem; }
-.gradio-container { max-width: 1280px !important; margin: auto; }
+.gradio-container { max-width: 1280px !important; width: 100%; margin: auto; }
 
 /* Result tiles (.tiles): the grid grows with its results instead of scrolling inside a fixed box,
    and each tile shows its whole relevance | caption under the picture, never over it or cut. */
@@ -43,13 +43,24 @@ CSS = """
   display: -webkit-box !important; -webkit-line-clamp: 2; -webkit-box-orient: vertical; overflow: hidden;
 }
 
-/* Phones: rows stack, nothing is wider than the screen. */
+/* Numbers and formulas in the text wrap instead of widening the page. */
+.gradio-container .prose code { white-space: pre-wrap !important; overflow-wrap: anywhere; }
+
+/* Wide tables scroll sideways inside their own box; plots never set the page's width. */
+.gradio-container .block { max-width: 100%; }
+.gradio-container, .gradio-container .main, .gradio-container .main > .wrap, .gradio-container main.contain,
+.gradio-container .tabs, .gradio-container .tabitem, .gradio-container .column { min-width: 0 !important; }
+.gradio-container .table-wrap, .gradio-container .table-container { max-width: 100%; overflow-x: auto; }
+.gradio-container .vega-embed, .gradio-container .vega-embed > * { max-width: 100% !important; }
+
+/* Phones: rows stack, nothing is wider than the screen. (Inside @media gradio only keeps its own
+   prefixed copy of a rule, `.gradio-container... .contain <selector>`: select below .contain.) */
 @media (max-width: 640px) {
-  .gradio-container { padding: 0 8px !important; }
-  .gradio-container .row { flex-direction: column !important; flex-wrap: nowrap !important; }
-  .gradio-container .row > *, .gradio-container .row > .form > * { min-width: 100% !important; flex: 1 1 auto !important; }
+  .row { flex-direction: column !important; flex-wrap: nowrap !important; }
+  .row > *, .row > .form > * { min-width: 100% !important; flex: 1 1 auto !important; }
   .tiles .grid-container { grid-template-columns: repeat(2, minmax(0, 1fr)) !important; }
-  .gradio-container table { font-size: var(--text-sm); }
+  table { font-size: var(--text-sm); }
+  #explain-table table { min-width: 620px; }  /* eight columns: scroll sideways in their box, not squeeze */
 }
 """
 # Gradio's own words that its English locale lacks (an upload button was named "common.upload").

@@ -144,6 +144,7 @@ def build_explain_tab(engine: SearchEngine) -> None:
                             object_fit="cover", allow_preview=False, interactive=False,
                             elem_id="explain-gallery", elem_classes=["tiles"])
         breakdown = gr.Dataframe(value=pd.DataFrame([], columns=BREAKDOWN_COLUMNS), interactive=False, wrap=True,
+                                 elem_id="explain-table",
                                  column_widths=["6%", "9%", "9%", "9%", "9%", "9%", "17%", "32%"])
         parts = gr.BarPlot(x="result", y="share of relevance", color="channel", sort=None,
                            color_map={"caption": "#4c78a8", "visual": "#f58518"},
