@@ -195,3 +195,14 @@ def test_delete_in_the_library_asks_first(page):
     page.get_by_role("button", name="Yes, delete it").click()
     page.get_by_text("Deleted ").wait_for()
     expect(page.locator("#library-gallery .thumbnail-item")).to_have_count(before - 1)
+
+
+def test_how_it_works_shows_the_image_picked_from_the_collection(page):
+    _ready(page)
+    open_tab(page, "how")
+    page.get_by_label("…or pick an indexed image").first.click()
+    page.get_by_role("option").first.click()
+    page.locator("#explain-image img").first.wait_for()  # the picked original is shown in the image box
+    page.get_by_role("button", name="Run stages 1 and 2").click()
+    page.get_by_text("Stage 2 · storing understanding").wait_for(timeout=60_000)
+    assert page.get_by_text("The caption the index keeps becomes a vector").count() == 1

@@ -121,6 +121,7 @@ def build_explain_tab(engine: SearchEngine) -> None:
         gr.Markdown("## Stages 1–2: indexing one image")
         with gr.Row():
             upload = gr.Image(type="filepath", image_mode=None, label="Upload an image", height=220,
+                              elem_id="explain-image",
                               sources=["upload", "clipboard"])
             with gr.Column():
                 picked = gr.Dropdown(label="…or pick an indexed image", choices=[], value=None, allow_custom_value=True,
