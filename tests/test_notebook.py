@@ -19,7 +19,9 @@ def test_the_workshop_notebook_runs_every_cell(model_env, tmp_path, monkeypatch)
         monkeypatch.setenv(key, value)
     nb = nbformat.read(NOTEBOOK, as_version=4)
     assert all(not cell.get("outputs") for cell in nb.cells if cell.cell_type == "code"), "commit it cleared"
-    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    client = NotebookClient(nb, timeout=300, kernel_name="python3",
+                            resources={"metadata": {"path": str(NOTEBOOK.parent)}})  # runs where it lives
+    client.execute()
     (REPO / "test-artifacts").mkdir(exist_ok=True)
     nbformat.write(nb, REPO / "test-artifacts" / "four_stages.executed.ipynb")  # for people to look at
     text = "\n".join(out.get("text", "") for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs)
