@@ -169,7 +169,8 @@ def test_correcting_a_caption_makes_it_searchable_by_the_new_words(app):
     assert table["data"][0][4:6] == ["a colourful kite flying in a blue sky", "kite_in_sky.jpg"]
 
     status, *_ = client.predict(image_id, "  ", api_name="/set_caption")
-    assert status.startswith("⚠️ The caption is empty")
+    assert status.startswith("⚠️ The caption is empty\\: write what the picture shows")
+    assert "describe what you want to see" not in status  # that is the query's hint, not a caption's
 
 
 def test_deleting_an_image_removes_it_everywhere(app):
@@ -187,6 +188,34 @@ def test_deleting_an_image_removes_it_everywhere(app):
     assert status.startswith("⚠️ No indexed image has the id")
 
 
+def test_search_results_gives_programs_plain_data(app):
+    """`/search_results`: one dict per result, best first, with a URL that serves the stored original."""
+    engine, client, _ = app
+    rows = client.predict("two dogs at a door", 3, 1.0, api_name="/search_results")
+    assert [set(r) for r in rows] == [{"id", "filename", "caption", "relevance", "caption_score", "visual_score",
+                                       "added_at", "image_url"}] * len(rows) and rows
+    first = rows[0]
+    assert (first["filename"], first["caption"]) == ("dogs_at_door.jpg", CAPTIONS["dogs_at_door.jpg"])
+    assert first["id"] == _id_of(engine, "dogs_at_door.jpg") and first["added_at"].startswith("20")
+    assert [r["relevance"] for r in rows] == sorted((r["relevance"] for r in rows), reverse=True)
+    assert first["relevance"] == first["caption_score"] > 0  # weight 1: the caption score alone
+    with urllib.request.urlopen(first["image_url"]) as resp:
+        assert resp.read() == open(engine.get(first["id"]).path, "rb").read()
+    with pytest.raises(Exception, match="The query is empty"):
+        client.predict("  ", 3, 1.0, api_name="/search_results")
+
+
+def test_the_library_finds_images_by_name_or_caption(app):
+    engine, client, _ = app
+    _, table, note = client.predict("DOGS door", api_name="/library")
+    assert [r[0] for r in table["data"]] == ["dogs_at_door.jpg"]  # every word, any case, name or caption
+    assert note.startswith(f"**{engine.count()} images** · 1 with")
+    _, table, _ = client.predict("kite_in", api_name="/library")
+    assert [r[0] for r in table["data"]] == ["kite_in_sky.jpg"]
+    _, table, _ = client.predict("", api_name="/library")
+    assert len(table["data"]) == engine.count()
+
+
 def test_find_similar_to_an_indexed_image_puts_it_first(app):
     engine, client, _ = app
     gallery, table, status, query_image = client.predict(_id_of(engine, "raccoon.jpg"), 4,
@@ -196,15 +225,33 @@ def test_find_similar_to_an_indexed_image_puts_it_first(app):
 
 
 def test_how_it_works_explains_a_query(app):
-    _, client, _ = app
-    stage3, _, stage4, table, _, caption_map = client.predict("two dogs", 3, 1.0, api_name="/explain_query")
+    engine, client, _ = app
+    stage3, _, stage4, table, _, caption_map, tiles = client.predict("two dogs", 3, 1.0, api_name="/explain_query")
     assert "Stage 3" in stage3 and "384 numbers" in stage3
+    assert "`clamp((" in stage4 and "clip(" not in stage4  # clamp, never to be read as CLIP
+    assert tiles[0]["caption"].startswith("#1 · ") and tiles[0]["caption"].endswith(CAPTIONS["dogs_at_door.jpg"])
+    assert len(tiles) == len(table["data"])
+    for text in (stage3, stage4):  # no server paths: not the data dir, not a model folder
+        assert str(engine.settings.data_dir) not in text and "/site-packages/" not in text
+    again, *_ = client.predict("two dogs", 3, 1.0, api_name="/explain_query")
+    assert "came from the query cache" in again and " ms" not in again.split("Query vector")[0]
     assert f"floor {CAPTION_TEXT.floor:.2f}, ceiling {CAPTION_TEXT.ceiling:.2f}" in stage4 and table["data"][0][6] == "dogs_at_door.jpg"
     with Image.open(caption_map) as im:  # the map of caption vectors, with the query drawn in orange
         assert im.size == (1000, 560) and (235, 110, 20) in {c for _, c in im.convert("RGB").getcolors(1 << 20)}
     stage1, stage2, _ = client.predict(None, _id_of(app[0], "cat.jpg"), api_name="/explain_image")
     assert "Stage 1" in stage1 and " s** and wrote" in stage1 and CAPTIONS["cat.jpg"] in stage1
     assert "384 numbers" in stage2 and "Chroma collection `vs-caption-" in stage2
+    assert str(engine.settings.data_dir) not in stage2 and "data folder" in stage2
+
+
+def test_how_it_works_stage_2_embeds_the_stored_caption(app):
+    """The tiny captioner writes word salad; the index keeps a person's words: stage 2 shows their vector."""
+    engine, client, _ = app
+    _, stage2, plot = client.predict(None, _id_of(engine, "cat.jpg"), api_name="/explain_image")
+    assert "The caption the index keeps becomes a vector" in stage2
+    stored = engine.text_encoder.encode([CAPTIONS["cat.jpg"]])[0]
+    values = [row[1] for row in plot["data"]]
+    assert len(values) == len(stored) and max(abs(a - float(b)) for a, b in zip(values, stored)) < 1e-5
 
 
 def test_only_stored_images_and_samples_are_served(app):

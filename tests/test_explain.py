@@ -44,7 +44,7 @@ def test_pca_handles_tiny_collections():
 def test_relevance_formula_matches_ranking():
     cal = ranking.CAPTION_TEXT
     text = relevance_formula(0.52, cal)
-    assert text == f"clip((0.52 - {cal.floor:.2f}) / ({cal.ceiling:.2f} - {cal.floor:.2f}), 0, 1) = " \
+    assert text == f"clamp((0.52 - {cal.floor:.2f}) / ({cal.ceiling:.2f} - {cal.floor:.2f}), 0, 1) = " \
                    f"{float(ranking.relevance(0.52, cal)):.2f}"
 
 

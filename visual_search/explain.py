@@ -66,6 +66,7 @@ class QueryStep:
     caption_vector: VectorSummary  # through the caption text encoder
     visual_vector: VectorSummary  # through CLIP's text tower
     seconds: float
+    cached: bool = False  # the vectors came from the query cache: `seconds` timed no model
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class RelevanceRow:
     visual_cosine: float
     visual_relevance: float
     relevance: float  # alpha * caption_relevance + (1 - alpha) * visual_relevance
+    path: str = ""  # the stored original, for a thumbnail
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,11 @@ def caption_vector(engine: "SearchEngine", caption: str) -> VectorSummary:
     return summarize(engine.queries.caption(caption), engine.models.text_identity)
 
 
+def indexed_caption(step: CaptionStep) -> str:
+    """The caption stage 2 embeds: the one the index keeps (maybe corrected by a person), else the new one."""
+    return step.stored_caption if step.stored_caption is not None else step.caption
+
+
 def storage(engine: "SearchEngine") -> Storage:
     store = engine.store
     return Storage(store.names[CAPTION], store.where, store.count())
@@ -143,11 +150,12 @@ def encode_query(engine: "SearchEngine", query: str) -> QueryStep:
     """Stage 3: the query cleaned as search() cleans it, through the same encoders."""
     text = clean_text(query, engine.settings.max_query_chars)
     queries = engine.queries
+    cached = queries.is_cached(text)
     t0 = time.perf_counter()
     caption_vec, visual_vec = queries.encode(text)
     seconds = time.perf_counter() - t0
     return QueryStep(text, summarize(caption_vec, engine.models.text_identity),
-                     summarize(visual_vec, engine.models.visual_identity), seconds)
+                     summarize(visual_vec, engine.models.visual_identity), seconds, cached)
 
 
 def breakdown(engine: "SearchEngine", query: str, k: int = 5, alpha: float | None = None) -> Breakdown:
@@ -155,16 +163,17 @@ def breakdown(engine: "SearchEngine", query: str, k: int = 5, alpha: float | Non
     response = engine.search(query, k=k, alpha=alpha, min_relevance=0.0)  # checks k and alpha; explains all k
     rows = [
         RelevanceRow(rank, r.record.id, r.record.filename, r.record.caption, r.caption_cosine, r.caption_score,
-                     r.visual_cosine, r.visual_score, r.relevance)
+                     r.visual_cosine, r.visual_score, r.relevance, r.record.path)
         for rank, r in enumerate(response.results, 1)
     ]
     return Breakdown(rows, response.alpha, engine.queries.calibration, ranking.CLIP_TEXT_IMAGE, response.elapsed_ms)
 
 
 def relevance_formula(cosine: float, calibration: ranking.Calibration) -> str:
-    """The calibration written out for one cosine, e.g. `clip((0.52 - 0.10) / (0.80 - 0.10), 0, 1) = 0.60`."""
+    """The calibration written out for one cosine, e.g. `clamp((0.52 - 0.10) / (0.80 - 0.10), 0, 1) = 0.60`
+    (clamp: below 0 counts as 0, above 1 as 1)."""
     value = float(ranking.relevance(cosine, calibration))
-    return (f"clip(({cosine:.2f} - {calibration.floor:.2f}) / ({calibration.ceiling:.2f} - "
+    return (f"clamp(({cosine:.2f} - {calibration.floor:.2f}) / ({calibration.ceiling:.2f} - "
             f"{calibration.floor:.2f}), 0, 1) = {value:.2f}")
 
 

@@ -22,6 +22,11 @@ if TYPE_CHECKING:
     from .text_encoder import TextEncoder
 
 
+# What to write instead of nothing, by what the text is for.
+EMPTY_HINTS = {"query": "describe what you want to see, e.g. 'a dog on the beach'",
+               "caption": "write what the picture shows, e.g. 'two brown dogs at a wooden door'"}
+
+
 def clean_text(text: object, max_chars: int, what: str = "query") -> str:
     """Strip control characters and surplus whitespace; refuse empty or over-long text."""
     if not isinstance(text, str):
@@ -29,7 +34,7 @@ def clean_text(text: object, max_chars: int, what: str = "query") -> str:
     cleaned = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in text)
     cleaned = " ".join(cleaned.split())
     if not cleaned:
-        raise InvalidQuery(f"The {what} is empty: describe what you want to see, e.g. 'a dog on the beach'.")
+        raise InvalidQuery(f"The {what} is empty: {EMPTY_HINTS.get(what, 'write some words')}.")
     if len(cleaned) > max_chars:
         raise InvalidQuery(f"The {what} is {len(cleaned):,} characters long; the limit is {max_chars:,}.")
     return cleaned
@@ -89,6 +94,11 @@ class QueryEncoder:
         if self._channels["caption"] is self._channels["visual"]:  # VS_TEXT_MODEL=clip
             return visual, visual
         return self._channels["caption"][0](queries), visual
+
+    def is_cached(self, query: str) -> bool:
+        """Both channels' vectors of `query` come from the cache, not the models (explain.py says so)."""
+        with self._lock:
+            return all(query in cache for _, cache in self._channels.values())
 
     def _encode(self, channel: str, query: str) -> np.ndarray:
         encode, cache = self._channels[channel]

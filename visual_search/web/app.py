@@ -23,12 +23,48 @@ from .search_tabs import build_search_tabs
 TITLE = "Visual search"
 CSS = """
 #query textarea, #query input { font-size: 1.1rem; }
-.gradio-container { max-width: 1280px !important; margin: auto; }
-.thumbnail-item .caption-label {
+.gradio-container { max-width: 1280px !important; width: 100%; margin: auto; }
+
+/* Result tiles (.tiles): the grid grows with its results instead of scrolling inside a fixed box,
+   and each tile shows its whole relevance | caption under the picture, never over it or cut. */
+.tiles .grid-wrap { overflow: visible !important; max-height: none !important; min-height: 0 !important;
+  height: auto !important; }
+.tiles .grid-container { grid-template-columns: repeat(auto-fill, minmax(min(100%, 200px), 1fr)) !important;
+  grid-template-rows: none !important; grid-auto-rows: auto !important; }
+.tiles .gallery-item, .tiles .thumbnail-item { height: auto !important; aspect-ratio: auto !important; }
+.tiles .thumbnail-item { display: flex !important; flex-direction: column; }
+.tiles .thumbnail-item > img { aspect-ratio: 4 / 3; height: auto !important; flex: none; }
+.tiles .thumbnail-item .caption-label { position: static !important; max-width: 100% !important; opacity: 1 !important;
+  white-space: normal !important; overflow: visible !important; text-overflow: clip !important; text-align: left;
+  border: 0 !important; border-radius: 0 !important; font-size: var(--text-md); line-height: 1.35; }
+#library-gallery .grid-container { grid-template-columns: repeat(auto-fill, minmax(min(100%, 120px), 1fr)) !important; }
+#library-gallery .thumbnail-item .caption-label {
   white-space: normal !important; max-width: calc(100% - 12px) !important; text-align: left;
   display: -webkit-box !important; -webkit-line-clamp: 2; -webkit-box-orient: vertical; overflow: hidden;
 }
+
+/* Numbers and formulas in the text wrap instead of widening the page. */
+.gradio-container .prose code { white-space: pre-wrap !important; overflow-wrap: anywhere; }
+
+/* Wide tables scroll sideways inside their own box; plots never set the page's width. */
+.gradio-container .block { max-width: 100%; }
+.gradio-container, .gradio-container .main, .gradio-container .main > .wrap, .gradio-container main.contain,
+.gradio-container .tabs, .gradio-container .tabitem, .gradio-container .column { min-width: 0 !important; }
+.gradio-container .table-wrap, .gradio-container .table-container { max-width: 100%; overflow-x: auto; }
+.gradio-container .vega-embed, .gradio-container .vega-embed > * { max-width: 100% !important; }
+
+/* Phones: rows stack, nothing is wider than the screen. (Inside @media gradio only keeps its own
+   prefixed copy of a rule, `.gradio-container... .contain <selector>`: select below .contain.) */
+@media (max-width: 640px) {
+  .row { flex-direction: column !important; flex-wrap: nowrap !important; }
+  .row > *, .row > .form > * { min-width: 100% !important; flex: 1 1 auto !important; }
+  .tiles .grid-container { grid-template-columns: repeat(2, minmax(0, 1fr)) !important; }
+  table { font-size: var(--text-sm); }
+  #explain-table table { min-width: 620px; }  /* eight columns: scroll sideways in their box, not squeeze */
+}
 """
+# Gradio's own words that its English locale lacks (an upload button was named "common.upload").
+LABELS = {"common.upload": "Add more files"}
 BAR = 16  # characters in the text progress bar of the status line
 
 
@@ -39,6 +75,7 @@ def launch_options(settings: Settings) -> dict[str, Any]:
                           str(settings.sample_dir.resolve())],
         "max_file_size": settings.max_file_bytes,
         "css": CSS,
+        "i18n": gr.I18n(en=LABELS),
     }
 
 
@@ -85,8 +122,8 @@ def build_demo(engine: SearchEngine, startup: StartupJob | None = None) -> gr.Bl
         gr.Markdown(f"# {TITLE}\nFind pictures by describing what you want to see.")
         header_md = gr.Markdown(elem_id="collection-status")
         timer = gr.Timer(1.0, active=startup is not None)  # polls the first-start job; stops when it is done
-        with gr.Tabs() as tabs:
-            build_search_tabs(engine, busy, tabs)
+        with gr.Tabs(overflow_behavior="wrap") as tabs:  # phones: a second row, not a menu
+            build_search_tabs(engine, busy, tabs, demo)
             build_collection_tabs(engine, busy, header, header_md)
             build_explain_tab(engine)
         timer.tick(tick, None, [header_md, timer], api_visibility="private", show_progress="hidden")

@@ -16,11 +16,19 @@ import pandas as pd
 from ..engine import SearchEngine
 from ..errors import VisualSearchError
 from ..intake import ACCEPTED_FORMATS, display_name
+from ..records import ImageRecord
 from .common import Busy, failure, md, selected_record, tag_line
 
 OUTCOME_COLUMNS = ["file", "outcome", "caption or reason"]
 LIBRARY_COLUMNS = ["file", "caption", "edited", "added (UTC)", "id", "tags"]
 LIBRARY_TILES = 500  # most recent images shown as tiles; the table lists them all
+NOTHING_PICKED = "Select an image to correct its caption or delete it."
+
+
+def matching(records: list[ImageRecord], find: str | None) -> list[ImageRecord]:
+    """The records whose file name or caption contains every word of `find` (any case)."""
+    words = (find or "").casefold().split()
+    return [r for r in records if all(w in f"{r.filename} {r.caption}".casefold() for w in words)]
 
 
 def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[[], str], header_md: gr.Markdown) -> None:
@@ -55,14 +63,19 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[[],
         except VisualSearchError:
             return ""
 
-    def library():
-        """Tiles (newest first), the full table, and the ids behind the tiles."""
-        records = engine.list()[::-1]
+    def library(find: str = ""):
+        """Tiles (newest first), the full table, and the ids behind the tiles; only the images whose
+        file name or caption contains `find`, when given."""
+        everything = engine.list()[::-1]
+        records = matching(everything, find)
         tiles = [(r.path, r.caption + tag_line(r.tags)) for r in records[:LIBRARY_TILES]]
         table = pd.DataFrame([[r.filename, r.caption, "yes" if r.caption_edited else "", r.added_at[:16], r.id,
                                ", ".join(r.tags)] for r in records], columns=LIBRARY_COLUMNS)
-        note = f"**{len(records):,} images**" + (f" (the {LIBRARY_TILES} newest shown as tiles)"
-                                                  if len(records) > LIBRARY_TILES else "")
+        note = f"**{len(everything):,} images**"
+        if (find or "").strip():
+            note += f" · {len(records):,} with “{md(find.strip())}” in the name or caption"
+        if len(records) > LIBRARY_TILES:
+            note += f" (the {LIBRARY_TILES} newest shown as tiles)"
         return tiles, table, note, [r.id for r in records[:LIBRARY_TILES]]
 
     def pick(ids: list[str], evt: gr.SelectData):
@@ -75,15 +88,15 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[[],
         return (record.id, record.caption, f"**{md(record.filename)}** · {record.width} x {record.height} px",
                 ", ".join(record.tags))
 
-    def set_caption(image_id: str, text: str):
+    def set_caption(image_id: str, text: str, find: str = ""):
         if not (image_id or "").strip():
-            return "Select an image first.", *library()
+            return "Select an image first.", *library(find)
         try:
             record = engine.set_caption(image_id, text)
             status = f"Caption saved for **{md(record.filename)}**: searchable by its new words now."
         except VisualSearchError as exc:
             status = failure(exc)
-        return status, *library()
+        return status, *library(find)
 
     def set_tags(image_id: str, text: str):
         """Tags typed as `cat, sofa`: they replace the image's tags and are kept through model changes."""
@@ -96,15 +109,26 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[[],
             status = failure(exc)
         return status, *library()
 
-    def delete(image_id: str):
+    def ask_delete(image_id: str):
+        """The first click only asks: which image, and that it cannot be undone."""
+        try:
+            record = engine.get(image_id) if (image_id or "").strip() else None
+        except VisualSearchError as exc:
+            return failure(exc), gr.update(visible=False), ""
+        if record is None:
+            return "Select an image first.", gr.update(visible=False), ""
+        return "", gr.update(visible=True), (f"Delete **{md(record.filename)}** for good? Its stored original, "
+                                             "caption and vectors are removed; this cannot be undone.")
+
+    def delete(image_id: str, find: str = ""):
         if not (image_id or "").strip():
-            return "Select an image first.", "", "", gr.update(), *library(), header()
+            return "Select an image first.", "", "", gr.update(), gr.update(visible=False), *library(find), header()
         try:
             record = engine.remove(image_id)
             status = f"Deleted **{md(record.filename)}**."
         except VisualSearchError as exc:
             status = failure(exc)
-        return status, "", "", "Select an image to correct its caption or delete it.", *library(), header()
+        return (status, "", "", NOTHING_PICKED, gr.update(visible=False), *library(find), header())
 
     with gr.Tab("Add images", id="add"):
         gr.Markdown(f"Add {ACCEPTED_FORMATS} files (up to {s.max_file_mb:g} MB each). Each one is "
@@ -117,21 +141,31 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[[],
                                interactive=False, wrap=True)
 
     with gr.Tab("Library", id="library") as library_tab:
-        lib_note = gr.Markdown()
+        with gr.Row(equal_height=True):
+            lib_note = gr.Markdown()
+            find = gr.Textbox("", label="Find by file name or caption", placeholder="e.g. dog, IMG_2041  (Enter)",
+                              max_lines=1, elem_id="library-find")
         with gr.Row():
             with gr.Column(scale=3):
                 tiles = gr.Gallery(label="Every indexed image (select one to edit it)", columns=5, height=520,
                                    object_fit="cover", allow_preview=False, interactive=False,
                                    elem_id="library-gallery")
             with gr.Column(scale=2, min_width=260):
-                picked_md = gr.Markdown("Select an image to correct its caption or delete it.")
-                image_id = gr.Textbox(label="Image id", max_lines=1, elem_id="library-id")
+                picked_md = gr.Markdown(NOTHING_PICKED)
+                # The selected image's id: not shown, but a component, so API clients name the image with it
+                # (its id, or an id prefix of 8+ characters as the table and the CLI show).
+                image_id = gr.Textbox(label="image", visible=False)
                 caption = gr.Textbox(label="Caption", lines=3, max_length=500, elem_id="library-caption")
                 tags = gr.Textbox(label="Tags (comma-separated)", max_lines=1, elem_id="library-tags")
                 with gr.Row():
                     save = gr.Button("Save caption", variant="primary")
                     save_tags = gr.Button("Save tags", variant="secondary")
-                    remove = gr.Button("Delete image", variant="stop")
+                    remove = gr.Button("Delete image…", variant="stop")
+                with gr.Group(visible=False, elem_id="library-confirm") as confirm:
+                    confirm_md = gr.Markdown()
+                    with gr.Row():
+                        yes = gr.Button("Yes, delete it", variant="stop", elem_id="library-delete")
+                        no = gr.Button("Keep it", variant="secondary")
                 lib_status = gr.Markdown()
         with gr.Accordion("All images as a table", open=False):
             table = gr.Dataframe(value=pd.DataFrame([], columns=LIBRARY_COLUMNS), interactive=False, wrap=True)
@@ -139,9 +173,13 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[[],
 
     lib_out = [tiles, table, lib_note, ids]
     files.upload(add_images, [files], [outcome, add_status, header_md], api_name="add_images")
-    library_tab.select(library, None, lib_out, api_name="library")
-    tiles.select(pick, [ids], [image_id, caption, picked_md, tags], api_visibility="private")
+    library_tab.select(library, [find], lib_out, api_name="library")
+    find.submit(library, [find], lib_out, api_visibility="private")
+    tiles.select(pick, [ids], [image_id, caption, picked_md, tags], api_visibility="private").then(
+        lambda: gr.update(visible=False), None, confirm, api_visibility="private")
     save_tags.click(set_tags, [image_id, tags], [lib_status, *lib_out], api_name="set_tags")
-    save.click(set_caption, [image_id, caption], [lib_status, *lib_out], api_name="set_caption")
-    remove.click(delete, [image_id], [lib_status, image_id, caption, picked_md, *lib_out, header_md],
-                 api_name="delete")
+    save.click(set_caption, [image_id, caption, find], [lib_status, *lib_out], api_name="set_caption")
+    remove.click(ask_delete, [image_id], [lib_status, confirm, confirm_md], api_visibility="private")
+    no.click(lambda: gr.update(visible=False), None, confirm, api_visibility="private")
+    yes.click(delete, [image_id, find], [lib_status, image_id, caption, picked_md, confirm, *lib_out, header_md],
+              api_name="delete")

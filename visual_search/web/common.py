@@ -114,7 +114,7 @@ def results_gallery(label: str, name: str) -> tuple[gr.Markdown, gr.Gallery]:
     """Status line and result tiles (elem_ids `{name}-status`, `{name}-gallery`)."""
     status = gr.Markdown(elem_id=f"{name}-status")
     gallery = gr.Gallery(label=label, columns=4, height="auto", object_fit="cover", allow_preview=True,
-                         interactive=False, elem_id=f"{name}-gallery")
+                         interactive=False, elem_id=f"{name}-gallery", elem_classes=["tiles"])
     return status, gallery
 
 

@@ -3,6 +3,8 @@ and pictures. All computing is in explain.py; this module lays it out."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
 import numpy as np
 import pandas as pd
@@ -36,8 +38,13 @@ def _vector_frame(values: np.ndarray) -> pd.DataFrame:
 
 def _vector_md(title: str, v: explain.VectorSummary) -> str:
     first = ", ".join(f"{x:+.3f}" for x in v.first)
-    return (f"{title}: **{v.dim} numbers** from {code(v.model)}, length (norm) **{v.norm:.3f}**. "
+    return (f"{title}: **{v.dim} numbers** from {code(_model_name(v.model))}, length (norm) **{v.norm:.3f}**. "
             f"First values: `[{first}, …]`.")
+
+def _model_name(identity: str) -> str:
+    """A model as people know it: a hub id as it is, a local folder by its last part (no server paths)."""
+    where = identity.removeprefix("local-dir:")
+    return Path(where).name if where.startswith(("/", "~", ".")) or "\\" in where else identity
 
 def _image_choices(engine: SearchEngine) -> list[tuple[str, str]]:
     return [(f"{r.filename} — {r.caption[:60]}", r.id) for r in engine.list()]
@@ -55,7 +62,7 @@ def build_explain_tab(engine: SearchEngine) -> None:
                 step = explain.caption_indexed(engine, picked)
             else:
                 return "Upload an image or pick one from the collection first.", "", empty
-            vector = explain.caption_vector(engine, step.caption)
+            vector = explain.caption_vector(engine, explain.indexed_caption(step))
             where = explain.storage(engine)
         except VisualSearchError as exc:
             return failure(exc), "", empty
@@ -63,25 +70,30 @@ def build_explain_tab(engine: SearchEngine) -> None:
                   f"{step.width} x {step.height} picture for **{step.seconds:.2f} s** and wrote:\n\n"
                   f"> {md(step.caption)}")
         if step.stored_caption is not None and step.stored_caption != step.caption:
-            stage1 += f"\n\nThe index keeps this caption for it (corrected by a person): “{md(step.stored_caption)}”"
-        stage2 = (f"### Stage 2 · storing understanding\n{_vector_md('The caption becomes a vector', vector)}\n\n"
-                  f"Caption vectors are stored in the Chroma collection {code(where.collection)} at "
-                  f"{code(where.where)}, which holds **{where.count:,}** of them today. Two captions that mean "
+            stage1 += (f"\n\nThe index keeps another caption for it (corrected by a person, or written by "
+                       f"an earlier model): “{md(step.stored_caption)}”")
+        which = "The caption the index keeps" if step.stored_caption is not None else "The caption"
+        place = "on the Chroma server" if s.chroma_url else "in the app's data folder (embedded Chroma)"
+        stage2 = (f"### Stage 2 · storing understanding\n{_vector_md(f'{which} becomes a vector', vector)}\n\n"
+                  f"Caption vectors are stored in the Chroma collection {code(where.collection)} {place}, "
+                  f"which holds **{where.count:,}** of them today. Two captions that mean "
                   "similar things get vectors that point in similar directions.")
         return stage1, stage2, _vector_frame(vector.values)
 
     def stages_3_4(query: str, k: float, alpha: float):
         """Encode the query, then show how each top result's cosines became its relevance."""
         blank = pd.DataFrame([], columns=BREAKDOWN_COLUMNS)
-        nothing = ("", _vector_frame(np.zeros(0)), "", blank, _parts_frame([]), draw_map(None, ""))
+        nothing = ("", _vector_frame(np.zeros(0)), "", blank, _parts_frame([]), draw_map(None, ""), [])
         try:
             step = explain.encode_query(engine, query)
             result = explain.breakdown(engine, query, k=k, alpha=alpha)
             cmap = explain.caption_map(engine, step.caption_vector.values)
         except VisualSearchError as exc:
             return failure(exc), *nothing[1:]
-        stage3 = (f"### Stage 3 · facilitating search\nThe query “{md(step.text)}” went through the same text "
-                  f"model as the captions in {step.seconds * 1000:.0f} ms. "
+        took = ("came from the query cache (it was asked recently), computed by the same text model as the "
+                "captions" if step.cached else f"went through the same text model as the captions in "
+                f"{step.seconds * 1000:.0f} ms")
+        stage3 = (f"### Stage 3 · facilitating search\nThe query “{md(step.text)}” {took}. "
                   f"{_vector_md('Query vector', step.caption_vector)}\n\n"
                   f"For the visual channel it also went through CLIP's text tower: {step.visual_vector.dim} numbers.")
         table = pd.DataFrame(
@@ -89,17 +101,27 @@ def build_explain_tab(engine: SearchEngine) -> None:
               round(r.visual_cosine, 3), round(r.visual_relevance, 2), r.filename, r.caption] for r in result.rows],
             columns=BREAKDOWN_COLUMNS,
         )
+        tiles = [(r.path, f"#{r.rank} · {r.relevance:.2f} | {r.caption}") for r in result.rows]
         return (stage3, _vector_frame(step.caption_vector.values), _stage4_md(result), table,
-                _parts_frame(result.rows, result.alpha), draw_map(cmap, step.text))
+                _parts_frame(result.rows, result.alpha), draw_map(cmap, step.text), tiles)
 
     def refresh_choices():
         return gr.update(choices=_image_choices(engine))
+
+    def show_picked(image_id: str | None):
+        """The picked image appears in the image box: stages 1-2 then run on exactly what is shown."""
+        try:
+            return engine.get(image_id).path if image_id else gr.update()
+        except VisualSearchError as exc:
+            failure(exc)
+            return gr.update()
 
     with gr.Tab("How it works", id="how") as tab:
         gr.Markdown(INTRO)
         gr.Markdown("## Stages 1–2: indexing one image")
         with gr.Row():
             upload = gr.Image(type="filepath", image_mode=None, label="Upload an image", height=220,
+                              elem_id="explain-image",
                               sources=["upload", "clipboard"])
             with gr.Column():
                 picked = gr.Dropdown(label="…or pick an indexed image", choices=[], value=None, allow_custom_value=True,
@@ -111,14 +133,19 @@ def build_explain_tab(engine: SearchEngine) -> None:
         caption_plot = gr.LinePlot(x="component", y="value", label="The caption's vector, component by component")
         gr.Markdown("## Stages 3–4: answering a query")
         with gr.Row(equal_height=True):
-            query = gr.Textbox(label="Query", placeholder="e.g. a dog at the door", scale=3, max_lines=1)
+            query = gr.Textbox(label="Query", placeholder="e.g. a dog at the door", scale=3, max_lines=1,
+                               elem_id="explain-query")
             k = gr.Slider(1, 10, value=5, step=1, label="Top results to explain")
             alpha = alpha_slider(s.default_alpha)
         run34 = gr.Button("Run stages 3 and 4", variant="primary")
-        stage3 = gr.Markdown()
+        stage3 = gr.Markdown(elem_id="stage3")
         query_plot = gr.LinePlot(x="component", y="value", label="The query's vector, component by component")
         stage4 = gr.Markdown()
+        ranked = gr.Gallery(label="The results explained, best first", columns=5, height="auto",
+                            object_fit="cover", allow_preview=False, interactive=False,
+                            elem_id="explain-gallery", elem_classes=["tiles"])
         breakdown = gr.Dataframe(value=pd.DataFrame([], columns=BREAKDOWN_COLUMNS), interactive=False, wrap=True,
+                                 elem_id="explain-table",
                                  column_widths=["6%", "9%", "9%", "9%", "9%", "9%", "17%", "32%"])
         parts = gr.BarPlot(x="result", y="share of relevance", color="channel", sort=None,
                            color_map={"caption": "#4c78a8", "visual": "#f58518"},
@@ -132,7 +159,8 @@ def build_explain_tab(engine: SearchEngine) -> None:
 
     tab.select(refresh_choices, None, picked, api_visibility="private")
     run12.click(stages_1_2, [upload, picked], [stage1, stage2, caption_plot], api_name="explain_image")
-    outputs = [stage3, query_plot, stage4, breakdown, parts, cmap]
+    picked.input(show_picked, picked, upload, api_visibility="private")
+    outputs = [stage3, query_plot, stage4, breakdown, parts, cmap, ranked]
     run34.click(stages_3_4, [query, k, alpha], outputs, api_name="explain_query")
     query.submit(stages_3_4, [query, k, alpha], outputs, api_visibility="private")
 
@@ -194,16 +222,22 @@ def draw_map(cmap: explain.CaptionMap | None, query: str) -> Image.Image:
     placed: list[tuple[float, float, float, float]] = []
 
     def label(x: float, y: float, text: str, fill, f) -> None:
-        """Text beside a point (left of it near the right edge), moved down until it overlaps no other."""
-        left = x > w * 0.6
-        dx, anchor = (-12, "rm") if left else (12, "lm")
-        for _ in range(8):
-            box = draw.textbbox((x + dx, y), text, font=f, anchor=anchor)
-            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
+        """Text beside its point: right of it, left, above or below, whichever overlaps no other label;
+        when all do, the nearest free place further down, joined to the point by a thin line."""
+        side = -1 if x > w * 0.6 else 1  # the side with room first
+        spots = [(12 * side, 0, "lm" if side > 0 else "rm"), (-12 * side, 0, "rm" if side > 0 else "lm"),
+                 (0, -14, "ms"), (0, 14, "mt")]
+        spots += [(12 * side, 15 * n, "lm" if side > 0 else "rm") for n in range(1, 10)]
+        for dx, dy, anchor in spots:
+            box = draw.textbbox((x + dx, y + dy), text, font=f, anchor=anchor)
+            inside = box[0] >= 0 and box[2] <= w and box[1] >= 0 and box[3] <= h - 28
+            if inside and not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3]
+                                  for b in placed):
                 break
-            y += 15
         placed.append(box)
-        draw.text((x + dx, y), text, fill=fill, font=f, anchor=anchor)
+        if abs(dy) > 14:
+            draw.line([(x, y), (x + dx - 2 * side, y + dy)], fill=(190, 190, 190), width=1)
+        draw.text((x + dx, y + dy), text, fill=fill, font=f, anchor=anchor)
 
     if q:
         draw.polygon([(q[0], q[1] - 10), (q[0] + 10, q[1]), (q[0], q[1] + 10), (q[0] - 10, q[1])], fill=ORANGE)

@@ -15,6 +15,7 @@ from .common import (
     Busy, ResultsView, alpha_slider, failure, k_slider, md, read_upload, results_details, results_gallery,
     selected_record, view,
 )
+from .links import SHOW_IN_URL, link_params, result_rows
 
 # One per sample image (sample_images/), worded the way a visitor might ask.
 EXAMPLES = [
@@ -40,8 +41,11 @@ def _more(response: SearchResponse | None, k: float, page: SearchResponse | None
     return response, gr.update(visible=full), gr.update(visible=hidden)
 
 
-def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs) -> None:
-    """Both tabs are built together: picking a search result opens "Find similar" with it."""
+def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.Blocks) -> None:
+    """Both tabs are built together: picking a search result opens "Find similar" with it.
+
+    A search lives in the page URL (`?q=...&k=...&alpha=...`): opening or reloading such a link runs it.
+    """
     s = engine.settings
     top = min(50, s.max_k)
 
@@ -78,6 +82,22 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs) -> None:
         if (words or "").strip():
             return engine.search(words, k=k, like=image)
         return engine.similar(image, k=k, filename=filename)
+
+    def from_link(request: gr.Request):
+        """A page opened with `?q=...`: fill the controls from the link and run its search."""
+        params = link_params(request.query_params, top, s.default_alpha)
+        if params is None:
+            return (gr.update(),) * (3 + len(search_out))
+        return *params, *search(*params)
+
+    def search_results(query: str, k: int = 8, alpha: float = s.default_alpha,
+                       request: gr.Request = None) -> list[dict]:
+        """Ranked results as data, for programs: id, filename, caption, relevance, caption_score,
+        visual_score, added_at, image_url (the stored original, served by this app)."""
+        try:
+            return result_rows(engine.search(query, k=k, alpha=alpha).results, request)
+        except VisualSearchError as exc:
+            raise gr.Error(str(exc)) from None  # the client gets the message, not a bare "error"
 
     def similar_to_upload(path: str | None, k: float, words: str = ""):
         if not path:
@@ -143,6 +163,7 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs) -> None:
             picked_tags = gr.Radio([], label="Its tags: pick one to filter by it", scale=0, min_width=200)
             like = gr.Button("Find similar images", variant="secondary", scale=0, min_width=240)
         table = results_details("search")
+        gr.api(search_results, api_name="search_results")
 
     with gr.Tab("Find similar", id="similar"):
         with gr.Row():
@@ -164,9 +185,12 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs) -> None:
 
     search_in = [query, k, alpha, min_rel, sort, after, before, name, tag]
     search_out = [gallery, table, status, ids, picked, pick_row, kept, more_row, hidden_row]
-    go.click(search, search_in, search_out, api_name="search")
-    query.submit(search, search_in, search_out, api_visibility="private")
-    examples.load_input_event.then(search, search_in, search_out, api_visibility="private")
+    controls = [query, k, alpha]
+    for started in (go.click(search, search_in, search_out, api_name="search"),
+                    query.submit(search, search_in, search_out, api_visibility="private"),
+                    examples.load_input_event.then(search, search_in, search_out, api_visibility="private")):
+        started.then(None, controls, None, js=SHOW_IN_URL)
+    demo.load(from_link, None, controls + search_out, api_visibility="private")
     more.click(show_more, [*search_in, kept], search_out, api_name="show_more")
     reveal.click(lambda: 0.0, None, min_rel, api_visibility="private").then(
         search, search_in, search_out, api_visibility="private")
