@@ -68,7 +68,7 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[[],
         file name or caption contains `find`, when given."""
         everything = engine.list()[::-1]
         records = matching(everything, find)
-        tiles = [(r.path, r.caption + tag_line(r.tags)) for r in records[:LIBRARY_TILES]]
+        tiles = [(str(engine.thumbnail(r)), r.caption + tag_line(r.tags)) for r in records[:LIBRARY_TILES]]
         table = pd.DataFrame([[r.filename, r.caption, "yes" if r.caption_edited else "", r.added_at[:16], r.id,
                                ", ".join(r.tags)] for r in records], columns=LIBRARY_COLUMNS)
         note = f"**{len(everything):,} images**"

@@ -80,10 +80,12 @@ class ResultsView:
         return cls([], results_table(), status, [])
 
 
-def view(response: SearchResponse, count: int, busy: str | None, what: str) -> ResultsView:
+def view(response: SearchResponse, count: int, busy: str | None, what: str,
+         tile: Callable[[ImageRecord], object] = lambda record: record.path) -> ResultsView:
     """Tiles `0.87 | a cat laying on a couch`, the details table and the status line, or an empty state.
 
-    `what` is "for" (a text query) or "like" (an image query). What scores below the minimum relevance
+    `what` is "for" (a text query) or "like" (an image query); `tile` gives the picture shown for a
+    record (the app passes `engine.thumbnail`: light tiles, the original only in the preview). What scores below the minimum relevance
     never reaches here: the engine leaves it out and counts it (`response.hidden`).
     """
     if count == 0:
@@ -96,7 +98,7 @@ def view(response: SearchResponse, count: int, busy: str | None, what: str) -> R
         hint = ("Try other words, or move the caption ⟷ visual weight." if what == "for"
                 else "Nothing in the collection looks much like it.")
         return ResultsView.message(f"Nothing relevant {what} “{md(response.query)}” among {count:,} images. {hint}")
-    tiles = [(r.record.path, f"{r.relevance:.2f} | {r.record.caption}{tag_line(r.record.tags)}") for r in results]
+    tiles = [(str(tile(r.record)), f"{r.relevance:.2f} | {r.record.caption}{tag_line(r.record.tags)}") for r in results]
     n = len(tiles)
     status = (f"**{n} result{'s' * (n != 1)}** {what} “{md(response.query)}” · {response.elapsed_ms:.0f} ms · "
               f"{count:,} images searched")

@@ -59,7 +59,7 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
             response = None
             shown = ResultsView.message(failure(exc))
         else:
-            shown = _with_hidden(view(response, engine.count(), busy(), "for"), response)
+            shown = _with_hidden(view(response, engine.count(), busy(), "for", engine.thumbnail), response)
         return (*shown.outputs(), "", gr.update(visible=False), *_more(response, k))
 
     def show_more(query: str, k: float, alpha: float, min_rel: float, sort: str, after: str, before: str,
@@ -74,7 +74,7 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
             return (*ResultsView.message(failure(exc)).outputs(), "", gr.update(visible=False), *_more(None, k))
         both = SearchResponse(shown.query, shown.results + nxt.results, nxt.elapsed_ms, nxt.alpha, 0, nxt.hidden,
                               nxt.min_relevance)
-        return (*_with_hidden(view(both, engine.count(), busy(), "for"), both).outputs(), "",
+        return (*_with_hidden(view(both, engine.count(), busy(), "for", engine.thumbnail), both).outputs(), "",
                 gr.update(visible=False), *_more(both, k, nxt))
 
     def _similar(image: str | bytes, k: float, words: str, filename: str = "query image") -> SearchResponse:
@@ -105,7 +105,7 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
         try:
             data, name = read_upload(path, s.max_file_bytes)
             response = _similar(data, k, words, name)
-            return _with_hidden(view(response, engine.count(), busy(), "like"), response).outputs()
+            return _with_hidden(view(response, engine.count(), busy(), "like", engine.thumbnail), response).outputs()
         except VisualSearchError as exc:
             return ResultsView.message(failure(exc)).outputs()
 
@@ -115,7 +115,7 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
         try:
             record = engine.get(image_id)
             response = _similar(record.id, k, words)
-            return *_with_hidden(view(response, engine.count(), busy(), "like"), response).outputs(), record.path
+            return *_with_hidden(view(response, engine.count(), busy(), "like", engine.thumbnail), response).outputs(), record.path
         except VisualSearchError as exc:
             return *ResultsView.message(failure(exc)).outputs(), gr.update()
 
