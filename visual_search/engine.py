@@ -22,7 +22,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -33,16 +33,19 @@ from .catalog import Catalog, Vectors, vector_key
 from .compute import Compute, GpuWrap, Models
 from .config import Settings
 from .errors import IndexOutOfDate, NotFound, RejectedImage
+from .fair_share import FairShare
 from .intake import IntakeImage, load_image, read_file, walk
 from .memory import release_freed_memory
 from .query import QueryEncoder, check_alpha, check_k, clean_text
 from .records import Added, Duplicate, Failed, ImageRecord, IndexReport, SearchResponse, SearchResult
 from .store import CAPTION, VISUAL, VectorStore, make_client
+from .visibility import check_may_change, check_visible, visible, where_for
 
 Progress = Callable[[int, int, str], None]  # (done, total, message)
 MAX_CAPTION_CHARS = 500
 CANDIDATE_POOL = 40  # per-channel candidates re-scored exactly, at least 4 x k
 WRITE_GROUP = 8  # images embedded and written together (CLIP batches; progress granularity)
+PRIVATE_DUPLICATE = "this exact file is already among another visitor's uploads, and cannot be added twice"
 REBUILD_GROUP = 500  # stored vectors copied into the index per Chroma call while rebuilding it
 
 
@@ -67,6 +70,7 @@ class SearchEngine:
         self._write_lock = threading.RLock()
         self._reconciled = False
         self._seen_images = False
+        self.fair_share = FairShare(self.settings)  # per-visitor caps of a public demo
 
     # ---- models and store, created once on first use ------------------------------------------
     @property
@@ -119,8 +123,9 @@ class SearchEngine:
                 self._queries = QueryEncoder(side.text_encoder, side.clip)
             return self._queries
 
-    def count(self) -> int:
-        return self.store.count()
+    def count(self, visitor: str | None = None) -> int:
+        """Images in the index (those `visitor` may see, when given: visibility.py)."""
+        return self.store.count_where(where_for(visitor))
 
     # ---- writing -----------------------------------------------------------------------------
     @contextmanager
@@ -143,10 +148,21 @@ class SearchEngine:
         items = walk(list(paths))
         return self._index(((str(p), problem or self._reader(p)) for p, problem in items), len(items), progress)
 
-    def index_files(self, files: Sequence[tuple[str, str | os.PathLike]], progress: Progress | None = None) -> IndexReport:
+    def index_files(self, files: Sequence[tuple[str, str | os.PathLike]], progress: Progress | None = None,
+                    visitor: str | None = None) -> IndexReport:
         """Index uploads given as (display name, where the bytes are); each file is read only when its
-        turn comes, so a large upload never sits in memory all at once. The name is never a path."""
-        return self._index(((name, self._reader(Path(path))) for name, path in files), len(files), progress)
+        turn comes, so a large upload never sits in memory all at once. The name is never a path.
+
+        With a `visitor` (public demo) the images are theirs alone, within their fair share
+        (fair_share.py): a refused upload raises QuotaExceeded before anything is written."""
+        sources = ((name, self._reader(Path(path))) for name, path in files)
+        if visitor is None:
+            return self._index(sources, len(files), progress)
+        self.expire_uploads()
+        own = [r for r in self.catalog.records() if r.owner == visitor]
+        held_bytes = sum(_size(Path(r.path)) for r in own)
+        with self.fair_share.admit(visitor, len(files), sum(_size(Path(p)) for _, p in files), len(own), held_bytes):
+            return self._index(sources, len(files), progress, visitor)
 
     def index_bytes(self, files: Sequence[tuple[str, bytes]], progress: Progress | None = None) -> IndexReport:
         """Index uploaded (file name, content) pairs. The name is only displayed, never used as a path."""
@@ -155,7 +171,8 @@ class SearchEngine:
     def _reader(self, path: Path) -> Callable[[], bytes]:
         return lambda: read_file(path, self.settings.max_file_bytes)
 
-    def _index(self, sources: Iterable[tuple[str, Callable[[], bytes] | str]], total: int, progress) -> IndexReport:
+    def _index(self, sources: Iterable[tuple[str, Callable[[], bytes] | str]], total: int, progress,
+               visitor: str | None = None) -> IndexReport:
         report = IndexReport()
         with self._writer():
             if not self._reconciled:  # once per process: finish what an earlier run left undone
@@ -170,21 +187,24 @@ class SearchEngine:
                 except RejectedImage as exc:
                     report.failed.append(Failed(label, str(exc)))
                 else:
-                    if image.id in seen or self.catalog.has(image.id):
+                    held = self.catalog.get(image.id) if image.id not in seen else None
+                    if held is not None and not visible(held, visitor):
+                        report.failed.append(Failed(label, PRIVATE_DUPLICATE))
+                    elif image.id in seen or held is not None:
                         report.duplicates.append(Duplicate(image.id, label))
                     else:
                         seen.add(image.id)
                         group.append((label, image))
                 if len(group) >= WRITE_GROUP:
-                    report.added.extend(self._add_group(group))
+                    report.added.extend(self._add_group(group, visitor or ""))
                     group = []
                 if progress:
                     progress(done, total, label)
-            report.added.extend(self._add_group(group))
-        report.count = self.store.count()
+            report.added.extend(self._add_group(group, visitor or ""))
+        report.count = self.count(visitor)
         return report
 
-    def _add_group(self, group: list[tuple[str, IntakeImage]]) -> list[Added]:
+    def _add_group(self, group: list[tuple[str, IntakeImage]], owner: str = "") -> list[Added]:
         if not group:
             return []
         t0 = time.perf_counter()
@@ -196,11 +216,11 @@ class SearchEngine:
             path = self.catalog.put_original(img.id, img.ext, img.data)
             record = ImageRecord(
                 id=img.id, path=str(path), filename=img.filename, caption=caption, width=img.width,
-                height=img.height, added_at=now, caption_model=self.models.caption_model,
+                height=img.height, added_at=now, caption_model=self.models.caption_model, owner=owner,
             )
             self.catalog.put_record(record, {vis_key: got.visual_vectors[i], cap_key: got.caption_vectors[i]})
             records.append(record)
-        self.store.upsert_visual([r.id for r in records], got.visual_vectors)
+        self.store.upsert_visual([r.id for r in records], got.visual_vectors, [r.owner for r in records])
         self.store.upsert_captions(records, got.caption_vectors)
         release_freed_memory()  # the captioner's activations, or they stay resident (memory.py)
         each = (time.perf_counter() - t0) / len(group)
@@ -226,12 +246,14 @@ class SearchEngine:
         self.catalog.sweep()
         entries = {r.id: (r, keys) for r, keys in self.catalog.entries()}
         store = self.store
-        have_caption, have_visual = store.ids(CAPTION), store.ids(VISUAL)
+        caption_owners, visual_owners = store.owners(CAPTION), store.owners(VISUAL)
+        have_caption, have_visual = set(caption_owners), set(visual_owners)
         store.delete(sorted((have_caption | have_visual) - entries.keys()))
         self._adopt_index_vectors(entries, have_caption, have_visual)
         stored = store.captions() if have_caption else {}
         todo = [r for r, _ in entries.values()
-                if r.id not in have_visual or r.id not in have_caption or stored.get(r.id) != r.caption]
+                if r.id not in have_visual or r.id not in have_caption or stored.get(r.id) != r.caption
+                or caption_owners.get(r.id) != r.owner or visual_owners.get(r.id) != r.owner]
         cap_key, vis_key = self._keys()
         caption_model = self.models.caption_model
         ready = [r for r in todo if {cap_key, vis_key} <= entries[r.id][1]
@@ -273,7 +295,8 @@ class SearchEngine:
         """Put catalogued images into the index from their stored vectors: no model runs."""
         cap_key, vis_key = self._keys()
         vectors = {r.id: self.catalog.vectors(r.id) for r in records}
-        self.store.upsert_visual([r.id for r in records], np.stack([vectors[r.id][vis_key] for r in records]))
+        self.store.upsert_visual([r.id for r in records], np.stack([vectors[r.id][vis_key] for r in records]),
+                                 [r.owner for r in records])
         self.store.upsert_captions(records, np.stack([vectors[r.id][cap_key] for r in records]))
 
     def _repair(self, records: list[ImageRecord]) -> None:
@@ -296,22 +319,42 @@ class SearchEngine:
                 kept[vis_key] = got.visual_vectors[i]
             self.catalog.put_record(updated, kept)
             fresh.append((updated, kept))
-        self.store.upsert_visual([r.id for r, _ in fresh], np.stack([v[vis_key] for _, v in fresh]))
+        self.store.upsert_visual([r.id for r, _ in fresh], np.stack([v[vis_key] for _, v in fresh]),
+                                 [r.owner for r, _ in fresh])
         self.store.upsert_captions([r for r, _ in fresh], np.stack([v[cap_key] for _, v in fresh]))
         release_freed_memory()
 
-    def remove(self, image_id: str) -> ImageRecord:
-        """Delete an image: its catalog record and original first, then its vectors."""
+    def remove(self, image_id: str, visitor: str | None = None, admin: bool = False) -> ImageRecord:
+        """Delete an image: its catalog record and original first, then its vectors.
+
+        A public-demo `visitor` may delete their own uploads; shared images need `admin` (visibility.py)."""
         with self._writer():
-            record = self.get(image_id)
+            record = self.get(image_id, visitor)
+            check_may_change(record, visitor, admin)
             self.catalog.remove(record.id)
             self.store.delete([record.id])
             return record
 
-    def set_caption(self, image_id: str, caption: str) -> ImageRecord:
-        """Replace a caption by a person's words; it is re-embedded and searchable at once."""
+    def expire_uploads(self, now: datetime | None = None) -> list[ImageRecord]:
+        """Remove visitors' uploads older than VS_VISITOR_TTL_HOURS: originals, records and vectors.
+        The shared collection is never touched."""
+        cutoff = (now or datetime.now(timezone.utc)) - timedelta(hours=self.settings.visitor_ttl_hours)
+        old = [r for r in self.catalog.records() if r.owner and _parse_time(r.added_at) <= cutoff]
+        if not old:
+            return []
+        with self._writer():
+            for record in old:
+                self.catalog.remove(record.id)
+            self.store.delete([r.id for r in old])
+        return old
+
+    def set_caption(self, image_id: str, caption: str, visitor: str | None = None,
+                    admin: bool = False) -> ImageRecord:
+        """Replace a caption by a person's words; it is re-embedded and searchable at once.
+        Who may: as for `remove`."""
         text = clean_text(caption, MAX_CAPTION_CHARS, what="caption")
-        record = self.get(image_id)
+        record = self.get(image_id, visitor)
+        check_may_change(record, visitor, admin)
         vector = self.compute.embed_captions([text])  # the model runs before the writer lock is taken
         with self._writer():
             record = self.catalog.set_caption(self.get(record.id).id, text, {self._keys()[0]: vector[0]})
@@ -319,8 +362,9 @@ class SearchEngine:
             return record
 
     # ---- reading -----------------------------------------------------------------------------
-    def get(self, image_id: str) -> ImageRecord:
-        """The record of an id, or of a unique id prefix (8+ characters, as `list` shows)."""
+    def get(self, image_id: str, visitor: str | None = None) -> ImageRecord:
+        """The record of an id, or of a unique id prefix (8+ characters, as `list` shows); another
+        visitor's upload is not found (visibility.py)."""
         key = (image_id or "").strip().lower()
         record = self.catalog.get(key) if len(key) == 64 else None
         if record is None and 8 <= len(key) < 64 and all(c in "0123456789abcdef" for c in key):
@@ -328,12 +372,12 @@ class SearchEngine:
             record = self.catalog.get(matches[0]) if len(matches) == 1 else None
         if record is None:
             raise NotFound(f"No indexed image has the id {image_id[:80]!r}.")
-        return record
+        return check_visible(record, visitor, image_id)
 
-    def list(self) -> list[ImageRecord]:
-        return sorted(self.catalog.records(), key=lambda r: (r.added_at, r.filename))
+    def list(self, visitor: str | None = None) -> list[ImageRecord]:
+        return sorted((r for r in self.catalog.records() if visible(r, visitor)), key=lambda r: (r.added_at, r.filename))
 
-    def search(self, query: str, k: int = 10, alpha: float | None = None) -> SearchResponse:
+    def search(self, query: str, k: int = 10, alpha: float | None = None, visitor: str | None = None) -> SearchResponse:
         """Text search: caption channel, visual channel and their hybrid, best first.
 
         Each channel's index returns its nearest images with their exact cosines (from the HNSW
@@ -349,8 +393,9 @@ class SearchEngine:
             return SearchResponse(text, [], (time.perf_counter() - t0) * 1000, alpha)
         pool = _pool_size(k)
         caption_vec, visual_vec = self.queries.caption(text), self.queries.visual(text)
-        cap_cos = self._nearest(CAPTION, caption_vec, pool) if alpha > 0 else {}
-        vis_cos = self._nearest(VISUAL, visual_vec, pool) if alpha < 1 else {}
+        where = where_for(visitor)  # a visitor's candidates are the shared images and their own, nothing else
+        cap_cos = self._nearest(CAPTION, caption_vec, pool, where) if alpha > 0 else {}
+        vis_cos = self._nearest(VISUAL, visual_vec, pool, where) if alpha < 1 else {}
         # The other channel's cosine of each candidate; an image without it is still half-written.
         vis_cos.update(self._cosines(VISUAL, visual_vec, [i for i in cap_cos if i not in vis_cos]))
         cap_cos.update(self._cosines(CAPTION, caption_vec, [i for i in vis_cos if i not in cap_cos]))
@@ -359,7 +404,8 @@ class SearchEngine:
             self._refuse_if_out_of_date()  # no count() on every search: it scans the collection
         return SearchResponse(text, results, (time.perf_counter() - t0) * 1000, alpha)
 
-    def similar(self, image: str | bytes, k: int = 10, filename: str = "query image") -> SearchResponse:
+    def similar(self, image: str | bytes, k: int = 10, filename: str = "query image",
+                visitor: str | None = None) -> SearchResponse:
         """Image-to-image search by an indexed id or by image bytes; relevance is the visual score.
 
         An indexed image comes back first, with relevance 1.00 (cosine 1 with itself).
@@ -368,7 +414,7 @@ class SearchEngine:
         k = check_k(k, self.settings.max_k)
         caption_vec = None
         if isinstance(image, str):
-            record = self.get(image)
+            record = self.get(image, visitor)
             label = record.filename
             visual_vec = self.store.embeddings(VISUAL, [record.id]).get(record.id)
             caption_vec = self.store.embeddings(CAPTION, [record.id]).get(record.id)
@@ -378,7 +424,7 @@ class SearchEngine:
             loaded = load_image(image, filename, self.settings.max_file_bytes, self.settings.max_pixels)
             label = loaded.filename
             visual_vec = self.query_models.embed_images([loaded.image])[0]
-        vis_cos = self._nearest(VISUAL, visual_vec, _pool_size(k))
+        vis_cos = self._nearest(VISUAL, visual_vec, _pool_size(k), where_for(visitor))
         # an uploaded image has no caption: caption cosine 0, but only for fully written images
         cap_cos = (self._cosines(CAPTION, caption_vec, list(vis_cos)) if caption_vec is not None
                    else dict.fromkeys(self.store.embeddings(CAPTION, vis_cos), 0.0))
@@ -387,9 +433,9 @@ class SearchEngine:
             self._refuse_if_out_of_date()
         return SearchResponse(label, results, (time.perf_counter() - t0) * 1000, 0.0)
 
-    def _nearest(self, kind: str, vector: np.ndarray, n: int) -> dict[str, float]:
-        """The n nearest images on one channel, best first, with their exact cosines."""
-        return {h.id: h.cosine for h in self.store.query(kind, vector, n)}
+    def _nearest(self, kind: str, vector: np.ndarray, n: int, where: dict | None = None) -> dict[str, float]:
+        """The n nearest images on one channel among those `where` admits, best first, with their exact cosines."""
+        return {h.id: h.cosine for h in self.store.query(kind, vector, n, where)}
 
     def _cosines(self, kind: str, vector: np.ndarray, ids: list[str]) -> dict[str, float]:
         """Exact cosines of `vector` with the stored `kind` vectors of `ids` (ids without one left out)."""
@@ -439,7 +485,23 @@ class SearchEngine:
             filename=m.get("filename", ""), caption=m.get("caption", ""), width=int(m.get("width", 0)),
             height=int(m.get("height", 0)), added_at=m.get("added_at", ""),
             caption_model=m.get("caption_model", ""), caption_edited=bool(m.get("caption_edited", False)),
+            owner=m.get("owner", ""),
         )
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        return datetime.min.replace(tzinfo=timezone.utc)  # unreadable: counts as old
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
 def _pool_size(k: int) -> int:

@@ -33,3 +33,11 @@ class ModelLoadError(VisualSearchError):
 
 class IndexOutOfDate(VisualSearchError):
     """Images are stored but have no vectors for the current models (after a model change)."""
+
+
+class NotAllowed(VisualSearchError):
+    """A public-demo visitor tried to change what only a signed-in curator may change."""
+
+
+class QuotaExceeded(VisualSearchError):
+    """A public-demo visitor reached a fair-share cap (images, bytes, uploads a minute, one job at a time)."""

@@ -18,6 +18,7 @@ class ImageRecord:
     added_at: str  # ISO 8601, UTC
     caption_model: str = ""
     caption_edited: bool = False
+    owner: str = ""  # "" : the shared collection; else the public-demo visitor who uploaded it (visibility.py)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -3,7 +3,8 @@
 Two collections per model combination:
   * caption collection: the caption vector of each image, the caption as document, and the
     record as metadata (so a search needs no second lookup to display a result);
-  * visual collection: the CLIP image vector of each image.
+  * visual collection: the CLIP image vector of each image, its owner as metadata.
+Both keep each image's owner (visibility.py), so every query filters by owner inside Chroma.
 Their names are derived from the model identities, so vectors of different models never mix: a
 model change opens fresh, empty collections, which the engine fills from the catalog.
 """
@@ -104,20 +105,36 @@ class VectorStore:
     def count(self) -> int:
         return self._guard(self._cols[CAPTION].count)
 
-    def ids(self, kind: str) -> set[str]:
+    def ids(self, kind: str, where: dict | None = None) -> set[str]:
         col = self._cols[kind]
-        return set(self._guard(lambda: col.get(include=[])["ids"]))
+        return set(self._guard(lambda: col.get(where=where, include=[])["ids"]))
 
     def captions(self) -> dict[str, str]:
         col = self._cols[CAPTION]
         got = self._guard(lambda: col.get(include=["documents"]))
         return dict(zip(got["ids"], got["documents"] or []))
 
-    def upsert_visual(self, ids: list[str], vectors: np.ndarray) -> None:
+    def owners(self, kind: str) -> dict[str, str | None]:
+        """The owner stored beside each vector (None: a vector written before owners were stored)."""
+        col = self._cols[kind]
+        got = self._guard(lambda: col.get(include=["metadatas"]))
+        return {i: (m or {}).get("owner") for i, m in zip(got["ids"], got["metadatas"] or [])}
+
+    def count_where(self, where: dict | None) -> int:
+        """Images matching `where` (all when None), e.g. those one visitor may see."""
+        if where is None:
+            return self.count()
+        col = self._cols[CAPTION]
+        return len(self._guard(lambda: col.get(where=where, include=[])["ids"]))
+
+    def upsert_visual(self, ids: list[str], vectors: np.ndarray, owners: list[str] | None = None) -> None:
+        """CLIP vectors with each image's owner ("" : shared, the default) as metadata."""
         col = self._cols[VISUAL]
+        owners = owners if owners is not None else [""] * len(ids)
         for lo in range(0, len(ids), MAX_BATCH):
             sl = slice(lo, lo + MAX_BATCH)
-            self._guard(lambda: col.upsert(ids=ids[sl], embeddings=np.asarray(vectors[sl], np.float32)))
+            self._guard(lambda: col.upsert(ids=ids[sl], embeddings=np.asarray(vectors[sl], np.float32),
+                                           metadatas=[{"owner": o} for o in owners[sl]]))
 
     def upsert_captions(self, records: list[ImageRecord], vectors: np.ndarray) -> None:
         col = self._cols[CAPTION]
@@ -132,10 +149,12 @@ class VectorStore:
                 )
             )
 
-    def query(self, kind: str, vector: np.ndarray, n: int) -> list[Hit]:
+    def query(self, kind: str, vector: np.ndarray, n: int, where: dict | None = None) -> list[Hit]:
+        """The n nearest vectors among those matching `where` (filtered inside Chroma, before ranking)."""
         col = self._cols[kind]
         got = self._guard(
-            lambda: col.query(query_embeddings=[np.asarray(vector, np.float32)], n_results=n, include=["distances"])
+            lambda: col.query(query_embeddings=[np.asarray(vector, np.float32)], n_results=n, where=where,
+                              include=["distances"])
         )
         return [Hit(i, 1.0 - float(d)) for i, d in zip(got["ids"][0], got["distances"][0])]
 
@@ -172,6 +191,7 @@ def _to_metadata(r: ImageRecord) -> dict:
         "ext": "." + r.path.rsplit(".", 1)[-1] if "." in r.path else "",
         "caption_model": r.caption_model,
         "caption_edited": r.caption_edited,
+        "owner": r.owner,
     }
 
 
