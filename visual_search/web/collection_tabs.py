@@ -17,28 +17,34 @@ from ..engine import SearchEngine
 from ..errors import VisualSearchError
 from ..intake import ACCEPTED_FORMATS, display_name
 from .common import Busy, failure, md, selected_record
+from .visitors import Access
 
 OUTCOME_COLUMNS = ["file", "outcome", "caption or reason"]
 LIBRARY_COLUMNS = ["file", "caption", "edited", "added (UTC)", "id"]
 LIBRARY_TILES = 500  # most recent images shown as tiles; the table lists them all
 
 
-def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[[], str], header_md: gr.Markdown) -> None:
+def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[..., str], header_md: gr.Markdown,
+                          access: Access) -> None:
     s = engine.settings
 
-    def add_images(files: list[str] | None, progress=gr.Progress()):
-        """Index uploads one by one, with progress; one outcome row per file."""
+    def add_images(files: list[str] | None, request: gr.Request, profile: gr.OAuthProfile | None,
+                   progress=gr.Progress()):
+        """Index uploads one by one, with progress; one outcome row per file. A public-demo visitor's
+        uploads are theirs alone; a curator's join the shared collection."""
         if not files:
-            return pd.DataFrame([], columns=OUTCOME_COLUMNS), "Choose image files to add.", header()
+            return pd.DataFrame([], columns=OUTCOME_COLUMNS), "Choose image files to add.", header(request)
+        who = access.who(request, profile)
         if busy():
             progress(0, desc="waiting for the sample images to finish indexing")
         try:
             report = engine.index_files(
                 [(display_name(Path(path).name), path) for path in files],
                 progress=lambda done, total, label: progress((done, total), desc=f"indexing {label}"),
+                visitor=None if who.admin else who.visitor,
             )
         except VisualSearchError as exc:
-            return pd.DataFrame([], columns=OUTCOME_COLUMNS), failure(exc), header()
+            return pd.DataFrame([], columns=OUTCOME_COLUMNS), failure(exc), header(request)
         rows = ([[a.path, "indexed", a.caption] for a in report.added]
                 + [[d.path, "duplicate: already indexed", _caption_of(d.id)] for d in report.duplicates]
                 + [[f.path, "rejected", f.error] for f in report.failed])
@@ -47,7 +53,7 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[[],
                   f"{report.count:,} images in the collection")
         if report.added:
             status += " · new images are searchable now"
-        return pd.DataFrame(rows, columns=OUTCOME_COLUMNS), status, header()
+        return pd.DataFrame(rows, columns=OUTCOME_COLUMNS), status, header(request)
 
     def _caption_of(image_id: str) -> str:
         try:
@@ -55,9 +61,9 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[[],
         except VisualSearchError:
             return ""
 
-    def library():
+    def library(request: gr.Request):
         """Tiles (newest first), the full table, and the ids behind the tiles."""
-        records = engine.list()[::-1]
+        records = engine.list(access.who(request).visitor)[::-1]
         tiles = [(r.path, r.caption) for r in records[:LIBRARY_TILES]]
         table = pd.DataFrame([[r.filename, r.caption, "yes" if r.caption_edited else "", r.added_at[:16], r.id]
                               for r in records], columns=LIBRARY_COLUMNS)
@@ -74,25 +80,28 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[[],
             return "", "", ""
         return record.id, record.caption, f"**{md(record.filename)}** · {record.width} x {record.height} px"
 
-    def set_caption(image_id: str, text: str):
+    def set_caption(image_id: str, text: str, request: gr.Request, profile: gr.OAuthProfile | None):
         if not (image_id or "").strip():
-            return "Select an image first.", *library()
+            return "Select an image first.", *library(request)
+        who = access.who(request, profile)
         try:
-            record = engine.set_caption(image_id, text)
+            record = engine.set_caption(image_id, text, visitor=who.visitor, admin=who.admin)
             status = f"Caption saved for **{md(record.filename)}**: searchable by its new words now."
         except VisualSearchError as exc:
             status = failure(exc)
-        return status, *library()
+        return status, *library(request)
 
-    def delete(image_id: str):
+    def delete(image_id: str, request: gr.Request, profile: gr.OAuthProfile | None):
         if not (image_id or "").strip():
-            return "Select an image first.", "", "", gr.update(), *library(), header()
+            return "Select an image first.", "", "", gr.update(), *library(request), header(request)
+        who = access.who(request, profile)
         try:
-            record = engine.remove(image_id)
+            record = engine.remove(image_id, visitor=who.visitor, admin=who.admin)
             status = f"Deleted **{md(record.filename)}**."
         except VisualSearchError as exc:
             status = failure(exc)
-        return status, "", "", "Select an image to correct its caption or delete it.", *library(), header()
+        return (status, "", "", "Select an image to correct its caption or delete it.", *library(request),
+                header(request))
 
     with gr.Tab("Add images", id="add"):
         gr.Markdown(f"Add {ACCEPTED_FORMATS} files (up to {s.max_file_mb:g} MB each). Each one is "

@@ -9,6 +9,7 @@ import gradio as gr
 
 from ..engine import SearchEngine
 from ..errors import VisualSearchError
+from .visitors import Access
 from .common import (
     Busy, ResultsView, alpha_slider, failure, k_slider, md, read_upload, results_details, results_gallery,
     selected_record, view,
@@ -23,36 +24,39 @@ EXAMPLES = [
     "a pier in the fog", "a path through the woods",
 ]
 
-def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs) -> None:
+def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, access: Access) -> None:
     """Both tabs are built together: picking a search result opens "Find similar" with it."""
     s = engine.settings
     top = min(50, s.max_k)
 
-    def search(query: str, k: float, alpha: float):
+    def search(query: str, k: float, alpha: float, request: gr.Request):
+        visitor = access.who(request).visitor
         try:
-            response = engine.search(query, k=k, alpha=alpha)
-            shown = view(response, engine.count(), busy(), "for")
+            response = engine.search(query, k=k, alpha=alpha, visitor=visitor)
+            shown = view(response, engine.count(visitor), busy(), "for")
         except VisualSearchError as exc:
             shown = ResultsView.message(failure(exc))
         return *shown.outputs(), "", gr.update(visible=False)
 
-    def similar_to_upload(path: str | None, k: float):
+    def similar_to_upload(path: str | None, k: float, request: gr.Request):
         if not path:
             return ResultsView.message("Upload an image, or pick a search result, to find images like it.").outputs()
+        visitor = access.who(request).visitor
         try:
             data, name = read_upload(path, s.max_file_bytes)
-            response = engine.similar(data, k=k, filename=name)
-            return view(response, engine.count(), busy(), "like").outputs()
+            response = engine.similar(data, k=k, filename=name, visitor=visitor)
+            return view(response, engine.count(visitor), busy(), "like").outputs()
         except VisualSearchError as exc:
             return ResultsView.message(failure(exc)).outputs()
 
-    def similar_to_indexed(image_id: str | None, k: float):
+    def similar_to_indexed(image_id: str | None, k: float, request: gr.Request):
         if not image_id:
             return *ResultsView.message("Pick a result first.").outputs(), gr.update()
+        visitor = access.who(request).visitor
         try:
-            record = engine.get(image_id)
-            response = engine.similar(record.id, k=k)
-            return *view(response, engine.count(), busy(), "like").outputs(), record.path
+            record = engine.get(image_id, visitor)
+            response = engine.similar(record.id, k=k, visitor=visitor)
+            return *view(response, engine.count(visitor), busy(), "like").outputs(), record.path
         except VisualSearchError as exc:
             return *ResultsView.message(failure(exc)).outputs(), gr.update()
 
