@@ -146,3 +146,16 @@ def test_fair_share_limits_rate_and_one_job_at_a_time(settings):
     with pytest.raises(QuotaExceeded, match="MB of images"):
         with share.admit(B, 1, settings.visitor_max_bytes, 0, 1):
             pass
+
+
+def test_the_how_it_works_map_and_stage_1_show_only_what_the_visitor_may_see(demo):
+    from visual_search import explain
+
+    engine, mine, upload = demo
+    query = engine.queries.caption(SECRET)
+    assert mine.id in explain.caption_map(engine, query, visitor=A).ids
+    assert mine.id not in explain.caption_map(engine, query, visitor=B).ids
+    assert len(explain.caption_map(engine, query, visitor=B).ids) == 3
+    assert explain.caption_image(engine, upload.read_bytes(), visitor=A).stored_caption == SECRET
+    assert explain.caption_image(engine, upload.read_bytes(), visitor=B).stored_caption is None
+    assert explain.storage(engine, B).count == 3

@@ -90,7 +90,7 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, access: A
     with gr.Tab("Find similar", id="similar"):
         with gr.Row():
             with gr.Column(scale=1, min_width=240):
-                image = gr.Image(type="filepath", image_mode=None, label="Query image", height=260,
+                image = gr.Image(type="filepath", image_mode=None, label="Query image", height=260, elem_id="similar-image",
                                  sources=["upload", "clipboard"])
                 k2 = k_slider(8, top)
                 find = gr.Button("Find similar", variant="primary")
