@@ -4,13 +4,11 @@ B's delete of a shared image is refused on the page, and succeeds once B signs i
 
 from __future__ import annotations
 
-import io
-
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
 import consistency
-from images import jpeg
+from images import encode, jpeg
 from visual_search import SearchEngine
 from visual_search.visibility import REFUSED
 
@@ -68,11 +66,7 @@ def _similar_tiles(page, path) -> list[str]:
 def test_two_visitors_see_only_their_own_uploads_and_cannot_change_the_shared_ones(app, browser, tmp_path):
     engine, url = app
     picture = tmp_path / "giraffe.png"
-    image = Image.new("RGB", (160, 120), (250, 230, 60))
-    ImageDraw.Draw(image).polygon([(20, 110), (80, 10), (140, 110)], fill=(120, 30, 160))
-    buf = io.BytesIO()
-    image.save(buf, "PNG")
-    picture.write_bytes(buf.getvalue())
+    picture.write_bytes(encode(Image.new("RGB", (160, 120), (120, 30, 160)), "PNG"))
 
     a = _visitor(browser, url)
     a.get_by_role("tab", name="Add images").click()
