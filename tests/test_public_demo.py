@@ -159,3 +159,15 @@ def test_the_how_it_works_map_and_stage_1_show_only_what_the_visitor_may_see(dem
     assert explain.caption_image(engine, upload.read_bytes(), visitor=A).stored_caption == SECRET
     assert explain.caption_image(engine, upload.read_bytes(), visitor=B).stored_caption is None
     assert explain.storage(engine, B).count == 3
+
+
+def test_reconcile_restores_an_owner_the_index_lost(demo):
+    import numpy as np
+
+    engine, mine, _ = demo
+    vector = engine.store.embeddings(VISUAL, [mine.id])[mine.id]
+    engine.store.upsert_visual([mine.id], np.stack([vector]), [""])  # e.g. an index written before owners
+    assert any(f"owner of {mine.id[:12]}" in p for p in consistency.problems(engine.settings))
+    engine.reconcile()  # the catalog is the truth: the owner comes back from the record
+    assert consistency.problems(engine.settings) == []
+    assert mine.id not in {h.id for h in engine.store.query(VISUAL, vector, 50, where_visible(B))}
