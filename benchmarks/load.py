@@ -12,6 +12,11 @@ It prints the figures (and writes them as JSON with --json); it is a benchmark, 
     python benchmarks/load.py --tiny              # quick run: tiny random models (~2 min)
     python benchmarks/load.py --random-weights    # full-size BLIP/CLIP shapes, random weights, offline
     python benchmarks/load.py                     # the configured models (VS_* variables; hub defaults)
+    python benchmarks/load.py --tiny --flood      # public demo: searchers alone, then with one visitor flooding
+
+With --flood the app runs as a public demo (VS_PUBLIC_DEMO=1) and the load runs twice on the same
+app, side by side: the searchers alone, then the searchers while one visitor (one session, one call
+after another) keeps uploading as fast as the app answers; the visitor's caps refuse most of it.
 
 Loopback only: the app is bound to 127.0.0.1 and the clients call nothing else.
 """
@@ -174,6 +179,8 @@ class Tally:
     upload_s: list[float] = field(default_factory=list)
     uploaded: int = 0
     upload_errors: list[str] = field(default_factory=list)
+    refused: int = 0  # flood: uploads a cap refused (with its message)
+    refusals: set[str] = field(default_factory=set)
 
     def error(self, where: list[str], text: str) -> None:
         with self.lock:
@@ -200,11 +207,11 @@ def check_search(out, k: int) -> tuple[list[str], str]:
     return urls, status
 
 
-def call(http: httpx.Client, url: str, api: str, data: list) -> list:
+def call(http: httpx.Client, url: str, api: str, data: list, session_hash: str | None = None) -> list:
     """One call of a named endpoint through gradio's REST API (the same queue the page uses):
     POST starts it, the event stream answers. Plain HTTP: a gradio_client call costs the client
     ~70 ms of CPU, which on a 2-core machine would be taken from the app being measured."""
-    r = http.post(f"{url}gradio_api/call/{api}", json={"data": data})
+    r = http.post(f"{url}gradio_api/call/{api}", json={"data": data, "session_hash": session_hash})
     r.raise_for_status()
     event_id = r.json()["event_id"]
     with http.stream("GET", f"{url}gradio_api/call/{api}/{event_id}") as resp:
@@ -270,6 +277,136 @@ def uploader(url: str, deadline: float, tally: Tally, files: list[Path], batch: 
             tally.uploaded += len(chunk)
 
 
+def flooder(url: str, deadline: float, tally: Tally, files: list[Path], batch: int, parallel: int = 1) -> None:
+    """One visitor (one gradio session) uploading back to back until the deadline; every answer must
+    be indexed images or a cap's message. Plain HTTP, like the searchers: the flooder's own CPU would
+    otherwise be taken from the app on a 2-core machine. One call at a time: gradio's plain-HTTP
+    event streams of one session steal each other's messages when they overlap (the app then answers
+    404); the one-job-per-visitor cap is tested in tests/test_public_demo.py."""
+    session = f"flood{random.randrange(10**12)}"
+    chunks = iter([files[i : i + batch] for i in range(0, len(files), batch)] * 1000)
+    lock = threading.Lock()
+
+    def loop() -> None:
+        http = httpx.Client(timeout=120)
+        while time.monotonic() < deadline:
+            with lock:
+                chunk = next(chunks)
+            t0 = time.perf_counter()
+            try:
+                sent = [("files", (p.name, p.read_bytes(), "image/jpeg")) for p in chunk]
+                r = http.post(f"{url}gradio_api/upload", files=sent)
+                r.raise_for_status()
+                data = [[{"path": path, "orig_name": p.name, "meta": {"_type": "gradio.FileData"}}
+                         for path, p in zip(r.json(), chunk)]]
+                outcome, status, *_ = call(http, url, "add_images", data, session)
+                rows = outcome["data"]
+                if status.startswith("⚠️"):
+                    assert not rows, rows
+                    with tally.lock:
+                        tally.refused += len(chunk)
+                        tally.refusals.add(re.sub(r"\d+", "N", status)[:120])
+                    continue
+                assert all(r[1] in ("indexed", "duplicate: already indexed") for r in rows), rows
+            except Exception as exc:  # noqa: BLE001
+                tally.error(tally.upload_errors, f"{type(exc).__name__}: {exc}")
+                continue
+            with tally.lock:
+                tally.upload_s.append(time.perf_counter() - t0)
+                tally.uploaded += sum(r[1] == "indexed" for r in rows)
+        http.close()
+
+    threads = [threading.Thread(target=loop) for _ in range(parallel)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def load_phase(app: App, args, files: list[Path], upload) -> tuple[Tally, float, float, float, list[float]]:
+    """Searchers (and `upload`, if any) for args.duration: the tally, elapsed s, app and client CPU s, RSS."""
+    rss: list[float] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            rss.append(app.rss_mb())
+            stop.wait(0.25)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    tally = Tally()
+    deadline = time.monotonic() + args.duration
+    threads = [] if upload is None else [threading.Thread(target=upload, args=(app.url, deadline, tally, files,
+                                                                                 args.batch))]
+    fetch = not args.no_fetch
+    threads += [
+        threading.Thread(target=searcher, args=(app.url, deadline, tally, i, fetch, args.max_requests))
+        for i in range(args.searchers)
+    ]
+    t0 = time.monotonic()
+    cpu0, own0 = app.cpu_s(), time.process_time()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(args.duration + 600)
+    elapsed = time.monotonic() - t0
+    app_cpu, own_cpu = app.cpu_s() - cpu0, time.process_time() - own0
+    stop.set()
+    sampler.join()
+    return tally, elapsed, app_cpu, own_cpu, rss
+
+
+def flood_run(args) -> dict:
+    """Public demo: the searchers' latency alone, then beside one visitor flooding uploads (same app)."""
+    with tempfile.TemporaryDirectory(prefix="vs-load-") as tmp:
+        tmp = Path(tmp)
+        kind = "tiny" if args.tiny else "random" if args.random_weights else "configured"
+        env = {**model_env(kind, tmp / "models"), "VS_PUBLIC_DEMO": "1"}
+        files = upload_images(tmp / "uploads", args.max_uploads)
+        data_dir = args.data_dir or tmp / "data"
+        app = App(env, data_dir, tmp / "app.log", args.concurrency)
+        phases = {}
+        try:
+            app.wait_ready(args.ready_timeout)
+            for name, upload in (("alone", None), ("flood", flooder)):
+                tally, elapsed, app_cpu, own_cpu, rss = load_phase(app, args, files, upload)
+                phases[name] = {
+                    "searches": len(tally.search_s), "search_errors": len(tally.errors),
+                    "first_errors": tally.errors[:3],
+                    "search_p50_ms": round(percentile(tally.search_s, 50) * 1000, 1),
+                    "search_p95_ms": round(percentile(tally.search_s, 95) * 1000, 1),
+                    "page_p95_ms": round(percentile(tally.page_s, 95) * 1000, 1),
+                    "uploaded_images": tally.uploaded, "refused_images": tally.refused,
+                    "refusals": sorted(tally.refusals), "upload_errors": len(tally.upload_errors),
+                    "first_upload_errors": tally.upload_errors[:3], "app_cpu_s": round(app_cpu, 1),
+                    "client_cpu_s": round(own_cpu, 1),
+                    "duration_s": round(elapsed, 1), "rss_peak_mb": round(max(rss, default=float("nan"))),
+                }
+        finally:
+            app.stop()
+        store = _check_store(data_dir, env)
+        ratio = phases["flood"]["search_p95_ms"] / phases["alone"]["search_p95_ms"]
+        return {"models": kind, "searchers": args.searchers, "cpus": os.cpu_count(), "phases": phases,
+                "p95_ratio": round(ratio, 2), "store_after": store}
+
+
+def flood_report(fig: dict) -> str:
+    lines = [f"models: {fig['models']} · {fig['searchers']} searchers · {fig['cpus']} CPUs · public demo"]
+    for name, ph in fig["phases"].items():
+        lines.append(f"{name:>5}: {ph['searches']} searches in {ph['duration_s']} s, errors {ph['search_errors']}, "
+                     f"/search p50 {ph['search_p50_ms']} ms, p95 {ph['search_p95_ms']} ms (with tiles p95 "
+                     f"{ph['page_p95_ms']} ms), CPU app {ph['app_cpu_s']} s, client {ph['client_cpu_s']} s; "
+                     f"uploads indexed "
+                     f"{ph['uploaded_images']}, refused {ph['refused_images']}, errors {ph['upload_errors']}")
+        lines += [f"       refusal: {r}" for r in ph["refusals"]]
+        lines += [f"       error: {e}" for e in ph["first_errors"] + ph["first_upload_errors"]]
+    lines.append(f"p95 with the flood / p95 alone: {fig['p95_ratio']}")
+    lines.append(f"store after: {fig['store_after']['images']} images, problems: "
+                 f"{fig['store_after']['problems'] or 'none'}")
+    return "\n".join(lines)
+
+
 def run(args) -> dict:
     with tempfile.TemporaryDirectory(prefix="vs-load-") as tmp:
         tmp = Path(tmp)
@@ -281,34 +418,7 @@ def run(args) -> dict:
         try:
             ready_s, header = app.wait_ready(args.ready_timeout)
             rss_ready = app.rss_mb()
-            rss: list[float] = []
-            stop = threading.Event()
-
-            def sample() -> None:
-                while not stop.is_set():
-                    rss.append(app.rss_mb())
-                    stop.wait(0.25)
-
-            sampler = threading.Thread(target=sample, daemon=True)
-            sampler.start()
-            tally = Tally()
-            deadline = time.monotonic() + args.duration
-            threads = [threading.Thread(target=uploader, args=(app.url, deadline, tally, files, args.batch))]
-            fetch = not args.no_fetch
-            threads += [
-                threading.Thread(target=searcher, args=(app.url, deadline, tally, i, fetch, args.max_requests))
-                for i in range(args.searchers)
-            ]
-            t0 = time.monotonic()
-            cpu0, own0 = app.cpu_s(), time.process_time()
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(args.duration + 600)
-            elapsed = time.monotonic() - t0
-            app_cpu, own_cpu = app.cpu_s() - cpu0, time.process_time() - own0
-            stop.set()
-            sampler.join()
+            tally, elapsed, app_cpu, own_cpu, rss = load_phase(app, args, files, uploader)
             final_header = _status(app.url)
         finally:
             app.stop()
@@ -401,7 +511,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ready-timeout", type=float, default=1800.0)
     p.add_argument("--json", type=Path, help="also write the figures here")
     p.add_argument("--data-dir", type=Path, help="the app's data dir, kept afterwards (default: a temporary one)")
+    p.add_argument("--flood", action="store_true", help="public demo: searchers alone, then beside one visitor "
+                   "flooding uploads (README 'Public demo')")
     args = p.parse_args(argv)
+    if args.flood:
+        fig = flood_run(args)
+        print(flood_report(fig))
+        if args.json:
+            args.json.write_text(json.dumps(fig, indent=1, ensure_ascii=False))
+        ok = all(not ph["search_errors"] and not ph["upload_errors"] for ph in fig["phases"].values())
+        return 0 if ok and not fig["store_after"]["problems"] else 1
     fig = run(args)
     print(report(fig))
     if args.json:

@@ -11,6 +11,7 @@ What "consistent" means (the invariant the engine's write order + reconcile must
     nearest-neighbour index reaches every distinct stored vector (HNSW cannot return every copy of
     an exactly repeated vector, e.g. of identical captions, so copies count once);
   * the caption collection's document and metadata match the record (caption, file name, size...);
+  * both collections keep each record's owner ("" : shared; a public-demo visitor's id otherwise);
   * the catalog is the truth: each record keeps its vectors for the current models (under
     `caption|<identity>` / `visual|<identity>`), and the index holds exactly those vectors;
   * optionally (pass `clip`), each visual vector is CLIP's vector of that id's stored original.
@@ -136,6 +137,10 @@ def _collection_problems(col, kind: str, identity: str, records: dict[str, dict]
         if len(hits) != len(set(hits)) or not set(hits) <= have or unreachable:
             problems.append(f"{kind}: the vector index returns {len(hits)} ids for {len(groups)} distinct vectors; "
                             f"{sum(map(len, unreachable))} stored vectors cannot be found")
+    for i, meta in zip(ids, got["metadatas"] or []):
+        if i in records and (meta or {}).get("owner") != records[i].get("owner", ""):
+            problems.append(f"{kind}: owner of {i[:12]} is {(meta or {}).get('owner')!r}, "
+                            f"record {records[i].get('owner', '')!r}")
     if kind == CAPTION:
         for i, meta, doc in zip(ids, got["metadatas"] or [], got["documents"] or []):
             rec = records.get(i)

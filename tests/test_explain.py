@@ -69,7 +69,7 @@ def test_stages_one_and_two_on_an_upload_and_an_indexed_image(engine):
     np.testing.assert_allclose(vec.values, stored, atol=1e-5)  # what stage 2 shows is what the index holds
     where = storage(engine)
     assert where.collection == engine.store.names[CAPTION] and where.count == 1
-    assert where.where == str(engine.settings.data_dir)
+    assert where.where == str(engine.settings.chroma_dir)  # the index folder (VS_INDEX_DIR)
 
 
 def test_stages_three_and_four_add_up(engine):

@@ -48,6 +48,17 @@ def _env_float(name: str, default: float) -> float:
         raise ValueError(f"{name} must be a number, got {raw!r}") from exc
 
 
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be on or off (1/0, true/false), got {raw!r}")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a deployment may tune. Build with `Settings.from_env()`."""
@@ -73,6 +84,15 @@ class Settings:
     min_relevance: float = 0.2  # results below it are hidden (the app can reveal them); ranking.py says what 0.2 means
     tag_vocabulary: Path = field(default_factory=lambda: Path(__file__).resolve().parent / "tag_vocabulary.txt")
     sample_dir: Path = field(default_factory=lambda: Path(__file__).resolve().parent.parent / "sample_images")
+    # Public demo (README "Public demo", SECURITY.md): private uploads per visitor, a read-only shared
+    # collection, per-visitor caps. Default: on when running on a Hugging Face Space.
+    public_demo: bool = False
+    visitor_ttl_hours: float = 24.0
+    visitor_max_images: int = 50
+    visitor_max_mb: float = 100.0
+    visitor_uploads_per_minute: int = 20
+    admins: frozenset[str] = frozenset()  # Hugging Face user names allowed to curate (OAuth on Spaces)
+    admin_password: str = ""  # curator password for the sign-in form elsewhere ("" : no password sign-in)
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":
@@ -96,12 +116,23 @@ class Settings:
             min_relevance=_env_float("VS_MIN_RELEVANCE", cls.min_relevance),
             tag_vocabulary=Path(_env("VS_TAG_VOCABULARY", str(cls().tag_vocabulary))),
             sample_dir=Path(_env("VS_SAMPLE_DIR", str(cls().sample_dir))),
+            public_demo=_env_bool("VS_PUBLIC_DEMO", bool(os.environ.get("SPACE_ID", "").strip())),
+            visitor_ttl_hours=_env_float("VS_VISITOR_TTL_HOURS", cls.visitor_ttl_hours),
+            visitor_max_images=_env_int("VS_VISITOR_MAX_IMAGES", cls.visitor_max_images),
+            visitor_max_mb=_env_float("VS_VISITOR_MAX_MB", cls.visitor_max_mb),
+            visitor_uploads_per_minute=_env_int("VS_VISITOR_UPLOADS_PER_MINUTE", cls.visitor_uploads_per_minute),
+            admins=frozenset(n.strip().lower() for n in os.environ.get("VS_ADMINS", "").split(",") if n.strip()),
+            admin_password=os.environ.get("VS_ADMIN_PASSWORD", ""),
         )
         return replace(settings, **overrides) if overrides else settings
 
     @property
     def max_file_bytes(self) -> int:
         return int(self.max_file_mb * 1024 * 1024)
+
+    @property
+    def visitor_max_bytes(self) -> int:
+        return int(self.visitor_max_mb * 1024 * 1024)
 
     @property
     def chroma_dir(self) -> Path:

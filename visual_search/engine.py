@@ -22,7 +22,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -33,6 +33,7 @@ from .catalog import Catalog, Vectors, vector_key
 from .compute import Compute, GpuWrap, Models
 from .config import Settings
 from .errors import IndexOutOfDate, InvalidQuery, NotAnImage, NotFound, RejectedImage
+from .fair_share import FairShare
 from .intake import IntakeImage, check_image_kind, load_image, read_file, walk
 from .memory import release_freed_memory
 from .filters import SearchFilter, check_min_relevance, check_offset, check_sort, normalise_tag, timestamp
@@ -42,11 +43,13 @@ from .retrieval import CANDIDATE_POOL, Candidates, Query, gather  # noqa: F401 (
 from .store import CAPTION, VISUAL, VectorStore, make_client
 from .tagging import Tagger
 from .thumbnails import Thumbnails
+from .visibility import check_may_change, check_visible, visible, where_for
 
 Progress = Callable[[int, int, str], None]  # (done, total, message)
 MAX_CAPTION_CHARS = 500
 MAX_USER_TAGS = 20
 WRITE_GROUP = 8  # images embedded and written together (CLIP batches; progress granularity)
+PRIVATE_DUPLICATE = "this exact file is already among another visitor's uploads, and cannot be added twice"
 REBUILD_GROUP = 500  # stored vectors copied into the index per Chroma call while rebuilding it
 
 
@@ -73,6 +76,7 @@ class SearchEngine:
         self._write_lock = threading.RLock()
         self._reconciled = False
         self._seen_images = False
+        self.fair_share = FairShare(self.settings)  # per-visitor caps of a public demo
 
     # ---- models and store, created once on first use ------------------------------------------
     @property
@@ -134,8 +138,9 @@ class SearchEngine:
                 self._queries = QueryEncoder(side.text_encoder, side.clip)
             return self._queries
 
-    def count(self) -> int:
-        return self.store.count()
+    def count(self, visitor: str | None = None) -> int:
+        """Images in the index (those `visitor` may see, when given: visibility.py)."""
+        return self.store.count_where(where_for(visitor))
 
     # ---- writing -----------------------------------------------------------------------------
     @contextmanager
@@ -163,10 +168,21 @@ class SearchEngine:
         report.skipped[:0] = [Skipped(str(p), "hidden file") for p in hidden]
         return report
 
-    def index_files(self, files: Sequence[tuple[str, str | os.PathLike]], progress: Progress | None = None) -> IndexReport:
+    def index_files(self, files: Sequence[tuple[str, str | os.PathLike]], progress: Progress | None = None,
+                    visitor: str | None = None) -> IndexReport:
         """Index uploads given as (display name, where the bytes are); each file is read only when its
-        turn comes, so a large upload never sits in memory all at once. The name is never a path."""
-        return self._index(((name, self._reader(Path(path))) for name, path in files), len(files), progress)
+        turn comes, so a large upload never sits in memory all at once. The name is never a path.
+
+        With a `visitor` (public demo) the images are theirs alone, within their fair share
+        (fair_share.py): a refused upload raises QuotaExceeded before anything is written."""
+        sources = ((name, self._reader(Path(path))) for name, path in files)
+        if visitor is None:
+            return self._index(sources, len(files), progress)
+        self.expire_uploads()
+        own = [r for r in self.catalog.records() if r.owner == visitor]
+        held_bytes = sum(_size(Path(r.path)) for r in own)
+        with self.fair_share.admit(visitor, len(files), sum(_size(Path(p)) for _, p in files), len(own), held_bytes):
+            return self._index(sources, len(files), progress, visitor)
 
     def index_bytes(self, files: Sequence[tuple[str, bytes]], progress: Progress | None = None) -> IndexReport:
         """Index uploaded (file name, content) pairs. The name is only displayed, never used as a path."""
@@ -177,7 +193,8 @@ class SearchEngine:
             return lambda: check_image_kind(read_file(path, self.settings.max_file_bytes))
         return lambda: read_file(path, self.settings.max_file_bytes)
 
-    def _index(self, sources: Iterable[tuple[str, Callable[[], bytes] | str]], total: int, progress) -> IndexReport:
+    def _index(self, sources: Iterable[tuple[str, Callable[[], bytes] | str]], total: int, progress,
+               visitor: str | None = None) -> IndexReport:
         report = IndexReport()
         with self._writer():
             if not self._reconciled:  # once per process: finish what an earlier run left undone
@@ -194,21 +211,24 @@ class SearchEngine:
                 except RejectedImage as exc:
                     report.failed.append(Failed(label, str(exc)))
                 else:
-                    if image.id in seen or self.catalog.has(image.id):
+                    held = self.catalog.get(image.id) if image.id not in seen else None
+                    if held is not None and not visible(held, visitor):
+                        report.failed.append(Failed(label, PRIVATE_DUPLICATE))
+                    elif image.id in seen or held is not None:
                         report.duplicates.append(Duplicate(image.id, label))
                     else:
                         seen.add(image.id)
                         group.append((label, image))
                 if len(group) >= WRITE_GROUP:
-                    report.added.extend(self._add_group(group))
+                    report.added.extend(self._add_group(group, visitor or ""))
                     group = []
                 if progress:
                     progress(done, total, label)
-            report.added.extend(self._add_group(group))
-        report.count = self.store.count()
+            report.added.extend(self._add_group(group, visitor or ""))
+        report.count = self.count(visitor)
         return report
 
-    def _add_group(self, group: list[tuple[str, IntakeImage]]) -> list[Added]:
+    def _add_group(self, group: list[tuple[str, IntakeImage]], owner: str = "") -> list[Added]:
         if not group:
             return []
         t0 = time.perf_counter()
@@ -221,7 +241,7 @@ class SearchEngine:
             record = ImageRecord(
                 id=img.id, path=str(path), filename=img.filename, caption=caption, width=img.width,
                 height=img.height, added_at=now, caption_model=self.models.caption_model,
-                tags=tags, tags_model=self.visual_identity,
+                tags=tags, tags_model=self.visual_identity, owner=owner,
             )
             self.catalog.put_record(record, {vis_key: got.visual_vectors[i], cap_key: got.caption_vectors[i]})
             self.thumbnails.put(img.id, img.image)
@@ -251,12 +271,14 @@ class SearchEngine:
         self._reconciled = True
         entries = {r.id: (r, keys) for r, keys in self.catalog.entries(sweep=True)}
         store = self.store
-        have_caption, have_visual = store.ids(CAPTION), store.ids(VISUAL)
+        caption_owners, visual_owners = store.owners(CAPTION), store.owners(VISUAL)
+        have_caption, have_visual = set(caption_owners), set(visual_owners)
         store.delete(sorted((have_caption | have_visual) - entries.keys()))
         self._adopt_index_vectors(entries, have_caption, have_visual)
         stored = store.captions() if have_caption else {}
         todo = [r for r, _ in entries.values()
-                if r.id not in have_visual or r.id not in have_caption or stored.get(r.id) != r.caption]
+                if r.id not in have_visual or r.id not in have_caption or stored.get(r.id) != r.caption
+                or caption_owners.get(r.id) != r.owner or visual_owners.get(r.id) != r.owner]
         cap_key, vis_key = self._keys()
         caption_model = self.models.caption_model
         ready = [r for r in todo if {cap_key, vis_key} <= entries[r.id][1]
@@ -334,21 +356,28 @@ class SearchEngine:
                 if not r.tags_edited and r.tags_model != self.visual_identity else r
                 for r, tags in zip(records, self.tagger.tag(vectors))]
 
-    def set_tags(self, image_id: str, tags: Sequence[str]) -> ImageRecord:
-        """Replace an image's tags by a person's; they are kept through model changes, filterable at once."""
+    def set_tags(self, image_id: str, tags: Sequence[str], visitor: str | None = None,
+                 admin: bool = False) -> ImageRecord:
+        """Replace an image's tags by a person's; they are kept through model changes, filterable at once.
+        Who may: as for `remove`."""
         clean = tuple(dict.fromkeys(t for t in (normalise_tag(t) for t in tags) if t))
         if len(clean) > MAX_USER_TAGS:
             raise InvalidQuery(f"An image can have at most {MAX_USER_TAGS} tags.")
         with self._writer():
-            record = replace(self.get(image_id), tags=clean, tags_edited=True)
+            current = self.get(image_id, visitor)
+            check_may_change(current, visitor, admin)
+            record = replace(current, tags=clean, tags_edited=True)
             self.catalog.put_record(record)  # its vectors are kept
             self.store.update_metadata([record])
             return record
 
-    def remove(self, image_id: str) -> ImageRecord:
-        """Delete an image: its catalog record and original first, then its vectors and thumbnail."""
+    def remove(self, image_id: str, visitor: str | None = None, admin: bool = False) -> ImageRecord:
+        """Delete an image: its catalog record and original first, then its vectors and thumbnail.
+
+        A public-demo `visitor` may delete their own uploads; shared images need `admin` (visibility.py)."""
         with self._writer():
-            record = self.get(image_id)
+            record = self.get(image_id, visitor)
+            check_may_change(record, visitor, admin)
             self.catalog.remove(record.id)
             self.store.delete([record.id])
             self.thumbnails.remove(record.id)
@@ -358,10 +387,28 @@ class SearchEngine:
         """The small WebP shown for an image in grids (made from the stored original if missing)."""
         return self.thumbnails.ensure(record.id, Path(record.path), self.settings.max_pixels)
 
-    def set_caption(self, image_id: str, caption: str) -> ImageRecord:
-        """Replace a caption by a person's words; it is re-embedded and searchable at once."""
+    def expire_uploads(self, now: datetime | None = None) -> list[ImageRecord]:
+        """Remove visitors' uploads older than VS_VISITOR_TTL_HOURS: originals, records and vectors.
+        The shared collection is never touched."""
+        cutoff = (now or datetime.now(timezone.utc)) - timedelta(hours=self.settings.visitor_ttl_hours)
+        old = [r for r in self.catalog.records() if r.owner and _parse_time(r.added_at) <= cutoff]
+        if not old:
+            return []
+        with self._writer():
+            for record in old:
+                self.catalog.remove(record.id)
+            self.store.delete([r.id for r in old])
+            for record in old:
+                self.thumbnails.remove(record.id)
+        return old
+
+    def set_caption(self, image_id: str, caption: str, visitor: str | None = None,
+                    admin: bool = False) -> ImageRecord:
+        """Replace a caption by a person's words; it is re-embedded and searchable at once.
+        Who may: as for `remove`."""
         text = clean_text(caption, MAX_CAPTION_CHARS, what="caption")
-        record = self.get(image_id)
+        record = self.get(image_id, visitor)
+        check_may_change(record, visitor, admin)
         vector = self.compute.embed_captions([text])  # the model runs before the writer lock is taken
         with self._writer():
             record = self.catalog.set_caption(self.get(record.id).id, text, {self._keys()[0]: vector[0]})
@@ -369,8 +416,9 @@ class SearchEngine:
             return record
 
     # ---- reading -----------------------------------------------------------------------------
-    def get(self, image_id: str) -> ImageRecord:
-        """The record of an id, or of a unique id prefix (8+ characters, as `list` shows)."""
+    def get(self, image_id: str, visitor: str | None = None) -> ImageRecord:
+        """The record of an id, or of a unique id prefix (8+ characters, as `list` shows); another
+        visitor's upload is not found (visibility.py)."""
         key = (image_id or "").strip().lower()
         record = self.catalog.get(key) if len(key) == 64 else None
         if record is None and 8 <= len(key) < 64 and all(c in "0123456789abcdef" for c in key):
@@ -378,14 +426,14 @@ class SearchEngine:
             record = self.catalog.get(matches[0]) if len(matches) == 1 else None
         if record is None:
             raise NotFound(f"No indexed image has the id {image_id[:80]!r}.")
-        return record
+        return check_visible(record, visitor, image_id)
 
-    def list(self) -> list[ImageRecord]:
-        return sorted(self.catalog.records(), key=lambda r: (r.added_at, r.filename))
+    def list(self, visitor: str | None = None) -> list[ImageRecord]:
+        return sorted((r for r in self.catalog.records() if visible(r, visitor)), key=lambda r: (r.added_at, r.filename))
 
-    def search(self, query: str, k: int = 10, alpha: float | None = None, *, offset: int = 0,
-               min_relevance: float | None = None, sort: str = "relevance", filter: SearchFilter | None = None,
-               like: str | bytes | None = None) -> SearchResponse:
+    def search(self, query: str, k: int = 10, alpha: float | None = None, visitor: str | None = None, *,
+               offset: int = 0, min_relevance: float | None = None, sort: str = "relevance",
+               filter: SearchFilter | None = None, like: str | bytes | None = None) -> SearchResponse:
         """Text search: caption channel, visual channel and their hybrid, best first.
 
         `like` (an indexed id or image bytes) adds a picture to the words: the visual channel then
@@ -403,31 +451,32 @@ class SearchEngine:
             return SearchResponse(text, [], (time.perf_counter() - t0) * 1000, alpha, page.offset)
         visual_vec, visual_cal = self.queries.visual(text), ranking.CLIP_TEXT_IMAGE
         if like is not None:
-            visual_vec, visual_cal = ranking.combine(self._image_query(like)[1], visual_vec)
+            visual_vec, visual_cal = ranking.combine(self._image_query(like, visitor=visitor)[1], visual_vec)
         q = Query(self.queries.caption(text), visual_vec, self.queries.calibration, visual_cal, alpha)
-        return self._answer(text, q, page, filter, t0)
+        return self._answer(text, q, page, filter, visitor, t0)
 
     def similar(self, image: str | bytes, k: int = 10, filename: str = "query image", *, offset: int = 0,
                 min_relevance: float | None = None, sort: str = "relevance",
-                filter: SearchFilter | None = None) -> SearchResponse:
+                filter: SearchFilter | None = None, visitor: str | None = None) -> SearchResponse:
         """Image-to-image search by an indexed id or by image bytes; relevance is the visual score.
 
         An indexed image comes back first, with relevance 1.00 (cosine 1 with itself).
         """
         t0 = time.perf_counter()
         page = self._page(k, offset, min_relevance, sort)
-        label, visual_vec, caption_vec = self._image_query(image, filename)
+        label, visual_vec, caption_vec = self._image_query(image, filename, visitor)
         q = Query(caption_vec, visual_vec, self.queries.calibration, ranking.CLIP_IMAGE_IMAGE, 0.0)
-        return self._answer(label, q, page, filter, t0)
+        return self._answer(label, q, page, filter, visitor, t0)
 
     def _page(self, k: object, offset: object, min_relevance: object, sort: object) -> "_Page":
         cut = self.settings.min_relevance if min_relevance is None else min_relevance
         return _Page(check_k(k, self.settings.max_k), check_offset(offset), check_min_relevance(cut), check_sort(sort))
 
-    def _image_query(self, image: str | bytes, filename: str = "query image") -> tuple[str, np.ndarray, np.ndarray | None]:
+    def _image_query(self, image: str | bytes, filename: str = "query image",
+                     visitor: str | None = None) -> tuple[str, np.ndarray, np.ndarray | None]:
         """(label, CLIP image vector, caption vector or None) of an indexed id or of image bytes."""
         if isinstance(image, str):
-            record = self.get(image)
+            record = self.get(image, visitor)
             visual_vec = self.store.embeddings(VISUAL, [record.id]).get(record.id)
             if visual_vec is None:
                 raise NotFound(f"Image {record.id[:12]} is still being indexed; try again shortly.")
@@ -435,13 +484,16 @@ class SearchEngine:
         loaded = load_image(image, filename, self.settings.max_file_bytes, self.settings.max_pixels)
         return loaded.filename, self.query_models.embed_images([loaded.image])[0], None
 
-    def _answer(self, label: str, q: Query, page: "_Page", filter: SearchFilter | None, t0: float) -> SearchResponse:
-        """Candidates (filtered inside the index) -> cut-off -> order -> one page of results."""
-        where, ids = None, None
-        if filter is not None and filter.active:
-            where = filter.where()
-            if filter.needs_ids:  # a name substring: the exact ids whose file name contains it
-                ids = self.store.name_ids(filter.name, where)
+    def _answer(self, label: str, q: Query, page: "_Page", filter: SearchFilter | None, visitor: str | None,
+                t0: float) -> SearchResponse:
+        """Candidates (filtered inside the index) -> cut-off -> order -> one page of results.
+
+        A public-demo visitor's candidates are the shared images and their own, nothing else: the
+        visibility rule is part of every channel's `where` (visibility.py)."""
+        active = filter is not None and filter.active
+        where, ids = where_for(visitor, filter.where() if active else None), None
+        if active and filter.needs_ids:  # a name substring: the exact ids whose file name contains it
+            ids = self.store.name_ids(filter.name, where)
         need = page.offset + page.k
         found = gather(self.store, q, need, page.min_relevance, page.sort == "newest", where, ids)
         passing = [j for j, score in enumerate(found.total) if score >= page.min_relevance]
@@ -492,9 +544,23 @@ class SearchEngine:
             height=int(m.get("height", 0)), added_at=m.get("added_at", ""),
             caption_model=m.get("caption_model", ""), caption_edited=bool(m.get("caption_edited", False)),
             tags=tuple(m.get("tags") or ()), tags_model=m.get("tags_model", ""),
-            tags_edited=bool(m.get("tags_edited", False)),
+            tags_edited=bool(m.get("tags_edited", False)), owner=m.get("owner", ""),
         )
 
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        return datetime.min.replace(tzinfo=timezone.utc)  # unreadable: counts as old
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)

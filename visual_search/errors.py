@@ -37,3 +37,11 @@ class IndexOutOfDate(VisualSearchError):
 
 class NotAnImage(RejectedImage):
     """A file met inside a folder is not an image of any kind (a README, a video): skipped, not failed."""
+
+
+class NotAllowed(VisualSearchError):
+    """A public-demo visitor tried to change what only a signed-in curator may change."""
+
+
+class QuotaExceeded(VisualSearchError):
+    """A public-demo visitor reached a fair-share cap (images, bytes, uploads a minute, one job at a time)."""

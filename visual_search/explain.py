@@ -18,6 +18,7 @@ from . import ranking
 from .intake import load_image
 from .query import clean_text
 from .store import CAPTION
+from .visibility import visible, where_for
 
 if TYPE_CHECKING:
     from .engine import SearchEngine
@@ -111,7 +112,8 @@ def summarize(vector: np.ndarray, model: str = "", n_first: int = FIRST_VALUES) 
     return VectorSummary(v, int(v.size), float(np.linalg.norm(v)), tuple(float(x) for x in v[:n_first]), model)
 
 
-def caption_image(engine: "SearchEngine", data: bytes, filename: str = "image") -> CaptionStep:
+def caption_image(engine: "SearchEngine", data: bytes, filename: str = "image",
+                  visitor: str | None = None) -> CaptionStep:
     """Stage 1 on uploaded bytes: checked like any upload, captioned, timed. Nothing is stored."""
     s = engine.settings
     image = load_image(data, filename, s.max_file_bytes, s.max_pixels)
@@ -121,14 +123,15 @@ def caption_image(engine: "SearchEngine", data: bytes, filename: str = "image") 
     caption = engine.compute.caption([image.image])[0]  # on ZeroGPU: in a GPU worker, hand-over included
     seconds = time.perf_counter() - t0
     stored = engine.catalog.get(image.id)
+    stored = stored if stored is not None and visible(stored, visitor) else None  # another visitor's: not shown
     return CaptionStep(caption, seconds, engine.models.caption_model, image.width, image.height,
                        stored.caption if stored else None)
 
 
-def caption_indexed(engine: "SearchEngine", image_id: str) -> CaptionStep:
+def caption_indexed(engine: "SearchEngine", image_id: str, visitor: str | None = None) -> CaptionStep:
     """Stage 1 again on an indexed image's stored original (its stored caption is shown beside)."""
-    record = engine.get(image_id)
-    return caption_image(engine, Path(record.path).read_bytes(), record.filename)
+    record = engine.get(image_id, visitor)
+    return caption_image(engine, Path(record.path).read_bytes(), record.filename, visitor)
 
 
 def caption_vector(engine: "SearchEngine", caption: str) -> VectorSummary:
@@ -141,9 +144,9 @@ def indexed_caption(step: CaptionStep) -> str:
     return step.stored_caption if step.stored_caption is not None else step.caption
 
 
-def storage(engine: "SearchEngine") -> Storage:
+def storage(engine: "SearchEngine", visitor: str | None = None) -> Storage:
     store = engine.store
-    return Storage(store.names[CAPTION], store.where, store.count())
+    return Storage(store.names[CAPTION], store.where, engine.count(visitor))
 
 
 def encode_query(engine: "SearchEngine", query: str) -> QueryStep:
@@ -158,9 +161,10 @@ def encode_query(engine: "SearchEngine", query: str) -> QueryStep:
                      summarize(visual_vec, engine.models.visual_identity), seconds, cached)
 
 
-def breakdown(engine: "SearchEngine", query: str, k: int = 5, alpha: float | None = None) -> Breakdown:
+def breakdown(engine: "SearchEngine", query: str, k: int = 5, alpha: float | None = None,
+              visitor: str | None = None) -> Breakdown:
     """Stage 4: the engine's own search, with each result's cosines and relevances side by side."""
-    response = engine.search(query, k=k, alpha=alpha, min_relevance=0.0)  # checks k and alpha; explains all k
+    response = engine.search(query, k=k, alpha=alpha, min_relevance=0.0, visitor=visitor)  # explains all k
     rows = [
         RelevanceRow(rank, r.record.id, r.record.filename, r.record.caption, r.caption_cosine, r.caption_score,
                      r.visual_cosine, r.visual_score, r.relevance, r.record.path)
@@ -202,10 +206,11 @@ def pca_2d(
     return points, projected, explained  # type: ignore[return-value]
 
 
-def caption_map(engine: "SearchEngine", query_vector: np.ndarray | None = None, limit: int = MAP_LIMIT) -> CaptionMap:
-    """Every caption vector of the collection (up to `limit`) on a 2-D map, the query placed among them."""
+def caption_map(engine: "SearchEngine", query_vector: np.ndarray | None = None, limit: int = MAP_LIMIT,
+                visitor: str | None = None) -> CaptionMap:
+    """Every caption vector `visitor` may see (up to `limit`) on a 2-D map, the query placed among them."""
     store = engine.store
-    ids = sorted(store.ids(CAPTION))
+    ids = sorted(store.ids(CAPTION, where_for(visitor)))
     records = store.records(ids)
     ids = sorted(ids, key=lambda i: records.get(i, {}).get("added_at", ""))[-limit:]
     vectors = store.embeddings(CAPTION, ids)

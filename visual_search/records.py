@@ -21,6 +21,7 @@ class ImageRecord:
     tags: tuple[str, ...] = ()  # CLIP zero-shot against the tag vocabulary (tagging.py), or a person's
     tags_model: str = ""  # the CLIP identity that chose them; "" when none did
     tags_edited: bool = False  # a person's tags are never recomputed
+    owner: str = ""  # "" : the shared collection; else the public-demo visitor who uploaded it (visibility.py)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tags", tuple(self.tags))  # JSON brings a list

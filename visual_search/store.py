@@ -6,6 +6,7 @@ Two collections per model combination:
   * visual collection: the CLIP image vector of each image, with the metadata a search filters by
     (`added_ts`, `tags`; filters.py), so that both channels filter inside their own query, and the
     file name (lower case) as document, for the name filter.
+Both keep each image's owner (visibility.py), so every query filters by owner inside Chroma.
 Their names are derived from the model identities, so vectors of different models never mix: a
 model change opens fresh, empty collections, which the engine fills from the catalog.
 """
@@ -107,14 +108,27 @@ class VectorStore:
     def count(self) -> int:
         return self._guard(self._cols[CAPTION].count)
 
-    def ids(self, kind: str) -> set[str]:
+    def ids(self, kind: str, where: dict | None = None) -> set[str]:
         col = self._cols[kind]
-        return set(self._guard(lambda: col.get(include=[])["ids"]))
+        return set(self._guard(lambda: col.get(where=where, include=[])["ids"]))
 
     def captions(self) -> dict[str, str]:
         col = self._cols[CAPTION]
         got = self._guard(lambda: col.get(include=["documents"]))
         return dict(zip(got["ids"], got["documents"] or []))
+
+    def owners(self, kind: str) -> dict[str, str | None]:
+        """The owner stored beside each vector (None: a vector written before owners were stored)."""
+        col = self._cols[kind]
+        got = self._guard(lambda: col.get(include=["metadatas"]))
+        return {i: (m or {}).get("owner") for i, m in zip(got["ids"], got["metadatas"] or [])}
+
+    def count_where(self, where: dict | None) -> int:
+        """Images matching `where` (all when None), e.g. those one visitor may see."""
+        if where is None:
+            return self.count()
+        col = self._cols[CAPTION]
+        return len(self._guard(lambda: col.get(where=where, include=[])["ids"]))
 
     def upsert_visual(self, items: list[ImageRecord] | list[str], vectors: np.ndarray) -> None:
         """Records (vectors with their filterable metadata, and the file name in lower case as the document, for
@@ -210,8 +224,9 @@ def _to_metadata(r: ImageRecord) -> dict:
 
 
 def _filterable(r: ImageRecord) -> dict:
-    """What a SearchFilter's `where` reads. Chroma refuses an empty list: no tags, no key."""
-    return {"added_ts": timestamp(r.added_at), **({"tags": list(r.tags)} if r.tags else {})}
+    """What a query's `where` reads: a SearchFilter's fields and the owner (visibility.py).
+    Chroma refuses an empty list: no tags, no key."""
+    return {"added_ts": timestamp(r.added_at), "owner": r.owner, **({"tags": list(r.tags)} if r.tags else {})}
 
 
 def _name_document(r: ImageRecord) -> str:

@@ -19,6 +19,7 @@ from .collection_tabs import build_collection_tabs
 from .common import md
 from .explain_tab import build_explain_tab
 from .search_tabs import build_search_tabs
+from .visitors import Access, build_access
 
 TITLE = "Visual search"
 CSS = """
@@ -79,7 +80,9 @@ def launch_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def build_demo(engine: SearchEngine, startup: StartupJob | None = None) -> gr.Blocks:
+def build_demo(engine: SearchEngine, startup: StartupJob | None = None, access: Access | None = None) -> gr.Blocks:
+    access = access or Access(engine.settings)  # who is asking (VS_PUBLIC_DEMO: visitors, curators)
+
     def busy() -> str | None:
         """What the first-start job is doing, while it runs (search works meanwhile)."""
         st = startup.status if startup else None
@@ -87,9 +90,9 @@ def build_demo(engine: SearchEngine, startup: StartupJob | None = None) -> gr.Bl
             return None
         return f"{st.stage} ({st.done}/{st.total})" if st.total else st.stage
 
-    def header() -> str:
+    def header(request: gr.Request = None) -> str:
         try:
-            n = engine.count()
+            n = engine.count(access.who(request).visitor)
         except VisualSearchError as exc:  # e.g. the Chroma server is down: say so, keep the page up
             return f"⚠️ {md(exc)}"
         text = f"**{n:,} image{'s' * (n != 1)}** in the collection"
@@ -105,14 +108,20 @@ def build_demo(engine: SearchEngine, startup: StartupJob | None = None) -> gr.Bl
             text += " — you can search already."
         return text
 
-    def tick():
+    def tick(request: gr.Request):
         running = bool(startup and startup.status.running)
-        return header(), gr.Timer(active=running)
+        return header(request), gr.Timer(active=running)
 
     def first_visit():
-        """Start the first-start job if the app has not (ZeroGPU: its GPU calls need an event)."""
+        """Start the first-start job if the app has not (ZeroGPU: its GPU calls need an event); in a
+        public demo, sweep visitors' expired uploads."""
         if startup is not None and not startup.started:
             startup.start()
+        if access.public:
+            try:
+                engine.expire_uploads()
+            except VisualSearchError:
+                pass  # the store is down: the header says so; the next visit sweeps
         return gr.Timer(active=bool(startup and startup.status.running))
 
     # Stored images and thumbnails are served straight from the data dir, never copied into gradio's
@@ -120,12 +129,13 @@ def build_demo(engine: SearchEngine, startup: StartupJob | None = None) -> gr.Bl
     gr.set_static_paths([engine.settings.thumbs_dir, engine.settings.images_dir])
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}\nFind pictures by describing what you want to see.")
+        build_access(access, demo)
         header_md = gr.Markdown(elem_id="collection-status")
         timer = gr.Timer(1.0, active=startup is not None)  # polls the first-start job; stops when it is done
         with gr.Tabs(overflow_behavior="wrap") as tabs:  # phones: a second row, not a menu
-            build_search_tabs(engine, busy, tabs, demo)
-            build_collection_tabs(engine, busy, header, header_md)
-            build_explain_tab(engine)
+            build_search_tabs(engine, busy, tabs, demo, access)
+            build_collection_tabs(engine, busy, header, header_md, access)
+            build_explain_tab(engine, access)
         timer.tick(tick, None, [header_md, timer], api_visibility="private", show_progress="hidden")
         demo.load(header, None, header_md, api_name="status")
         demo.load(first_visit, None, timer, api_visibility="private", show_progress="hidden")

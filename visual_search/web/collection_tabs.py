@@ -18,6 +18,7 @@ from ..errors import VisualSearchError
 from ..intake import ACCEPTED_FORMATS, display_name
 from ..records import ImageRecord
 from .common import Busy, failure, md, selected_record, tag_line
+from .visitors import Access
 
 OUTCOME_COLUMNS = ["file", "outcome", "caption or reason"]
 LIBRARY_COLUMNS = ["file", "caption", "edited", "added (UTC)", "id", "tags"]
@@ -31,22 +32,27 @@ def matching(records: list[ImageRecord], find: str | None) -> list[ImageRecord]:
     return [r for r in records if all(w in f"{r.filename} {r.caption}".casefold() for w in words)]
 
 
-def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[[], str], header_md: gr.Markdown) -> None:
+def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[..., str], header_md: gr.Markdown,
+                          access: Access) -> None:
     s = engine.settings
 
-    def add_images(files: list[str] | None, progress=gr.Progress()):
-        """Index uploads one by one, with progress; one outcome row per file."""
+    def add_images(files: list[str] | None, request: gr.Request, profile: gr.OAuthProfile | None,
+                   progress=gr.Progress()):
+        """Index uploads one by one, with progress; one outcome row per file. A public-demo visitor's
+        uploads are theirs alone; a curator's join the shared collection."""
         if not files:
-            return pd.DataFrame([], columns=OUTCOME_COLUMNS), "Choose image files to add.", header()
+            return pd.DataFrame([], columns=OUTCOME_COLUMNS), "Choose image files to add.", header(request)
+        who = access.who(request, profile)
         if busy():
             progress(0, desc="waiting for the sample images to finish indexing")
         try:
             report = engine.index_files(
                 [(display_name(Path(path).name), path) for path in files],
                 progress=lambda done, total, label: progress((done, total), desc=f"indexing {label}"),
+                visitor=None if who.admin else who.visitor,
             )
         except VisualSearchError as exc:
-            return pd.DataFrame([], columns=OUTCOME_COLUMNS), failure(exc), header()
+            return pd.DataFrame([], columns=OUTCOME_COLUMNS), failure(exc), header(request)
         rows = ([[a.path, "indexed", a.caption] for a in report.added]
                 + [[d.path, "duplicate: already indexed", _caption_of(d.id)] for d in report.duplicates]
                 + [[f.path, "rejected", f.error] for f in report.failed])
@@ -55,7 +61,7 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[[],
                   f"{report.count:,} images in the collection")
         if report.added:
             status += " · new images are searchable now"
-        return pd.DataFrame(rows, columns=OUTCOME_COLUMNS), status, header()
+        return pd.DataFrame(rows, columns=OUTCOME_COLUMNS), status, header(request)
 
     def _caption_of(image_id: str) -> str:
         try:
@@ -63,10 +69,10 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[[],
         except VisualSearchError:
             return ""
 
-    def library(find: str = ""):
+    def library(find: str = "", request: gr.Request = None):
         """Tiles (newest first), the full table, and the ids behind the tiles; only the images whose
         file name or caption contains `find`, when given."""
-        everything = engine.list()[::-1]
+        everything = engine.list(access.who(request).visitor)[::-1]
         records = matching(everything, find)
         tiles = [(str(engine.thumbnail(r)), r.caption + tag_line(r.tags)) for r in records[:LIBRARY_TILES]]
         table = pd.DataFrame([[r.filename, r.caption, "yes" if r.caption_edited else "", r.added_at[:16], r.id,
@@ -88,31 +94,35 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[[],
         return (record.id, record.caption, f"**{md(record.filename)}** · {record.width} x {record.height} px",
                 ", ".join(record.tags))
 
-    def set_caption(image_id: str, text: str, find: str = ""):
+    def set_caption(image_id: str, text: str, find: str = "", request: gr.Request = None,
+                    profile: gr.OAuthProfile | None = None):
         if not (image_id or "").strip():
-            return "Select an image first.", *library(find)
+            return "Select an image first.", *library(find, request)
+        who = access.who(request, profile)
         try:
-            record = engine.set_caption(image_id, text)
+            record = engine.set_caption(image_id, text, visitor=who.visitor, admin=who.admin)
             status = f"Caption saved for **{md(record.filename)}**: searchable by its new words now."
         except VisualSearchError as exc:
             status = failure(exc)
-        return status, *library(find)
+        return status, *library(find, request)
 
-    def set_tags(image_id: str, text: str):
+    def set_tags(image_id: str, text: str, find: str = "", request: gr.Request = None,
+                 profile: gr.OAuthProfile | None = None):
         """Tags typed as `cat, sofa`: they replace the image's tags and are kept through model changes."""
         if not (image_id or "").strip():
-            return "Select an image first.", *library()
+            return "Select an image first.", *library(find, request)
+        who = access.who(request, profile)
         try:
-            record = engine.set_tags(image_id, (text or "").split(","))
+            record = engine.set_tags(image_id, (text or "").split(","), visitor=who.visitor, admin=who.admin)
             status = f"Tags saved for **{md(record.filename)}**: {md(', '.join(record.tags) or 'none')}."
         except VisualSearchError as exc:
             status = failure(exc)
-        return status, *library()
+        return status, *library(find, request)
 
-    def ask_delete(image_id: str):
+    def ask_delete(image_id: str, request: gr.Request = None):
         """The first click only asks: which image, and that it cannot be undone."""
         try:
-            record = engine.get(image_id) if (image_id or "").strip() else None
+            record = engine.get(image_id, access.who(request).visitor) if (image_id or "").strip() else None
         except VisualSearchError as exc:
             return failure(exc), gr.update(visible=False), ""
         if record is None:
@@ -120,15 +130,17 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[[],
         return "", gr.update(visible=True), (f"Delete **{md(record.filename)}** for good? Its stored original, "
                                              "caption and vectors are removed; this cannot be undone.")
 
-    def delete(image_id: str, find: str = ""):
+    def delete(image_id: str, find: str = "", request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         if not (image_id or "").strip():
-            return "Select an image first.", "", "", gr.update(), gr.update(visible=False), *library(find), header()
+            return ("Select an image first.", "", "", gr.update(), gr.update(visible=False), *library(find, request),
+                    header(request))
+        who = access.who(request, profile)
         try:
-            record = engine.remove(image_id)
+            record = engine.remove(image_id, visitor=who.visitor, admin=who.admin)
             status = f"Deleted **{md(record.filename)}**."
         except VisualSearchError as exc:
             status = failure(exc)
-        return (status, "", "", NOTHING_PICKED, gr.update(visible=False), *library(find), header())
+        return (status, "", "", NOTHING_PICKED, gr.update(visible=False), *library(find, request), header(request))
 
     with gr.Tab("Add images", id="add"):
         gr.Markdown(f"Add {ACCEPTED_FORMATS} files (up to {s.max_file_mb:g} MB each). Each one is "

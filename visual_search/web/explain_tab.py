@@ -14,6 +14,7 @@ from .. import explain
 from ..engine import SearchEngine
 from ..errors import VisualSearchError
 from .common import alpha_slider, code, failure, md, read_upload
+from .visitors import Access
 
 INTRO = """
 **Four stages** turn a pile of pictures into something you can search by describing it:
@@ -46,24 +47,25 @@ def _model_name(identity: str) -> str:
     where = identity.removeprefix("local-dir:")
     return Path(where).name if where.startswith(("/", "~", ".")) or "\\" in where else identity
 
-def _image_choices(engine: SearchEngine) -> list[tuple[str, str]]:
-    return [(f"{r.filename} — {r.caption[:60]}", r.id) for r in engine.list()]
+def _image_choices(engine: SearchEngine, visitor: str | None) -> list[tuple[str, str]]:
+    return [(f"{r.filename} — {r.caption[:60]}", r.id) for r in engine.list(visitor)]
 
-def build_explain_tab(engine: SearchEngine) -> None:
+def build_explain_tab(engine: SearchEngine, access: Access) -> None:
     s = engine.settings
 
-    def stages_1_2(upload: str | None, picked: str | None):
+    def stages_1_2(upload: str | None, picked: str | None, request: gr.Request):
         """Caption one image (timed), then embed the caption and say where such vectors live."""
         empty = _vector_frame(np.zeros(0))
+        visitor = access.who(request).visitor
         try:
             if upload:
-                step = explain.caption_image(engine, *read_upload(upload, s.max_file_bytes))
+                step = explain.caption_image(engine, *read_upload(upload, s.max_file_bytes), visitor=visitor)
             elif picked:
-                step = explain.caption_indexed(engine, picked)
+                step = explain.caption_indexed(engine, picked, visitor)
             else:
                 return "Upload an image or pick one from the collection first.", "", empty
             vector = explain.caption_vector(engine, explain.indexed_caption(step))
-            where = explain.storage(engine)
+            where = explain.storage(engine, visitor)
         except VisualSearchError as exc:
             return failure(exc), "", empty
         stage1 = (f"### Stage 1 · understanding the image\nThe captioner ({code(step.model)}) looked at the "
@@ -80,14 +82,15 @@ def build_explain_tab(engine: SearchEngine) -> None:
                   "similar things get vectors that point in similar directions.")
         return stage1, stage2, _vector_frame(vector.values)
 
-    def stages_3_4(query: str, k: float, alpha: float):
+    def stages_3_4(query: str, k: float, alpha: float, request: gr.Request):
         """Encode the query, then show how each top result's cosines became its relevance."""
         blank = pd.DataFrame([], columns=BREAKDOWN_COLUMNS)
         nothing = ("", _vector_frame(np.zeros(0)), "", blank, _parts_frame([]), draw_map(None, ""), [])
         try:
             step = explain.encode_query(engine, query)
-            result = explain.breakdown(engine, query, k=k, alpha=alpha)
-            cmap = explain.caption_map(engine, step.caption_vector.values)
+            visitor = access.who(request).visitor
+            result = explain.breakdown(engine, query, k=k, alpha=alpha, visitor=visitor)
+            cmap = explain.caption_map(engine, step.caption_vector.values, visitor=visitor)
         except VisualSearchError as exc:
             return failure(exc), *nothing[1:]
         took = ("came from the query cache (it was asked recently), computed by the same text model as the "
@@ -105,8 +108,8 @@ def build_explain_tab(engine: SearchEngine) -> None:
         return (stage3, _vector_frame(step.caption_vector.values), _stage4_md(result), table,
                 _parts_frame(result.rows, result.alpha), draw_map(cmap, step.text), tiles)
 
-    def refresh_choices():
-        return gr.update(choices=_image_choices(engine))
+    def refresh_choices(request: gr.Request):
+        return gr.update(choices=_image_choices(engine, access.who(request).visitor))
 
     def show_picked(image_id: str | None):
         """The picked image appears in the image box: stages 1-2 then run on exactly what is shown."""

@@ -11,6 +11,7 @@ from ..engine import SearchEngine
 from ..errors import VisualSearchError
 from ..filters import SORTS, SearchFilter
 from ..records import SearchResponse
+from .visitors import Access
 from .common import (
     Busy, ResultsView, alpha_slider, failure, k_slider, md, read_upload, results_details, results_gallery,
     selected_record, view,
@@ -41,7 +42,7 @@ def _more(response: SearchResponse | None, k: float, page: SearchResponse | None
     return response, gr.update(visible=full), gr.update(visible=hidden)
 
 
-def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.Blocks) -> None:
+def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.Blocks, access: Access) -> None:
     """Both tabs are built together: picking a search result opens "Find similar" with it.
 
     A search lives in the page URL (`?q=...&k=...&alpha=...`): opening or reloading such a link runs it.
@@ -50,11 +51,13 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
     top = min(50, s.max_k)
 
     def search(query: str, k: float, alpha: float, min_rel: float = s.min_relevance, sort: str = "relevance",
-               after: str = "", before: str = "", name: str = "", tag: str = ""):
+               after: str = "", before: str = "", name: str = "", tag: str = "", request: gr.Request = None):
         """One page of results; the response is kept so that "Show more" can append the next one."""
+        visitor = access.who(request).visitor
         try:
             f = SearchFilter.parse(after, before, name, tag)
-            response = engine.search(query, k=k, alpha=alpha, min_relevance=min_rel, sort=sort, filter=f)
+            response = engine.search(query, k=k, alpha=alpha, min_relevance=min_rel, sort=sort, filter=f,
+                                     visitor=visitor)
         except VisualSearchError as exc:
             response = None
             shown = ResultsView.message(failure(exc))
@@ -63,59 +66,67 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
         return (*shown.outputs(), "", gr.update(visible=False), *_more(response, k))
 
     def show_more(query: str, k: float, alpha: float, min_rel: float, sort: str, after: str, before: str,
-                  name: str, tag: str, shown: SearchResponse | None):
+                  name: str, tag: str, shown: SearchResponse | None, request: gr.Request = None):
         """The next page appended: the query's vectors come from the encoders' cache, not the models."""
         if shown is None:
-            return search(query, k, alpha, min_rel, sort, after, before, name, tag)
+            return search(query, k, alpha, min_rel, sort, after, before, name, tag, request)
+        visitor = access.who(request).visitor
         try:
             nxt = engine.search(shown.query, k=k, alpha=alpha, min_relevance=min_rel, sort=sort,
-                                filter=SearchFilter.parse(after, before, name, tag), offset=len(shown.results))
+                                filter=SearchFilter.parse(after, before, name, tag), offset=len(shown.results),
+                                visitor=visitor)
         except VisualSearchError as exc:
             return (*ResultsView.message(failure(exc)).outputs(), "", gr.update(visible=False), *_more(None, k))
         both = SearchResponse(shown.query, shown.results + nxt.results, nxt.elapsed_ms, nxt.alpha, 0, nxt.hidden,
                               nxt.min_relevance)
-        return (*_with_hidden(view(both, engine.count(), busy(), "for", engine.thumbnail), both).outputs(), "",
+        return (*_with_hidden(view(both, engine.count(visitor), busy(), "for", engine.thumbnail), both).outputs(), "",
                 gr.update(visible=False), *_more(both, k, nxt))
 
-    def _similar(image: str | bytes, k: float, words: str, filename: str = "query image") -> SearchResponse:
+    def _similar(image: str | bytes, k: float, words: str, visitor: str | None,
+                 filename: str = "query image") -> SearchResponse:
         """Images like this one, or, with words, like this one refined by them (text + image in CLIP space)."""
         if (words or "").strip():
-            return engine.search(words, k=k, like=image)
-        return engine.similar(image, k=k, filename=filename)
+            return engine.search(words, k=k, like=image, visitor=visitor)
+        return engine.similar(image, k=k, filename=filename, visitor=visitor)
 
     def from_link(request: gr.Request):
         """A page opened with `?q=...`: fill the controls from the link and run its search."""
         params = link_params(request.query_params, top, s.default_alpha)
         if params is None:
             return (gr.update(),) * (3 + len(search_out))
-        return *params, *search(*params)
+        return *params, *search(*params, request=request)
 
     def search_results(query: str, k: int = 8, alpha: float = s.default_alpha,
                        request: gr.Request = None) -> list[dict]:
         """Ranked results as data, for programs: id, filename, caption, relevance, caption_score,
         visual_score, added_at, image_url (the stored original, served by this app)."""
         try:
-            return result_rows(engine.search(query, k=k, alpha=alpha).results, request)
+            visitor = access.who(request).visitor
+            return result_rows(engine.search(query, k=k, alpha=alpha, visitor=visitor).results, request)
         except VisualSearchError as exc:
             raise gr.Error(str(exc)) from None  # the client gets the message, not a bare "error"
 
-    def similar_to_upload(path: str | None, k: float, words: str = ""):
+    def similar_to_upload(path: str | None, k: float, words: str = "", request: gr.Request = None):
         if not path:
             return ResultsView.message("Upload an image, or pick a search result, to find images like it.").outputs()
+        visitor = access.who(request).visitor
         try:
             data, name = read_upload(path, s.max_file_bytes)
-            response = _similar(data, k, words, name)
-            return _with_hidden(view(response, engine.count(), busy(), "like", engine.thumbnail), response).outputs()
+            response = _similar(data, k, words, visitor, name)
+            return _with_hidden(view(response, engine.count(visitor), busy(), "like", engine.thumbnail),
+                                response).outputs()
         except VisualSearchError as exc:
             return ResultsView.message(failure(exc)).outputs()
 
-    def similar_to_indexed(image_id: str | None, k: float, words: str = ""):
+    def similar_to_indexed(image_id: str | None, k: float, words: str = "", request: gr.Request = None):
         if not image_id:
             return *ResultsView.message("Pick a result first.").outputs(), gr.update()
+        visitor = access.who(request).visitor
         try:
-            record = engine.get(image_id)
-            response = _similar(record.id, k, words)
-            return *_with_hidden(view(response, engine.count(), busy(), "like", engine.thumbnail), response).outputs(), record.path
+            record = engine.get(image_id, visitor)
+            response = _similar(record.id, k, words, visitor)
+            return (*_with_hidden(view(response, engine.count(visitor), busy(), "like", engine.thumbnail),
+                                  response).outputs(), record.path)
         except VisualSearchError as exc:
             return *ResultsView.message(failure(exc)).outputs(), gr.update()
 
@@ -168,7 +179,7 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
     with gr.Tab("Find similar", id="similar"):
         with gr.Row():
             with gr.Column(scale=1, min_width=240):
-                image = gr.Image(type="filepath", image_mode=None, label="Query image", height=260,
+                image = gr.Image(type="filepath", image_mode=None, label="Query image", height=260, elem_id="similar-image",
                                  sources=["upload", "clipboard"])
                 k2 = k_slider(8, top)
                 words = gr.Textbox("", label="Refine with words", placeholder="e.g. at night", max_lines=1,

@@ -1,0 +1,173 @@
+"""Public demo, in the library: private uploads, a read-only shared collection, expiry, fair share.
+
+Two visitors A and B over one data dir with shared images. What A uploads never reaches B: not by
+text, not by "similar" with the very same file, not in the list, not by id; and it never even enters
+B's candidate pool (the store's query filters by owner). B cannot change shared images; a curator can.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+import consistency
+from images import jpeg
+from visual_search import SearchEngine
+from visual_search.errors import NotAllowed, NotFound, QuotaExceeded
+from visual_search.fair_share import FairShare
+from visual_search.store import CAPTION, VISUAL
+from visual_search.visibility import REFUSED, where_visible
+
+A, B = "visitor-a-0123456789abcdef", "visitor-b-0123456789abcdef"
+SECRET = "a purple giraffe riding a skateboard"
+
+
+@pytest.fixture
+def demo(settings, shared_models, tmp_path):
+    """Three shared images, then one upload of A's, captioned by A in words nobody else uses."""
+    engine = SearchEngine(replace(settings, public_demo=True, visitor_max_images=4), **shared_models)
+    engine.index_bytes([(f"shared{i}.jpg", jpeg(i)) for i in range(3)])
+    upload = tmp_path / "mine.jpg"
+    upload.write_bytes(jpeg(7))
+    report = engine.index_files([("mine.jpg", upload)], visitor=A)
+    mine = engine.set_caption(report.added[0].id, SECRET, visitor=A)
+    return engine, mine, upload
+
+
+def _ids(response) -> set[str]:
+    return {r.record.id for r in response.results}
+
+
+def test_an_upload_is_private_to_its_visitor(demo):
+    engine, mine, upload = demo
+    assert mine.owner == A and engine.get(mine.id).owner == A
+    assert mine.id in _ids(engine.search(SECRET, k=10, alpha=1.0, visitor=A))
+    assert mine.id in _ids(engine.similar(upload.read_bytes(), k=10, visitor=A))
+    assert mine.id in {r.id for r in engine.list(visitor=A)}
+
+    assert mine.id not in _ids(engine.search(SECRET, k=100, alpha=1.0, visitor=B))
+    assert mine.id not in _ids(engine.search(SECRET, k=100, alpha=0.0, visitor=B))
+    assert mine.id not in _ids(engine.similar(upload.read_bytes(), k=100, visitor=B))
+    assert mine.id not in {r.id for r in engine.list(visitor=B)}
+    with pytest.raises(NotFound):
+        engine.get(mine.id, visitor=B)
+    with pytest.raises(NotFound):
+        engine.similar(mine.id, visitor=B)
+    assert len(engine.search(SECRET, k=100, visitor=B).results) == 3 and engine.count(visitor=B) == 3
+    assert engine.count(visitor=A) == 4 and engine.count() == 4
+
+
+def test_the_store_filters_by_owner_before_ranking(demo):
+    engine, mine, _ = demo
+    vector = engine.store.embeddings(VISUAL, [mine.id])[mine.id]
+    for kind in (CAPTION, VISUAL):  # the very vector of A's image, and room for every image: not there for B
+        stored = engine.store.embeddings(kind, [mine.id])[mine.id] if kind == CAPTION else vector
+        assert mine.id not in {h.id for h in engine.store.query(kind, stored, 50, where_visible(B))}
+        assert mine.id in {h.id for h in engine.store.query(kind, stored, 50, where_visible(A))}
+        assert mine.id not in {h.id for h in engine.store.query(kind, stored, 50, where_visible(""))}
+
+
+def test_the_shared_collection_is_read_only_to_visitors_and_curators_may_change_it(demo):
+    engine, mine, _ = demo
+    shared = next(r for r in engine.list() if not r.owner)
+    before = consistency.snapshot(engine.settings)
+    with pytest.raises(NotAllowed, match="read-only"):
+        engine.remove(shared.id, visitor=B)
+    with pytest.raises(NotAllowed) as refused:
+        engine.set_caption(shared.id, "vandalised", visitor=B)
+    assert str(refused.value) == REFUSED
+    with pytest.raises(NotFound):  # another visitor's upload: as if it did not exist
+        engine.remove(mine.id, visitor=B)
+    with pytest.raises(NotFound):
+        engine.set_caption(mine.id, "vandalised", visitor=B)
+    with pytest.raises(NotFound):  # a curator of the shared collection does not see private uploads either
+        engine.remove(mine.id, visitor=B, admin=True)
+    assert consistency.snapshot(engine.settings) == before and engine.get(shared.id) == shared
+
+    assert engine.set_caption(shared.id, "a curated caption", visitor=B, admin=True).caption == "a curated caption"
+    assert engine.remove(shared.id, visitor=B, admin=True).id == shared.id
+    assert engine.remove(mine.id, visitor=A).id == mine.id  # a visitor may delete their own upload
+    assert consistency.problems(engine.settings) == []
+
+
+def test_uploads_expire_after_the_ttl_and_nothing_else_does(demo):
+    engine, mine, _ = demo
+    shared_files = {k: v for k, v in consistency.catalog_files(engine.settings).items() if mine.id not in k}
+    added = datetime.fromisoformat(mine.added_at)
+    assert engine.expire_uploads(now=added + timedelta(hours=23.9)) == []
+    gone = engine.expire_uploads(now=added + timedelta(hours=24, seconds=1))
+    assert [r.id for r in gone] == [mine.id]
+    assert consistency.catalog_files(engine.settings) == shared_files  # the samples untouched
+    assert mine.id not in engine.store.ids(CAPTION) | engine.store.ids(VISUAL)
+    assert consistency.problems(engine.settings) == [] and engine.count() == 3
+
+
+def test_a_visitor_at_the_cap_gets_the_message_and_nothing_is_written(demo, tmp_path):
+    engine, _, _ = demo  # A holds 1 image; the cap is 4
+    files = []
+    for i in range(4):
+        files.append((f"more{i}.jpg", tmp_path / f"more{i}.jpg"))
+        files[-1][1].write_bytes(jpeg(20 + i))
+    before = consistency.snapshot(engine.settings)
+    with pytest.raises(QuotaExceeded, match="Each visitor may keep 4 images and you have 1"):
+        engine.index_files(files, visitor=A)
+    assert consistency.snapshot(engine.settings) == before
+    assert len(engine.index_files(files[:3], visitor=A).added) == 3  # up to the cap is fine
+    with pytest.raises(QuotaExceeded):
+        engine.index_files(files[3:], visitor=A)
+    assert len(engine.index_files(files[3:], visitor=B).added) == 1  # B has a share of their own
+    assert consistency.problems(engine.settings) == []
+
+
+def test_the_same_file_as_another_visitors_upload_is_refused_without_showing_it(demo):
+    engine, mine, upload = demo
+    report = engine.index_files([("copy.jpg", upload)], visitor=B)
+    assert not report.added and not report.duplicates and "another visitor" in report.failed[0].error
+    assert mine.id not in {r.id for r in engine.list(visitor=B)}
+
+
+def test_fair_share_limits_rate_and_one_job_at_a_time(settings):
+    now = [0.0]
+    share = FairShare(replace(settings, visitor_uploads_per_minute=5), clock=lambda: now[0])
+    with share.admit(A, 3, 10, 0, 0):
+        with pytest.raises(QuotaExceeded, match="still being added"):
+            with share.admit(A, 1, 10, 0, 0):
+                pass
+        with share.admit(B, 1, 10, 0, 0):  # another visitor is not held up
+            pass
+    with pytest.raises(QuotaExceeded, match="At most 5 images a minute"):
+        with share.admit(A, 3, 10, 0, 0):
+            pass
+    now[0] = 61.0
+    with share.admit(A, 3, 10, 0, 0):
+        pass
+    with pytest.raises(QuotaExceeded, match="MB of images"):
+        with share.admit(B, 1, settings.visitor_max_bytes, 0, 1):
+            pass
+
+
+def test_the_how_it_works_map_and_stage_1_show_only_what_the_visitor_may_see(demo):
+    from visual_search import explain
+
+    engine, mine, upload = demo
+    query = engine.queries.caption(SECRET)
+    assert mine.id in explain.caption_map(engine, query, visitor=A).ids
+    assert mine.id not in explain.caption_map(engine, query, visitor=B).ids
+    assert len(explain.caption_map(engine, query, visitor=B).ids) == 3
+    assert explain.caption_image(engine, upload.read_bytes(), visitor=A).stored_caption == SECRET
+    assert explain.caption_image(engine, upload.read_bytes(), visitor=B).stored_caption is None
+    assert explain.storage(engine, B).count == 3
+
+
+def test_reconcile_restores_an_owner_the_index_lost(demo):
+    import numpy as np
+
+    engine, mine, _ = demo
+    vector = engine.store.embeddings(VISUAL, [mine.id])[mine.id]
+    engine.store.upsert_visual([mine.id], np.stack([vector]), [""])  # e.g. an index written before owners
+    assert any(f"owner of {mine.id[:12]}" in p for p in consistency.problems(engine.settings))
+    engine.reconcile()  # the catalog is the truth: the owner comes back from the record
+    assert consistency.problems(engine.settings) == []
+    assert mine.id not in {h.id for h in engine.store.query(VISUAL, vector, 50, where_visible(B))}

@@ -1,0 +1,120 @@
+"""Public demo through the app's API: two gradio_client sessions are two visitors, a third signs in
+as a curator. What visitor A adds, visitor B cannot find (text, "similar" with the same file, the
+Library, How it works); B cannot change the shared images; the curator can; caps refuse cleanly."""
+
+from __future__ import annotations
+
+import pytest
+from gradio_client import Client, handle_file
+
+import consistency
+from images import jpeg
+from visual_search import SearchEngine
+from visual_search.visibility import REFUSED
+from visual_search.web.common import md
+from visual_search.web.visitors import Access, is_admin_profile
+
+from conftest import launch_app
+
+SECRET = "a purple giraffe riding a skateboard"
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory, tiny_settings, shared_models):
+    settings = tiny_settings(tmp_path_factory.mktemp("demo") / "data", public_demo=True, visitor_max_images=3,
+                             admin_password=PASSWORD, admins=frozenset({"alice"}))
+    engine = SearchEngine(settings, **shared_models)
+    engine.index_bytes([(f"shared{i}.jpg", jpeg(i)) for i in range(3)])  # the shared collection
+    demo = launch_app(engine)
+    clients = [Client(demo.local_url, verbose=False) for _ in range(3)]
+    yield engine, *clients
+    demo.close()
+
+
+def _files(table) -> list[str]:
+    return [row[-1] for row in table["data"]]
+
+
+def _library(client) -> dict[str, str]:
+    """file name -> id, as the visitor's Library lists them."""
+    _, table, _ = client.predict(api_name="/library")
+    return {row[0]: row[4] for row in table["data"]}
+
+
+def test_what_a_visitor_adds_nobody_else_sees(app, tmp_path):
+    engine, a, b, _ = app
+    path = tmp_path / "giraffe.jpg"
+    path.write_bytes(jpeg(42))
+    outcome, status, header = a.predict([handle_file(str(path))], api_name="/add_images")
+    assert outcome["data"][0][:2] == ["giraffe.jpg", "indexed"] and header.startswith("**4 images**")
+    mine = _library(a)["giraffe.jpg"]
+    status, *_ = a.predict(mine, SECRET, api_name="/set_caption")  # a visitor may edit their own upload
+    assert status.startswith("Caption saved")
+
+    _, table, _, _ = a.predict(SECRET, 8, 1.0, api_name="/search")
+    assert _files(table)[0] == "giraffe.jpg"
+    _, table, _ = a.predict(handle_file(str(path)), 8, api_name="/similar")
+    assert _files(table)[0] == "giraffe.jpg"
+
+    _, table, status, _ = b.predict(SECRET, 50, 1.0, api_name="/search")
+    assert "giraffe.jpg" not in _files(table) and "among 3 images" in status
+    _, table, _ = b.predict(handle_file(str(path)), 50, api_name="/similar")
+    assert "giraffe.jpg" not in _files(table)
+    _, table, status, _ = b.predict(mine, 50, api_name="/similar_by_id")
+    assert table["data"] == [] and "No indexed image has the id" in status
+    assert "giraffe.jpg" not in _library(b) and b.predict(api_name="/status").startswith("**3 images**")
+    _, _, _, breakdown, _, _ = b.predict(SECRET, 10, 1.0, api_name="/explain_query")
+    assert "giraffe.jpg" not in [row[6] for row in breakdown["data"]]
+    stage1, _, _ = b.predict(None, mine, api_name="/explain_image")
+    assert "No indexed image has the id" in stage1
+    assert engine.get(mine).owner  # it is there, and A's
+
+
+def test_a_visitor_cannot_change_the_shared_collection_but_a_curator_can(app):
+    engine, _, b, curator = app
+    shared = _library(b)["shared0.jpg"]
+    before = consistency.snapshot(engine.settings)
+    status, *_ = b.predict(shared, "vandalised", api_name="/set_caption")
+    assert status == f"⚠️ {md(REFUSED)}"
+    status, *_ = b.predict(shared, api_name="/delete")
+    assert status == f"⚠️ {md(REFUSED)}"
+    assert b.predict("guess", api_name="/sign_in").startswith("⚠️ That is not the curator password")
+    status, *_ = b.predict(shared, api_name="/delete")
+    assert status == f"⚠️ {md(REFUSED)}"
+    assert consistency.snapshot(engine.settings) == before
+
+    assert curator.predict(PASSWORD, api_name="/sign_in").startswith("Signed in as a curator")
+    status, *_ = curator.predict(shared, "a curated caption", api_name="/set_caption")
+    assert status.startswith("Caption saved") and engine.get(shared).caption == "a curated caption"
+    status, *_ = curator.predict(shared, api_name="/delete")
+    assert status == "Deleted **shared0\\.jpg**." and "shared0.jpg" not in _library(b)
+    assert consistency.problems(engine.settings) == []
+
+
+def test_a_visitor_at_the_cap_gets_the_message_and_nothing_is_written(app, tmp_path):
+    engine, _, b, _ = app
+    paths = []
+    for i in range(4):
+        paths.append(tmp_path / f"many{i}.jpg")
+        paths[-1].write_bytes(jpeg(100 + i))
+    before = consistency.snapshot(engine.settings)
+    outcome, status, _ = b.predict([handle_file(str(p)) for p in paths], api_name="/add_images")
+    assert outcome["data"] == [] and status.startswith("⚠️ Each visitor may keep 3 images and you have 0")
+    assert consistency.snapshot(engine.settings) == before and consistency.problems(engine.settings) == []
+
+
+def test_curators_on_a_space_are_the_hugging_face_users_on_the_allow_list():
+    from gradio import OAuthProfile
+
+    admins = frozenset({"alice"})
+    profile = OAuthProfile({"name": "Alice", "preferred_username": "Alice", "profile": "", "picture": ""})
+    assert profile.username == "Alice" and is_admin_profile(profile, admins)
+    assert not is_admin_profile(OAuthProfile({"name": "Bob", "preferred_username": "bob", "profile": "",
+                                              "picture": ""}), admins)
+    assert not is_admin_profile(None, admins) and not is_admin_profile(profile, frozenset())
+
+
+def test_local_use_is_one_library_where_everything_is_writable(tiny_settings, tmp_path):
+    who = Access(tiny_settings(tmp_path)).who(None)
+    assert who.visitor is None and who.admin

@@ -1,0 +1,117 @@
+"""Public demo in a real browser: two Chromium contexts are two visitors. A adds a picture and
+captions it; B cannot find it by text, by "similar" with the same file, or in the Library; A can.
+B's delete of a shared image is refused on the page, and succeeds once B signs in as a curator."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+import consistency
+from images import encode, jpeg
+from visual_search import SearchEngine
+from visual_search.visibility import REFUSED
+
+from conftest import launch_app
+from test_browser import CHROMIUM, FLAGS, _search, _tiles
+
+SECRET = "a purple giraffe riding a skateboard"
+PASSWORD = "correct horse battery staple"
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed at /usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory, tiny_settings, shared_models):
+    settings = tiny_settings(tmp_path_factory.mktemp("demo-browser") / "data", public_demo=True,
+                             admin_password=PASSWORD)
+    engine = SearchEngine(settings, **shared_models)
+    engine.index_bytes([(f"shared{i}.jpg", jpeg(i, (96, 72))) for i in range(3)])
+    demo = launch_app(engine)
+    yield engine, demo.local_url
+    demo.close()
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
+        yield b
+        b.close()
+
+
+def _visitor(browser, url):
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()  # its own localStorage
+    page.set_default_timeout(30_000)
+    page.goto(url, wait_until="load")
+    page.locator("#public-demo-note").wait_for()
+    return page
+
+
+def _library_tiles(page) -> list[str]:
+    page.get_by_role("tab", name="Library").click()
+    page.locator("#library-gallery .thumbnail-item").first.wait_for()
+    return _tiles(page, "#library-gallery")
+
+
+def _similar_tiles(page, path) -> list[str]:
+    page.get_by_role("tab", name="Find similar").click()
+    page.locator("#similar-image input[type=file]").set_input_files(str(path))
+    page.locator("#similar-status", has_text="like").wait_for()
+    return _tiles(page, "#similar-gallery")
+
+
+def test_two_visitors_see_only_their_own_uploads_and_cannot_change_the_shared_ones(app, browser, tmp_path):
+    engine, url = app
+    picture = tmp_path / "giraffe.png"
+    picture.write_bytes(encode(Image.new("RGB", (160, 120), (120, 30, 160)), "PNG"))
+
+    a = _visitor(browser, url)
+    a.get_by_role("tab", name="Add images").click()
+    a.locator("#add-images input[type=file]").set_input_files(str(picture))
+    a.locator("#add-outcome", has_text="indexed").wait_for(timeout=60_000)
+    a.get_by_role("tab", name="Library").click()
+    a.locator("#library-gallery .thumbnail-item").first.click()  # newest first: A's upload
+    a.get_by_text("giraffe.png · 160 x 120 px").wait_for()
+    a.locator("#library-caption textarea").fill(SECRET)
+    a.get_by_role("button", name="Save caption").click()
+    a.get_by_text("Caption saved for").wait_for()
+    mine = next(r for r in engine.list() if r.filename == "giraffe.png")
+    assert mine.owner and mine.caption == SECRET
+
+    b = _visitor(browser, url)
+    for page, sees in ((a, True), (b, False)):
+        page.get_by_role("tab", name="Search").click()
+        weight = page.get_by_label("number input for caption ⟷ visual weight")
+        weight.fill("1")
+        weight.press("Enter")
+        _search(page, SECRET)
+        page.locator("#search-status", has_text="giraffe").wait_for()
+        found = [t for t in _tiles(page, "#search-gallery") if t.endswith(SECRET)]
+        assert bool(found) == sees
+        assert any(t.endswith(SECRET) for t in _library_tiles(page)) == sees
+        similar = _similar_tiles(page, picture)
+        assert (bool(similar) and similar[0] == f"1.00 | {SECRET}") == sees, similar
+        assert not sees or len(_library_tiles(page)) == 4
+    assert len(_library_tiles(b)) == 3
+
+    # B tries to delete a shared image: refused on the page, nothing changes
+    before = consistency.snapshot(engine.settings)
+    b.locator("#library-gallery .thumbnail-item").first.click()
+    b.get_by_text("· 96 x 72 px").wait_for()
+    b.get_by_role("button", name="Delete image").click()
+    b.get_by_text(REFUSED).first.wait_for()
+    assert consistency.snapshot(engine.settings) == before
+
+    # signed in as a curator, the same delete succeeds
+    b.get_by_text("Curator sign-in").click()
+    b.locator("#curator-password input").fill(PASSWORD)
+    b.get_by_role("button", name="Sign in").click()
+    b.locator("#curator-status", has_text="Signed in as a curator").wait_for()
+    b.locator("#library-gallery .thumbnail-item").first.click()
+    b.get_by_text("· 96 x 72 px").wait_for()
+    b.get_by_role("button", name="Delete image").click()
+    b.get_by_text("Deleted").first.wait_for()
+    assert engine.count() == 3 and consistency.problems(engine.settings) == []

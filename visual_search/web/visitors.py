@@ -1,0 +1,152 @@
+"""Who is asking, in a public demo: a visitor id per browser (kept in the browser) or per API session,
+and whether they signed in as a curator (README "Public demo", SECURITY.md).
+
+A browser keeps a random visitor id in `gr.BrowserState`; a page load hands it to the server, which
+remembers it for that page's session. An API client without a page is a visitor of its own for its
+session. Curators sign in with Hugging Face (`gr.LoginButton`, user names in VS_ADMINS) on a
+Space, or with VS_ADMIN_PASSWORD elsewhere. With VS_PUBLIC_DEMO off, everyone is everything: one
+library, every tab writable.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import re
+import secrets
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import gradio as gr
+
+from ..config import Settings
+
+VISITOR_ID = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
+MAX_SESSIONS = 50_000  # sessions remembered (oldest forgotten first: they get a new visitor id)
+SIGN_IN_REFUSED = "That is not the curator password."
+
+
+@dataclass(frozen=True)
+class Who:
+    visitor: str | None  # None: no restriction (VS_PUBLIC_DEMO off)
+    admin: bool  # may edit and delete the shared collection
+
+
+def new_visitor_id() -> str:
+    return secrets.token_urlsafe(18)  # 144 random bits
+
+
+def is_admin_profile(profile: object, admins: frozenset[str]) -> bool:
+    """A Hugging Face sign-in (gr.OAuthProfile) whose user name is on the VS_ADMINS allow-list."""
+    name = getattr(profile, "username", None) or getattr(profile, "preferred_username", None)
+    return isinstance(name, str) and bool(name) and name.strip().lower() in admins
+
+
+def oauth_available() -> bool:
+    """Hugging Face sign-in works on a Space with `hf_oauth: true` (it sets OAUTH_CLIENT_ID)."""
+    return bool(os.environ.get("SPACE_ID", "").strip() and os.environ.get("OAUTH_CLIENT_ID", "").strip())
+
+
+class Access:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.public = settings.public_demo
+        self._lock = threading.Lock()
+        self._visitors: OrderedDict[str, str] = OrderedDict()  # session hash -> visitor id
+        self._curators: set[str] = set()  # session hashes signed in with the password
+
+    def who(self, request: gr.Request | None, profile: object = None) -> Who:
+        if not self.public:
+            return Who(None, True)
+        session = _session(request)
+        if not session:  # no session to remember it by: a visitor of its own for this one call
+            return Who(new_visitor_id(), is_admin_profile(profile, self.settings.admins))
+        with self._lock:
+            visitor = self._visitors.get(session)
+            if visitor is None:  # an API client (no page load): a visitor of its own for this session
+                visitor = self._remember(session, new_visitor_id())
+            admin = session in self._curators
+        return Who(visitor, admin or is_admin_profile(profile, self.settings.admins))
+
+    def adopt(self, stored: object, request: gr.Request) -> str:
+        """Page load: the browser's visitor id (a new one if it has none) becomes this session's."""
+        visitor = stored if isinstance(stored, str) and VISITOR_ID.match(stored) else new_visitor_id()
+        if _session(request):
+            with self._lock:
+                self._remember(_session(request), visitor)
+        return visitor
+
+    def sign_in(self, password: str, request: gr.Request) -> str:
+        expected = self.settings.admin_password
+        if not expected:
+            return "Curator sign-in with a password is not set up here (VS_ADMIN_PASSWORD)."
+        if not hmac.compare_digest((password or "").encode(), expected.encode()):
+            gr.Warning(SIGN_IN_REFUSED)
+            return f"⚠️ {SIGN_IN_REFUSED}"
+        if not _session(request):
+            return "⚠️ Sign-in needs a session (a page, or one gradio_client)."
+        with self._lock:
+            self._curators.add(_session(request))
+        return "Signed in as a curator: you can edit and delete the shared images."
+
+    def _remember(self, session: str, visitor: str) -> str:
+        self._visitors[session] = visitor
+        self._visitors.move_to_end(session)
+        while len(self._visitors) > MAX_SESSIONS:
+            old, _ = self._visitors.popitem(last=False)
+            self._curators.discard(old)
+        return visitor
+
+    def note(self) -> str:
+        s = self.settings
+        return (f"**Public demo.** Images you add are yours alone: only you can find them, and they are deleted "
+                f"after {s.visitor_ttl_hours:g} h. Up to {s.visitor_max_images} images "
+                f"({s.visitor_max_mb:g} MB) per visitor. The shared collection is read-only unless you sign in "
+                "as a curator.")
+
+
+def _session(request: gr.Request | None) -> str:
+    return str(getattr(request, "session_hash", None) or "")
+
+
+def browser_secret(settings: Settings) -> str:
+    """The key gradio encrypts the browser's stored visitor id with, kept in the data dir: a restart
+    of the app does not make every visitor a stranger to their own uploads."""
+    path = settings.data_dir / ".browser-secret"
+    try:
+        return path.read_text().strip() or _new_secret(path)
+    except OSError:
+        return _new_secret(path)
+
+
+def _new_secret(path) -> str:
+    secret = secrets.token_urlsafe(32)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secret)
+    except OSError:
+        pass  # a read-only data dir: visitor ids then last as long as this process
+    return secret
+
+
+def build_access(access: Access, demo: gr.Blocks) -> None:
+    """The visitor id in the browser, the public-demo note, and the curator sign-in (public mode only)."""
+    if not access.public:
+        return
+    stored = gr.BrowserState(None, storage_key="visual-search-visitor", secret=browser_secret(access.settings))
+    demo.load(access.adopt, [stored], [stored], api_visibility="private", show_progress="hidden")
+    gr.Markdown(access.note(), elem_id="public-demo-note")
+    if oauth_available():
+        gr.LoginButton("Sign in with Hugging Face (curators)")
+    if access.settings.admin_password:
+        with gr.Accordion("Curator sign-in", open=False):
+            with gr.Row(equal_height=True):
+                password = gr.Textbox(label="Curator password", type="password", max_lines=1, scale=4,
+                                      elem_id="curator-password")
+                go = gr.Button("Sign in", scale=1, min_width=100)
+            signed = gr.Markdown(elem_id="curator-status")
+        go.click(access.sign_in, [password], [signed], api_name="sign_in")
+        password.submit(access.sign_in, [password], [signed], api_visibility="private")
