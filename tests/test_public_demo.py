@@ -166,7 +166,9 @@ def test_reconcile_restores_an_owner_the_index_lost(demo):
 
     engine, mine, _ = demo
     vector = engine.store.embeddings(VISUAL, [mine.id])[mine.id]
-    engine.store.upsert_visual([mine.id], np.stack([vector]), [""])  # e.g. an index written before owners
+    from dataclasses import replace
+
+    engine.store.upsert_visual([replace(mine, owner="")], np.stack([vector]))  # an index that lost the owner
     assert any(f"owner of {mine.id[:12]}" in p for p in consistency.problems(engine.settings))
     engine.reconcile()  # the catalog is the truth: the owner comes back from the record
     assert consistency.problems(engine.settings) == []
