@@ -91,7 +91,7 @@ def test_search_shows_relevance_and_caption_on_every_tile(app):
     assert table["headers"] == ["rank", "relevance", "caption score", "visual score", "caption", "file", "tags",
                                 "added (UTC)"]
     assert table["data"][0][0] == 1 and table["data"][0][4:6] == [CAPTIONS["cat.jpg"], "cat.jpg"]
-    assert all(re.search(r"\.jpg$", tile["image"]) for tile in gallery)
+    assert all(re.search(r"\.webp$", tile["image"]) for tile in gallery)  # light tiles: the thumbnails
 
 
 def test_empty_and_invalid_queries_get_messages_not_errors(app):

@@ -13,7 +13,8 @@ from visual_search import SearchEngine
 from visual_search.visibility import REFUSED
 
 from conftest import launch_app
-from test_browser import CHROMIUM, FLAGS, _search, _tiles
+from browser import CHROMIUM, FLAGS
+from test_browser import _search, _tiles
 
 SECRET = "a purple giraffe riding a skateboard"
 PASSWORD = "correct horse battery staple"
@@ -113,5 +114,6 @@ def test_two_visitors_see_only_their_own_uploads_and_cannot_change_the_shared_on
     b.locator("#library-gallery .thumbnail-item").first.click()
     b.get_by_text("· 96 x 72 px").wait_for()
     b.get_by_role("button", name="Delete image").click()
+    b.get_by_role("button", name="Yes, delete it").click()  # a curator is asked to confirm
     b.get_by_text("Deleted").first.wait_for()
     assert engine.count() == 3 and consistency.problems(engine.settings) == []

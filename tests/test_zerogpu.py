@@ -42,16 +42,20 @@ def _visit(url: str) -> None:
     """Open the page once in Chromium, as a visitor does: its load event starts the first-start job."""
     from playwright.sync_api import sync_playwright
 
-    from test_browser import FLAGS
+    from browser import FLAGS
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
         page = browser.new_page()
         page.goto(url, wait_until="load")
         # stay until the page shows the job at work (or done): the load event has been handled
-        page.wait_for_function(
-            "n => { const t = document.querySelector('#collection-status')?.innerText || '';"
-            " return t.includes('⏳') || t.startsWith(n + ' images'); }", arg=N_SAMPLES, timeout=120_000)
+        try:
+            page.wait_for_function(
+                "n => { const t = document.querySelector('#collection-status')?.innerText || '';"
+                " return t.includes('⏳') || t.startsWith(n + ' images'); }", arg=N_SAMPLES, timeout=120_000)
+        except Exception:
+            print("page shows:", page.evaluate("document.querySelector('#collection-status')?.innerText"))
+            raise
         browser.close()
 
 
@@ -75,7 +79,11 @@ def space(tmp_path_factory, model_env):
     try:
         _wait_for(url, proc, out)
         assert _calls(calls) == [], "no GPU call may run before a visitor's event"
-        _visit(url)
+        try:
+            _visit(url)
+        except Exception:
+            print("app log:", out.read_text()[-4000:], "\ncalls:", _calls(calls))
+            raise
         client = Client(url, verbose=False)
         end = time.monotonic() + 240
         while not client.predict(api_name="/status").startswith(f"**{N_SAMPLES} images**"):
@@ -113,7 +121,8 @@ def test_upload_caption_edit_and_delete_are_seen_by_the_next_answers(space, tmp_
 
     words = "a teal rectangle on nothing at all"
     lib_before = client.predict(api_name="/library")
-    new_id = lib_before[1]["data"][0][-1]  # newest first
+    table = lib_before[1]
+    new_id = table["data"][0][table["headers"].index("id")]  # newest first
     client.predict(new_id, words, api_name="/set_caption")
     gallery, _table, _status, _ = client.predict(words, 3, 1.0, api_name="/search")
     assert gallery[0]["caption"] == f"1.00 | {words}"

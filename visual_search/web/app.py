@@ -109,10 +109,12 @@ def build_demo(engine: SearchEngine, startup: StartupJob | None = None, access: 
         return text
 
     def tick(request: gr.Request):
-        running = bool(startup and startup.status.running)
-        return header(request), gr.Timer(active=running)
+        """Poll the job while it runs, or until the first visit starts it (ZeroGPU): a tick that came
+        before that visit must not stop the polling."""
+        waiting = bool(startup and (startup.status.running or not startup.started))
+        return header(request), gr.Timer(active=waiting)
 
-    def first_visit():
+    def first_visit(request: gr.Request):
         """Start the first-start job if the app has not (ZeroGPU: its GPU calls need an event); in a
         public demo, sweep visitors' expired uploads."""
         if startup is not None and not startup.started:
@@ -122,7 +124,7 @@ def build_demo(engine: SearchEngine, startup: StartupJob | None = None, access: 
                 engine.expire_uploads()
             except VisualSearchError:
                 pass  # the store is down: the header says so; the next visit sweeps
-        return gr.Timer(active=bool(startup and startup.status.running))
+        return header(request), gr.Timer(active=bool(startup and startup.status.running))
 
     # Stored images and thumbnails are served straight from the data dir, never copied into gradio's
     # cache: a deleted image then answers 404 at once, and a page of tiles costs no copies.
@@ -138,5 +140,5 @@ def build_demo(engine: SearchEngine, startup: StartupJob | None = None, access: 
             build_explain_tab(engine, access)
         timer.tick(tick, None, [header_md, timer], api_visibility="private", show_progress="hidden")
         demo.load(header, None, header_md, api_name="status")
-        demo.load(first_visit, None, timer, api_visibility="private", show_progress="hidden")
+        demo.load(first_visit, None, [header_md, timer], api_visibility="private", show_progress="hidden")
     return demo

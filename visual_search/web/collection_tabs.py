@@ -19,6 +19,7 @@ from ..intake import ACCEPTED_FORMATS, display_name
 from ..records import ImageRecord
 from .common import Busy, failure, md, selected_record, tag_line
 from .visitors import Access
+from ..visibility import check_may_change
 
 OUTCOME_COLUMNS = ["file", "outcome", "caption or reason"]
 LIBRARY_COLUMNS = ["file", "caption", "edited", "added (UTC)", "id", "tags"]
@@ -119,10 +120,14 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
             status = failure(exc)
         return status, *library(find, request)
 
-    def ask_delete(image_id: str, request: gr.Request = None):
-        """The first click only asks: which image, and that it cannot be undone."""
+    def ask_delete(image_id: str, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        """The first click only asks: which image, and that it cannot be undone (and refuses at once what
+        this person may not delete: nothing to confirm)."""
+        who = access.who(request, profile)
         try:
-            record = engine.get(image_id, access.who(request).visitor) if (image_id or "").strip() else None
+            record = engine.get(image_id, who.visitor) if (image_id or "").strip() else None
+            if record is not None:
+                check_may_change(record, who.visitor, who.admin)
         except VisualSearchError as exc:
             return failure(exc), gr.update(visible=False), ""
         if record is None:

@@ -62,7 +62,7 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
             response = None
             shown = ResultsView.message(failure(exc))
         else:
-            shown = _with_hidden(view(response, engine.count(), busy(), "for", engine.thumbnail), response)
+            shown = _with_hidden(view(response, engine.count(visitor), busy(), "for", engine.thumbnail), response)
         return (*shown.outputs(), "", gr.update(visible=False), *_more(response, k))
 
     def show_more(query: str, k: float, alpha: float, min_rel: float, sort: str, after: str, before: str,

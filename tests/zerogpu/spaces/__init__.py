@@ -8,7 +8,7 @@ stand-in does too:
 - `duration` is seconds or a callable of the call's own arguments; a request above the maximum is
   refused before anything runs.
 - The function runs in a worker process forked with `multiprocessing.get_context('fork')`, in a
-  thread of that worker. Its arguments and its return value are pickled across; nothing it changes
+  thread of that worker, which first closes the app's TCP sockets it inherited. Its arguments and its return value are pickled across; nothing it changes
   in memory comes back to the app's process.
 - An idle worker is reused for the next call of the same function (and keeps whatever state it had
   when it was forked); a worker whose call failed is not reused. An exception in the worker comes
@@ -78,6 +78,7 @@ class _Worker:
 def _serve(task, conn, parent: int) -> None:
     global forked
     forked = True
+    _close_inherited_sockets()
     while True:
         try:
             if not conn.poll(1.0):
@@ -97,6 +98,18 @@ def _serve(task, conn, parent: int) -> None:
 
         with ThreadPoolExecutor(1) as pool:
             pool.submit(run).result()
+
+
+def _close_inherited_sockets() -> None:
+    """As the real worker does first: drop the app's TCP sockets (its web server's), so that a worker
+    never answers, or keeps open, the app's port."""
+    import psutil
+
+    for conn in psutil.Process().net_connections(kind="tcp"):
+        try:
+            os.close(conn.fd)
+        except OSError:
+            pass
 
 
 def _wrap(task, duration):
