@@ -73,6 +73,7 @@ class SearchEngine:
         self._write_lock = threading.RLock()
         self._reconciled = False
         self._seen_images = False
+        self._changes = 0
 
     # ---- models and store, created once on first use ------------------------------------------
     @property
@@ -137,6 +138,12 @@ class SearchEngine:
     def count(self) -> int:
         return self.store.count()
 
+    @property
+    def changes(self) -> int:
+        """How many writes this engine has made (or tried): a view that remembers the number it was drawn
+        at knows, when the number moved, that it may show images that are gone or miss new ones."""
+        return self._changes
+
     # ---- writing -----------------------------------------------------------------------------
     @contextmanager
     def _writer(self) -> Iterator[None]:
@@ -151,6 +158,7 @@ class SearchEngine:
                         self._reconciled = False
                     raise
                 finally:
+                    self._changes += 1
                     fcntl.flock(fh, fcntl.LOCK_UN)
 
     def index_paths(self, paths: Sequence[str | os.PathLike], progress: Progress | None = None) -> IndexReport:

@@ -7,6 +7,7 @@ module; none holds pipeline logic, they call the engine (and explain.py) and for
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -19,6 +20,8 @@ from .collection_tabs import build_collection_tabs
 from .common import md
 from .explain_tab import build_explain_tab
 from .search_tabs import build_search_tabs
+from .serving import GoneIsNotFound
+from .uploads import UploadJobs
 
 TITLE = "Visual search"
 CSS = """
@@ -69,17 +72,26 @@ BAR = 16  # characters in the text progress bar of the status line
 
 
 def launch_options(settings: Settings) -> dict[str, Any]:
-    """Serve only the stored images and the samples; refuse uploads above the library's own limit."""
+    """Serve only the stored images and the samples; refuse uploads above the library's own limit; a
+    stored image, thumbnail or upload copy that is gone answers 404."""
+    from gradio.utils import get_upload_folder
+    from starlette.middleware import Middleware
+
+    gone = [settings.images_dir.resolve(), settings.thumbs_dir.resolve(), Path(get_upload_folder()).resolve()]
     return {
         "allowed_paths": [str(settings.images_dir.resolve()), str(settings.thumbs_dir.resolve()),
                           str(settings.sample_dir.resolve())],
         "max_file_size": settings.max_file_bytes,
         "css": CSS,
         "i18n": gr.I18n(en=LABELS),
+        "app_kwargs": {"middleware": [Middleware(GoneIsNotFound, roots=gone)]},
     }
 
 
-def build_demo(engine: SearchEngine, startup: StartupJob | None = None) -> gr.Blocks:
+def build_demo(engine: SearchEngine, startup: StartupJob | None = None, uploads: UploadJobs | None = None) -> gr.Blocks:
+    """The page; `uploads` is the registry of upload jobs (one is made when not given)."""
+    uploads = uploads or UploadJobs(engine)
+
     def busy() -> str | None:
         """What the first-start job is doing, while it runs (search works meanwhile)."""
         st = startup.status if startup else None
@@ -124,7 +136,7 @@ def build_demo(engine: SearchEngine, startup: StartupJob | None = None) -> gr.Bl
         timer = gr.Timer(1.0, active=startup is not None)  # polls the first-start job; stops when it is done
         with gr.Tabs(overflow_behavior="wrap") as tabs:  # phones: a second row, not a menu
             build_search_tabs(engine, busy, tabs, demo)
-            build_collection_tabs(engine, busy, header, header_md)
+            build_collection_tabs(engine, busy, header, header_md, demo, uploads)
             build_explain_tab(engine)
         timer.tick(tick, None, [header_md, timer], api_visibility="private", show_progress="hidden")
         demo.load(header, None, header_md, api_name="status")
