@@ -58,7 +58,7 @@ def job_status(jobs: Sequence[UploadJob]) -> str:
 
 
 def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[[], str], header_md: gr.Markdown,
-                          demo: gr.Blocks, uploads: UploadJobs) -> None:
+                          demo: gr.Blocks, uploads: UploadJobs, mine: gr.BrowserState) -> None:
     s = engine.settings
 
     def add_images(files: list[str] | None):
@@ -174,7 +174,6 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[[],
         add_status = gr.Markdown(elem_id="add-status")
         send_all = gr.Button(visible=False)  # the API's /add_images: every file given, answered when done
         in_box = gr.State([])  # the files of the box already sent
-        mine = gr.BrowserState([], storage_key="vs-upload-jobs")  # this browser's upload jobs, across reloads
         poll = gr.Timer(1.0, active=False)
         outcome = gr.Dataframe(value=pd.DataFrame([], columns=OUTCOME_COLUMNS), label="What happened to each file",
                                elem_id="add-outcome",
