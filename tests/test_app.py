@@ -264,8 +264,8 @@ def test_how_it_works_stage_2_embeds_the_stored_caption(app):
 def test_only_stored_images_and_samples_are_served(app):
     engine, client, _ = app
     opts = launch_options(engine.settings)
-    assert opts["allowed_paths"] == [str(engine.settings.images_dir.resolve()), str(engine.settings.thumbs_dir.resolve()),
-                                     str(SAMPLES.resolve())]
+    s = engine.settings
+    assert opts["allowed_paths"] == [str(s.images_dir.resolve()), str(s.thumbs_dir.resolve()), str(SAMPLES.resolve())]
     assert opts["max_file_size"] == engine.settings.max_file_bytes
     secret = engine.settings.data_dir / "chroma" / "chroma.sqlite3"
     for path in (secret, engine.settings.data_dir / MARKER):

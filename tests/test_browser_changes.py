@@ -41,7 +41,8 @@ class HeldUploads(UploadJobs):
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory, tiny_settings, shared_models):
-    engine = SearchEngine(tiny_settings(tmp_path_factory.mktemp("changes") / "data", min_relevance=0.0), **shared_models)
+    settings = tiny_settings(tmp_path_factory.mktemp("changes") / "data", min_relevance=0.0)
+    engine = SearchEngine(settings, **shared_models)
     report = engine.index_bytes([(f"picture_{i}.png", png(seed=100 + i)) for i in range(len(CAPTIONS))])
     for added, caption in zip(report.added, CAPTIONS):
         engine.set_caption(added.id, caption)

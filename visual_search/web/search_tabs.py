@@ -116,12 +116,14 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
     def similar_to_upload(path: str | None, k: float, words: str = ""):
         """Images like an uploaded one. The results remember what they were drawn from (see redraw_similar)."""
         if not path:
-            return *ResultsView.message("Upload an image, or pick a search result, to find images like it.").outputs(), None
+            hint = "Upload an image, or pick a search result, to find images like it."
+            return *ResultsView.message(hint).outputs(), None
         drawn = {"version": engine.changes, "id": None, "path": path}
         try:
             data, name = read_upload(path, s.max_file_bytes)
             response = _similar(data, k, words, name)
-            return *_with_hidden(view(response, engine.count(), busy(), "like", engine.thumbnail), response).outputs(), drawn
+            shown = _with_hidden(view(response, engine.count(), busy(), "like", engine.thumbnail), response)
+            return *shown.outputs(), drawn
         except VisualSearchError as exc:
             return *ResultsView.message(failure(exc)).outputs(), drawn
 

@@ -110,8 +110,8 @@ class UploadJobs:
                 + [(f.path, "rejected", f.error) for f in report.failed]
                 + [(s.path, "rejected", s.reason) for s in report.skipped])
         job = self.get(job_id)
-        self._update(job_id, done=start + len(group), current="", rows=job.rows + tuple(rows), added=job.added + len(report.added),
-                     duplicates=job.duplicates + len(report.duplicates),
+        self._update(job_id, done=start + len(group), current="", rows=job.rows + tuple(rows),
+                     added=job.added + len(report.added), duplicates=job.duplicates + len(report.duplicates),
                      failed=job.failed + len(report.failed) + len(report.skipped), count=report.count)
         _forget_copies(path for _, path in group)
 
