@@ -42,7 +42,7 @@ def _visit(url: str) -> None:
     """Open the page once in Chromium, as a visitor does: its load event starts the first-start job."""
     from playwright.sync_api import sync_playwright
 
-    from test_browser import FLAGS
+    from browser import FLAGS
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
@@ -113,7 +113,7 @@ def test_upload_caption_edit_and_delete_are_seen_by_the_next_answers(space, tmp_
 
     words = "a teal rectangle on nothing at all"
     lib_before = client.predict(api_name="/library")
-    new_id = lib_before[1]["data"][0][-1]  # newest first
+    new_id = lib_before[1]["data"][0][4]  # newest first; the id column
     client.predict(new_id, words, api_name="/set_caption")
     gallery, _table, _status, _ = client.predict(words, 3, 1.0, api_name="/search")
     assert gallery[0]["caption"] == f"1.00 | {words}"

@@ -8,6 +8,7 @@ while a long upload runs, and other writes (a caption edit) get their turn betwe
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import uuid
@@ -57,8 +58,9 @@ class UploadJobs:
     def start(self, files: Sequence[tuple[str, str]]) -> UploadJob:
         """Index (display name, path) pairs in the background; returns the job as it starts."""
         job = UploadJob(uuid.uuid4().hex, len(files), count=self.engine.count())
-        thread = threading.Thread(target=self._run, args=(job.id, list(files)), name=f"vs-upload-{job.id[:8]}",
-                                  daemon=True)
+        context = contextvars.copy_context()  # the uploader's event: ZeroGPU's scheduler reads the visitor from it
+        thread = threading.Thread(target=context.run, args=(self._run, job.id, list(files)),
+                                  name=f"vs-upload-{job.id[:8]}", daemon=True)
         with self._lock:
             self._jobs[job.id] = job
             self._threads[job.id] = thread
