@@ -104,11 +104,11 @@ def tiny_settings(tiny_blip, tiny_clip, minilm):
     return make
 
 
-def launch_app(engine: SearchEngine, startup=None):
+def launch_app(engine: SearchEngine, startup=None, **build):
     """The app's real Blocks on loopback with app.py's launch options; the caller closes it."""
     from visual_search.web import build_demo, launch_options
 
-    demo = build_demo(engine, startup)
+    demo = build_demo(engine, startup, **build)
     demo.queue().launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
                         **launch_options(engine.settings))
     return demo

@@ -91,7 +91,7 @@ def test_search_shows_relevance_and_caption_on_every_tile(app):
     assert table["headers"] == ["rank", "relevance", "caption score", "visual score", "caption", "file", "tags",
                                 "added (UTC)"]
     assert table["data"][0][0] == 1 and table["data"][0][4:6] == [CAPTIONS["cat.jpg"], "cat.jpg"]
-    assert all(re.search(r"\.webp$", tile["image"]) for tile in gallery)  # light tiles: the thumbnails
+    assert all(re.search(r"\.webp$", tile["image"]) for tile in gallery)  # thumbnails, not originals
 
 
 def test_empty_and_invalid_queries_get_messages_not_errors(app):
@@ -177,6 +177,9 @@ def test_deleting_an_image_removes_it_everywhere(app):
     engine, client, _ = app
     before = engine.count()
     image_id = _id_of(engine, "coffee_cup.jpg")
+    record = engine.get(image_id)
+    served = [f"{client.src}gradio_api/file={p}" for p in (record.path, engine.thumbnail(record))]
+    assert [urllib.request.urlopen(u).status for u in served] == [200, 200]
     status, *rest, header = client.predict(image_id, api_name="/delete")
     assert status == "Deleted **coffee\\_cup\\.jpg**."
     assert header.startswith(f"**{before - 1} images**") and engine.count() == before - 1
@@ -184,6 +187,10 @@ def test_deleting_an_image_removes_it_everywhere(app):
     assert "coffee_cup.jpg" not in [r[0] for r in table["data"]] and note.startswith(f"**{before - 1} images**")
     _, table, _ = _search(client, "a cup of espresso", k=50)
     assert "coffee_cup.jpg" not in [r[5] for r in table["data"]]
+    for url in served:  # the original and its thumbnail: Not Found, not "not allowed"
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(url)
+        assert err.value.code == 404
     status, *_ = client.predict(image_id, api_name="/delete")
     assert status.startswith("⚠️ No indexed image has the id")
 
@@ -257,8 +264,8 @@ def test_how_it_works_stage_2_embeds_the_stored_caption(app):
 def test_only_stored_images_and_samples_are_served(app):
     engine, client, _ = app
     opts = launch_options(engine.settings)
-    assert opts["allowed_paths"] == [str(engine.settings.images_dir.resolve()), str(engine.settings.thumbs_dir.resolve()),
-                                     str(SAMPLES.resolve())]
+    s = engine.settings
+    assert opts["allowed_paths"] == [str(s.images_dir.resolve()), str(s.thumbs_dir.resolve()), str(SAMPLES.resolve())]
     assert opts["max_file_size"] == engine.settings.max_file_bytes
     secret = engine.settings.data_dir / "chroma" / "chroma.sqlite3"
     for path in (secret, engine.settings.data_dir / MARKER):

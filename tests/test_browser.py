@@ -30,7 +30,9 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium i
 @pytest.fixture(scope="module")
 def url(tmp_path_factory, tiny_settings, shared_models):
     """The app on an empty data dir, first-start job running in the background as app.py runs it."""
-    engine = SearchEngine(tiny_settings(tmp_path_factory.mktemp("browser") / "data"), **shared_models)
+    # the tiny models' scores mean nothing: ask for every result (as conftest's model_env does)
+    settings = tiny_settings(tmp_path_factory.mktemp("browser") / "data", min_relevance=0.0)
+    engine = SearchEngine(settings, **shared_models)
     job = StartupJob(engine).start()
     demo = launch_app(engine, job)
     yield demo.local_url

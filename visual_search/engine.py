@@ -77,6 +77,7 @@ class SearchEngine:
         self._reconciled = False
         self._seen_images = False
         self.fair_share = FairShare(self.settings)  # per-visitor caps of a public demo
+        self._changes = 0
 
     # ---- models and store, created once on first use ------------------------------------------
     @property
@@ -142,6 +143,12 @@ class SearchEngine:
         """Images in the index (those `visitor` may see, when given: visibility.py)."""
         return self.store.count_where(where_for(visitor))
 
+    @property
+    def changes(self) -> int:
+        """How many writes this engine has made (or tried): a view that remembers the number it was drawn
+        at knows, when the number moved, that it may show images that are gone or miss new ones."""
+        return self._changes
+
     # ---- writing -----------------------------------------------------------------------------
     @contextmanager
     def _writer(self) -> Iterator[None]:
@@ -156,6 +163,7 @@ class SearchEngine:
                         self._reconciled = False
                     raise
                 finally:
+                    self._changes += 1
                     fcntl.flock(fh, fcntl.LOCK_UN)
 
     def index_paths(self, paths: Sequence[str | os.PathLike], progress: Progress | None = None) -> IndexReport:

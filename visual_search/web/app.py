@@ -7,6 +7,7 @@ module; none holds pipeline logic, they call the engine (and explain.py) and for
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -20,6 +21,8 @@ from .common import md
 from .explain_tab import build_explain_tab
 from .search_tabs import build_search_tabs
 from .visitors import Access, build_access
+from .serving import GoneIsNotFound
+from .uploads import UploadJobs
 
 TITLE = "Visual search"
 CSS = """
@@ -70,18 +73,28 @@ BAR = 16  # characters in the text progress bar of the status line
 
 
 def launch_options(settings: Settings) -> dict[str, Any]:
-    """Serve only the stored images and the samples; refuse uploads above the library's own limit."""
+    """Serve only the stored images and the samples; refuse uploads above the library's own limit; a
+    stored image, thumbnail or upload copy that is gone answers 404."""
+    from gradio.utils import get_upload_folder
+    from starlette.middleware import Middleware
+
+    gone = [settings.images_dir.resolve(), settings.thumbs_dir.resolve(), Path(get_upload_folder()).resolve()]
     return {
         "allowed_paths": [str(settings.images_dir.resolve()), str(settings.thumbs_dir.resolve()),
                           str(settings.sample_dir.resolve())],
         "max_file_size": settings.max_file_bytes,
         "css": CSS,
         "i18n": gr.I18n(en=LABELS),
+        "app_kwargs": {"middleware": [Middleware(GoneIsNotFound, roots=gone)]},
     }
 
 
-def build_demo(engine: SearchEngine, startup: StartupJob | None = None, access: Access | None = None) -> gr.Blocks:
-    access = access or Access(engine.settings)  # who is asking (VS_PUBLIC_DEMO: visitors, curators)
+def build_demo(engine: SearchEngine, startup: StartupJob | None = None, access: Access | None = None,
+               uploads: UploadJobs | None = None) -> gr.Blocks:
+    """The page; `access` says who is asking (VS_PUBLIC_DEMO: visitors, curators), `uploads` is the
+    registry of upload jobs (one is made when not given)."""
+    access = access or Access(engine.settings)
+    uploads = uploads or UploadJobs(engine)
 
     def busy() -> str | None:
         """What the first-start job is doing, while it runs (search works meanwhile)."""
@@ -134,9 +147,11 @@ def build_demo(engine: SearchEngine, startup: StartupJob | None = None, access: 
         build_access(access, demo)
         header_md = gr.Markdown(elem_id="collection-status")
         timer = gr.Timer(1.0, active=startup is not None)  # polls the first-start job; stops when it is done
+        # this browser's upload jobs, across reloads (outside the tabs: a tab not yet opened is not mounted)
+        my_uploads = gr.BrowserState([], storage_key="vs-upload-jobs")
         with gr.Tabs(overflow_behavior="wrap") as tabs:  # phones: a second row, not a menu
             build_search_tabs(engine, busy, tabs, demo, access)
-            build_collection_tabs(engine, busy, header, header_md, access)
+            build_collection_tabs(engine, busy, header, header_md, demo, uploads, my_uploads, access)
             build_explain_tab(engine, access)
         timer.tick(tick, None, [header_md, timer], api_visibility="private", show_progress="hidden")
         demo.load(header, None, header_md, api_name="status")

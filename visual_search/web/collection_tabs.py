@@ -8,7 +8,7 @@ shown, never used as a path. The engine reads each file in turn and checks its s
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import gradio as gr
 import pandas as pd
@@ -17,9 +17,10 @@ from ..engine import SearchEngine
 from ..errors import VisualSearchError
 from ..intake import ACCEPTED_FORMATS, display_name
 from ..records import ImageRecord
-from .common import Busy, failure, md, selected_record, tag_line
-from .visitors import Access
 from ..visibility import check_may_change
+from .common import Busy, failure, gone, md, selected_record, tag_line
+from .uploads import UploadJob, UploadJobs
+from .visitors import Access
 
 OUTCOME_COLUMNS = ["file", "outcome", "caption or reason"]
 LIBRARY_COLUMNS = ["file", "caption", "edited", "added (UTC)", "id", "tags"]
@@ -33,42 +34,68 @@ def matching(records: list[ImageRecord], find: str | None) -> list[ImageRecord]:
     return [r for r in records if all(w in f"{r.filename} {r.caption}".casefold() for w in words)]
 
 
+def job_rows(jobs: Sequence[UploadJob]) -> pd.DataFrame:
+    """One outcome row per file handled so far, newest upload first."""
+    return pd.DataFrame([list(row) for job in reversed(jobs) for row in job.rows], columns=OUTCOME_COLUMNS)
+
+
+def job_status(jobs: Sequence[UploadJob]) -> str:
+    """The uploads' state in words: progress while one runs, the tally when all are done."""
+    if not jobs:
+        return ""
+    added, dups, failed = (sum(getattr(j, n) for j in jobs) for n in ("added", "duplicates", "failed"))
+    count = max(jobs, key=lambda j: (j.done, j.count)).count
+    running = [j for j in jobs if j.running]
+    if running:
+        done, total = sum(j.done for j in jobs), sum(j.total for j in jobs)
+        now = next((j.current for j in running if j.current), "")
+        text = f"⏳ **Indexing {done:,} of {total:,} files**" + (f" · {md(now)}" if now else "")
+        return text + f" · {added:,} indexed so far · it goes on if you leave or reload the page."
+    text = (f"**{added} indexed**, {dups} duplicate{'s' * (dups != 1)}, {failed} rejected · "
+            f"{count:,} images in the collection")
+    if added:
+        text += " · new images are searchable now"
+    errors = [j.error for j in jobs if j.error]
+    return text + "".join(f" · ⚠️ {md(e)}" for e in errors)
+
+
 def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[..., str], header_md: gr.Markdown,
-                          access: Access) -> None:
+                          demo: gr.Blocks, uploads: UploadJobs, mine: gr.BrowserState, access: Access) -> None:
     s = engine.settings
 
-    def add_images(files: list[str] | None, request: gr.Request, profile: gr.OAuthProfile | None,
-                   progress=gr.Progress()):
-        """Index uploads one by one, with progress; one outcome row per file. A public-demo visitor's
-        uploads are theirs alone; a curator's join the shared collection."""
+    def owner(request: gr.Request | None, profile: gr.OAuthProfile | None) -> str | None:
+        """Whose the uploads are: a public-demo visitor's own, or (a curator's, or local use) shared."""
+        who = access.who(request, profile)
+        return None if who.admin else who.visitor
+
+    def add_images(files: list[str] | None, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        """Index every given file and answer when all are done (the API's way; the page's is send_new)."""
         if not files:
             return pd.DataFrame([], columns=OUTCOME_COLUMNS), "Choose image files to add.", header(request)
-        who = access.who(request, profile)
-        if busy():
-            progress(0, desc="waiting for the sample images to finish indexing")
-        try:
-            report = engine.index_files(
-                [(display_name(Path(path).name), path) for path in files],
-                progress=lambda done, total, label: progress((done, total), desc=f"indexing {label}"),
-                visitor=None if who.admin else who.visitor,
-            )
-        except VisualSearchError as exc:
-            return pd.DataFrame([], columns=OUTCOME_COLUMNS), failure(exc), header(request)
-        rows = ([[a.path, "indexed", a.caption] for a in report.added]
-                + [[d.path, "duplicate: already indexed", _caption_of(d.id)] for d in report.duplicates]
-                + [[f.path, "rejected", f.error] for f in report.failed])
-        status = (f"**{len(report.added)} indexed**, {len(report.duplicates)} duplicate"
-                  f"{'s' * (len(report.duplicates) != 1)}, {len(report.failed)} rejected · "
-                  f"{report.count:,} images in the collection")
-        if report.added:
-            status += " · new images are searchable now"
-        return pd.DataFrame(rows, columns=OUTCOME_COLUMNS), status, header(request)
+        job = uploads.wait(uploads.start(_named(files), owner(request, profile)).id)
+        return job_rows([job]), job_status([job]), header(request)
 
-    def _caption_of(image_id: str) -> str:
-        try:
-            return engine.get(image_id).caption
-        except VisualSearchError:
-            return ""
+    def send_new(files: list[str] | None, in_box: list[str], mine: list[str], request: gr.Request = None,
+                 profile: gr.OAuthProfile | None = None):
+        """Files added to the box: only those not sent before go to a new job, which runs on its own.
+        The page keeps the job's id (in the browser, so a reload finds it) and polls its progress."""
+        files = list(files or [])
+        new = [f for f in files if f not in set(in_box or [])]
+        if not new:
+            return *show_jobs(mine, request)[:3], files, mine, gr.update()
+        running = [i for i in (mine or []) if (j := uploads.get(i)) is not None and j.running]
+        mine = [*running, uploads.start(_named(new), owner(request, profile)).id]  # one more beside those running
+        return *show_jobs(mine, request)[:3], files, mine, gr.Timer(active=True)
+
+    def show_jobs(mine: list[str] | None, request: gr.Request = None):
+        """The page's uploads as the registry knows them; the poll stops once none runs."""
+        jobs = [j for j in (uploads.get(i) for i in (mine or [])) if j is not None]
+        if not jobs:
+            return gr.update(), gr.update(), header(request), gr.Timer(active=False)
+        return job_rows(jobs), job_status(jobs), header(request), gr.Timer(active=any(j.running for j in jobs))
+
+    def _named(files: list[str]) -> list[tuple[str, str]]:
+        return [(display_name(Path(path).name), path) for path in files]
 
     def library(find: str = "", request: gr.Request = None):
         """Tiles (newest first), the full table, and the ids behind the tiles; only the images whose
@@ -89,7 +116,7 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
         try:
             record = selected_record(engine, ids, evt)
         except VisualSearchError as exc:
-            return "", "", failure(exc), ""
+            return "", "", gone(ids[evt.index] if isinstance(evt.index, int) else "", exc), ""
         if record is None:
             return "", "", "", ""
         return (record.id, record.caption, f"**{md(record.filename)}** · {record.width} x {record.height} px",
@@ -119,6 +146,16 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
         except VisualSearchError as exc:
             status = failure(exc)
         return status, *library(find, request)
+
+    def still_there(image_id: str, request: gr.Request = None):
+        """Back on the tab: a selection whose image was deleted meanwhile is dropped, and says why."""
+        if not (image_id or "").strip():
+            return (gr.update(),) * 5
+        try:
+            engine.get(image_id, access.who(request).visitor)
+        except VisualSearchError as exc:
+            return "", "", f"{gone(image_id, exc)} {NOTHING_PICKED}", "", gr.update(visible=False)
+        return (gr.update(),) * 5
 
     def ask_delete(image_id: str, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         """The first click only asks: which image, and that it cannot be undone (and refuses at once what
@@ -152,7 +189,10 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
                     "captioned and embedded, then searchable at once; the same picture is never indexed twice.")
         with gr.Group(elem_id="add-images"):
             files = gr.File(label="Images to add", file_count="multiple", height=160)
-        add_status = gr.Markdown()
+        add_status = gr.Markdown(elem_id="add-status")
+        send_all = gr.Button(visible=False)  # the API's /add_images: every file given, answered when done
+        in_box = gr.State([])  # the files of the box already sent
+        poll = gr.Timer(1.0, active=False)
         outcome = gr.Dataframe(value=pd.DataFrame([], columns=OUTCOME_COLUMNS), label="What happened to each file",
                                elem_id="add-outcome",
                                interactive=False, wrap=True)
@@ -189,8 +229,16 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
         ids = gr.State([])
 
     lib_out = [tiles, table, lib_note, ids]
-    files.upload(add_images, [files], [outcome, add_status, header_md], api_name="add_images")
-    library_tab.select(library, [find], lib_out, api_name="library")
+    send_all.click(add_images, [files], [outcome, add_status, header_md], api_name="add_images")
+    files.upload(send_new, [files, in_box, mine], [outcome, add_status, header_md, in_box, mine, poll],
+                 api_visibility="private")
+    files.delete(lambda f: list(f or []), files, in_box, api_visibility="private")
+    files.clear(lambda: [], None, in_box, api_visibility="private")
+    jobs_out = [outcome, add_status, header_md, poll]
+    poll.tick(show_jobs, mine, jobs_out, api_visibility="private", show_progress="hidden")
+    demo.load(show_jobs, mine, jobs_out, api_visibility="private", show_progress="hidden")
+    library_tab.select(library, [find], lib_out, api_name="library").then(
+        still_there, image_id, [image_id, caption, picked_md, tags, confirm], api_visibility="private")
     find.submit(library, [find], lib_out, api_visibility="private")
     tiles.select(pick, [ids], [image_id, caption, picked_md, tags], api_visibility="private").then(
         lambda: gr.update(visible=False), None, confirm, api_visibility="private")

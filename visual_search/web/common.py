@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import gradio as gr
 import pandas as pd
 
-from ..errors import VisualSearchError
+from ..errors import NotFound, VisualSearchError
 from ..intake import display_name, read_file
 from ..records import ImageRecord, SearchResponse, SearchResult
 
@@ -37,10 +37,20 @@ def code(text: object) -> str:
     return "`" + " ".join(str(text).replace("`", "'").split()) + "`"
 
 
+DELETED = "That image was deleted from the collection."
+
+
 def failure(exc: VisualSearchError) -> str:
-    """Show a library error as a toast and return it for the status line (never a traceback)."""
-    gr.Warning(str(exc))
+    """A library error for the status line next to what the user did (never a traceback). No toast:
+    toasts of every tab piled up over each other, and each said what its status line already said."""
     return f"⚠️ {md(exc)}"
+
+
+def gone(image_id: str | None, exc: VisualSearchError) -> str:
+    """An id the page itself got from a tile is a full id: when it is not found, it was deleted."""
+    if isinstance(exc, NotFound) and len((image_id or "").strip()) == 64:
+        return f"⚠️ {DELETED}"
+    return failure(exc)
 
 
 def results_table(results: Sequence[SearchResult] = ()) -> pd.DataFrame:

@@ -8,12 +8,12 @@ from __future__ import annotations
 import gradio as gr
 
 from ..engine import SearchEngine
-from ..errors import VisualSearchError
+from ..errors import NotFound, VisualSearchError
 from ..filters import SORTS, SearchFilter
 from ..records import SearchResponse
 from .visitors import Access
 from .common import (
-    Busy, ResultsView, alpha_slider, failure, k_slider, md, read_upload, results_details, results_gallery,
+    Busy, ResultsView, alpha_slider, failure, gone, k_slider, md, read_upload, results_details, results_gallery,
     selected_record, view,
 )
 from .links import SHOW_IN_URL, link_params, result_rows
@@ -52,7 +52,9 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
 
     def search(query: str, k: float, alpha: float, min_rel: float = s.min_relevance, sort: str = "relevance",
                after: str = "", before: str = "", name: str = "", tag: str = "", request: gr.Request = None):
-        """One page of results; the response is kept so that "Show more" can append the next one."""
+        """One page of results; the response is kept so that "Show more" can append the next one, and
+        the collection's version it was drawn at, so that coming back after a write draws it again."""
+        drawn = engine.changes
         visitor = access.who(request).visitor
         try:
             f = SearchFilter.parse(after, before, name, tag)
@@ -63,24 +65,36 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
             shown = ResultsView.message(failure(exc))
         else:
             shown = _with_hidden(view(response, engine.count(visitor), busy(), "for", engine.thumbnail), response)
-        return (*shown.outputs(), "", gr.update(visible=False), *_more(response, k))
+        return (*shown.outputs(), "", gr.update(visible=False), *_more(response, k), drawn)
+
+    def redraw(query: str, k: float, alpha: float, min_rel: float, sort: str, after: str, before: str,
+               name: str, tag: str, drawn: int | None, request: gr.Request = None):
+        """Back on the Search tab: results drawn before a write (an upload, an edit, a delete) are
+        searched again, so no tile of a deleted image and no stale count stays on the page."""
+        if drawn is None or drawn == engine.changes:
+            return (gr.update(),) * len(search_out)
+        out = list(search(query, k, alpha, min_rel, sort, after, before, name, tag, request))
+        out[2] += " · ↻ searched again: the collection changed"
+        return tuple(out)
 
     def show_more(query: str, k: float, alpha: float, min_rel: float, sort: str, after: str, before: str,
                   name: str, tag: str, shown: SearchResponse | None, request: gr.Request = None):
         """The next page appended: the query's vectors come from the encoders' cache, not the models."""
         if shown is None:
             return search(query, k, alpha, min_rel, sort, after, before, name, tag, request)
+        drawn = engine.changes
         visitor = access.who(request).visitor
         try:
             nxt = engine.search(shown.query, k=k, alpha=alpha, min_relevance=min_rel, sort=sort,
                                 filter=SearchFilter.parse(after, before, name, tag), offset=len(shown.results),
                                 visitor=visitor)
         except VisualSearchError as exc:
-            return (*ResultsView.message(failure(exc)).outputs(), "", gr.update(visible=False), *_more(None, k))
+            return (*ResultsView.message(failure(exc)).outputs(), "", gr.update(visible=False), *_more(None, k),
+                    drawn)
         both = SearchResponse(shown.query, shown.results + nxt.results, nxt.elapsed_ms, nxt.alpha, 0, nxt.hidden,
                               nxt.min_relevance)
         return (*_with_hidden(view(both, engine.count(visitor), busy(), "for", engine.thumbnail), both).outputs(), "",
-                gr.update(visible=False), *_more(both, k, nxt))
+                gr.update(visible=False), *_more(both, k, nxt), drawn)
 
     def _similar(image: str | bytes, k: float, words: str, visitor: str | None,
                  filename: str = "query image") -> SearchResponse:
@@ -107,35 +121,51 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
             raise gr.Error(str(exc)) from None  # the client gets the message, not a bare "error"
 
     def similar_to_upload(path: str | None, k: float, words: str = "", request: gr.Request = None):
+        """Images like an uploaded one. The results remember what they were drawn from (see redraw_similar)."""
         if not path:
-            return ResultsView.message("Upload an image, or pick a search result, to find images like it.").outputs()
+            hint = "Upload an image, or pick a search result, to find images like it."
+            return *ResultsView.message(hint).outputs(), None
+        drawn = {"version": engine.changes, "id": None, "path": path}
         visitor = access.who(request).visitor
         try:
             data, name = read_upload(path, s.max_file_bytes)
             response = _similar(data, k, words, visitor, name)
-            return _with_hidden(view(response, engine.count(visitor), busy(), "like", engine.thumbnail),
-                                response).outputs()
+            shown = _with_hidden(view(response, engine.count(visitor), busy(), "like", engine.thumbnail), response)
+            return *shown.outputs(), drawn
         except VisualSearchError as exc:
-            return ResultsView.message(failure(exc)).outputs()
+            return *ResultsView.message(failure(exc)).outputs(), drawn
 
     def similar_to_indexed(image_id: str | None, k: float, words: str = "", request: gr.Request = None):
+        """Images like an indexed one; its original is shown as the query image (or cleared if it was deleted)."""
         if not image_id:
-            return *ResultsView.message("Pick a result first.").outputs(), gr.update()
+            return *ResultsView.message("Pick a result first.").outputs(), None, gr.update()
+        drawn = {"version": engine.changes, "id": image_id, "path": None}
         visitor = access.who(request).visitor
         try:
             record = engine.get(image_id, visitor)
             response = _similar(record.id, k, words, visitor)
-            return (*_with_hidden(view(response, engine.count(visitor), busy(), "like", engine.thumbnail),
-                                  response).outputs(), record.path)
+            shown = _with_hidden(view(response, engine.count(visitor), busy(), "like", engine.thumbnail), response)
+            return *shown.outputs(), drawn, record.path
+        except NotFound as exc:
+            return *ResultsView.message(gone(image_id, exc)).outputs(), None, None
         except VisualSearchError as exc:
-            return *ResultsView.message(failure(exc)).outputs(), gr.update()
+            return *ResultsView.message(failure(exc)).outputs(), drawn, gr.update()
+
+    def redraw_similar(k: float, words: str, drawn: dict | None):
+        """Back on the Find similar tab after a write: the same query again (or: its image was deleted).
+        The query image box is no input here: after a delete it names a file gradio refuses to read."""
+        if not drawn or drawn.get("version") == engine.changes:
+            return (gr.update(),) * (len(similar_out) + 1)
+        if drawn.get("id"):
+            return similar_to_indexed(drawn["id"], k, words)
+        return *similar_to_upload(drawn.get("path"), k, words), gr.update()
 
     def pick(ids: list[str], evt: gr.SelectData):
         """A tile was selected: offer "find similar" for it, and its tags as filters."""
         try:
             record = selected_record(engine, ids, evt)
         except VisualSearchError as exc:
-            return "", gr.update(visible=False), failure(exc), gr.update(choices=[], value=None)
+            return "", gr.update(visible=False), gone(ids[evt.index], exc), gr.update(choices=[], value=None)
         if record is None:
             return "", gr.update(visible=False), "", gr.update(choices=[], value=None)
         return (record.id, gr.update(visible=True), f"Selected: **{md(record.filename)}** — {md(record.caption)}",
@@ -144,7 +174,7 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
     def pick_similar(ids: list[str], evt: gr.SelectData):
         return pick(ids, evt)[:3]
 
-    with gr.Tab("Search", id="search"):
+    with gr.Tab("Search", id="search") as search_tab:
         with gr.Row(equal_height=True):
             query = gr.Textbox(label="Describe what you want to see", placeholder="e.g. a cat on a sofa  (Enter)",
                                scale=5, autofocus=True, max_lines=1, elem_id="query")
@@ -168,6 +198,7 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
             more = gr.Button("Show more", variant="secondary", scale=0, min_width=160, elem_id="search-more")
         ids = gr.State([])
         kept = gr.State(None)  # the response shown, for "Show more"
+        drawn = gr.State(None)  # the collection's version (engine.changes) the results were drawn at
         picked = gr.Textbox(visible=False)  # id of the selected tile (a component, so API clients can set it)
         with gr.Row(visible=False, equal_height=True) as pick_row:
             picked_md = gr.Markdown()
@@ -176,11 +207,11 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
         table = results_details("search")
         gr.api(search_results, api_name="search_results")
 
-    with gr.Tab("Find similar", id="similar"):
+    with gr.Tab("Find similar", id="similar") as similar_tab:
         with gr.Row():
             with gr.Column(scale=1, min_width=240):
-                image = gr.Image(type="filepath", image_mode=None, label="Query image", height=260, elem_id="similar-image",
-                                 sources=["upload", "clipboard"])
+                image = gr.Image(type="filepath", image_mode=None, label="Query image", height=260,
+                                 sources=["upload", "clipboard"], elem_id="similar-image")
                 k2 = k_slider(8, top)
                 words = gr.Textbox("", label="Refine with words", placeholder="e.g. at night", max_lines=1,
                                    elem_id="similar-words", info="like this image, but ...")
@@ -188,6 +219,7 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
             with gr.Column(scale=3):
                 s_status, s_gallery = results_gallery("Similar images", "similar")
                 s_ids = gr.State([])
+                s_drawn = gr.State(None)  # {"version", "id" of the indexed query image, "path" of an uploaded one}
                 s_picked = gr.Textbox(visible=False)
                 with gr.Row(visible=False, equal_height=True) as s_pick_row:
                     s_picked_md = gr.Markdown()
@@ -195,7 +227,7 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
                 s_table = results_details("similar")
 
     search_in = [query, k, alpha, min_rel, sort, after, before, name, tag]
-    search_out = [gallery, table, status, ids, picked, pick_row, kept, more_row, hidden_row]
+    search_out = [gallery, table, status, ids, picked, pick_row, kept, more_row, hidden_row, drawn]
     controls = [query, k, alpha]
     for started in (go.click(search, search_in, search_out, api_name="search"),
                     query.submit(search, search_in, search_out, api_visibility="private"),
@@ -209,12 +241,15 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
     picked_tags.input(lambda t: t or "", picked_tags, tag, api_visibility="private").then(
         search, search_in, search_out, api_visibility="private")
 
-    similar_out = [s_gallery, s_table, s_status, s_ids]
+    search_tab.select(redraw, [*search_in, drawn], search_out, api_visibility="private")
+
+    similar_out = [s_gallery, s_table, s_status, s_ids, s_drawn]
     find.click(similar_to_upload, [image, k2, words], similar_out, api_name="similar")
     image.upload(similar_to_upload, [image, k2, words], similar_out, api_visibility="private")
     s_gallery.select(pick_similar, [s_ids], [s_picked, s_pick_row, s_picked_md], api_visibility="private")
     s_like.click(similar_to_indexed, [s_picked, k2, words], similar_out + [image], api_name="similar_by_id")
     words.submit(similar_to_upload, [image, k2, words], similar_out, api_visibility="private")
+    similar_tab.select(redraw_similar, [k2, words, s_drawn], similar_out + [image], api_visibility="private")
     like.click(lambda: gr.Tabs(selected="similar"), None, tabs, api_visibility="private").then(
         similar_to_indexed, [picked, k2, words], similar_out + [image], api_visibility="private"
     )
