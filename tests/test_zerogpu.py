@@ -26,15 +26,18 @@ N_SAMPLES = len(list(SAMPLES.glob("*.jpg")))
 
 
 def _wait_for(url: str, proc: subprocess.Popen, log: Path, seconds: float = 180) -> None:
+    """Until this app says it is serving (not merely until something answers on the port) and answers."""
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         if proc.poll() is not None:
             raise AssertionError(f"app.py exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except OSError:
-            time.sleep(0.5)
+        if "Running on local URL" in log.read_text():
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                return
+            except OSError:
+                pass
+        time.sleep(0.5)
     raise AssertionError(f"app.py did not answer within {seconds} s:\n{log.read_text()[-3000:]}")
 
 
