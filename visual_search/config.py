@@ -16,6 +16,7 @@ DEFAULT_CLIP_MODEL = "ViT-B-32"
 DEFAULT_CLIP_PRETRAINED = "laion2b_s34b_b79k"
 # The value of VS_TEXT_MODEL that selects CLIP's own text tower for the caption channel.
 CLIP_TEXT_MODEL = "clip"
+BACKENDS = ("auto", "onnx", "torch")  # VS_BACKEND: what runs the query encoders (backend.py)
 
 
 def _env(name: str, default: str) -> str:
@@ -43,6 +44,13 @@ def _env_float(name: str, default: float) -> float:
         raise ValueError(f"{name} must be a number, got {raw!r}") from exc
 
 
+def _env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = _env(name, default).lower()
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a deployment may tune. Build with `Settings.from_env()`."""
@@ -53,6 +61,8 @@ class Settings:
     clip_model: str = DEFAULT_CLIP_MODEL
     clip_pretrained: str | None = DEFAULT_CLIP_PRETRAINED
     device: str | None = None  # None: cuda when available, else cpu
+    backend: str = "auto"  # query encoders: auto = ONNX Runtime once its export verified, else torch
+    onnx_dir: Path | None = None  # verified ONNX exports; None: data_dir/onnx
     chroma_url: str | None = None  # None: embedded PersistentClient under data_dir
     max_file_mb: float = 20.0
     max_pixels: int = 40_000_000  # ~ 8000 x 5000; refused before the pixels are decoded
@@ -74,6 +84,8 @@ class Settings:
             clip_model=_env("VS_CLIP_MODEL", DEFAULT_CLIP_MODEL),
             clip_pretrained=None if pretrained.lower() == "none" else pretrained,
             device=os.environ.get("VS_DEVICE", "").strip() or None,
+            backend=_env_choice("VS_BACKEND", "auto", BACKENDS),
+            onnx_dir=Path(os.environ["VS_ONNX_DIR"].strip()) if os.environ.get("VS_ONNX_DIR", "").strip() else None,
             chroma_url=os.environ.get("VS_CHROMA_URL", "").strip() or None,
             max_file_mb=_env_float("VS_MAX_FILE_MB", cls.max_file_mb),
             max_pixels=_env_int("VS_MAX_PIXELS", cls.max_pixels),
@@ -87,6 +99,11 @@ class Settings:
     @property
     def max_file_bytes(self) -> int:
         return int(self.max_file_mb * 1024 * 1024)
+
+    @property
+    def onnx_cache(self) -> Path:
+        """Where exported query encoders are kept (onnxrt/cache.py)."""
+        return self.onnx_dir or self.data_dir / "onnx"
 
     @property
     def images_dir(self) -> Path:

@@ -48,11 +48,13 @@ def clip_identity(settings: Settings) -> str:
 class SearchEngine:
     """One data dir, its models and its store. Models load on first use; the object is thread-safe."""
 
-    def __init__(self, settings: Settings | None = None, *, captioner=None, text_encoder=None, clip=None) -> None:
+    def __init__(self, settings: Settings | None = None, *, captioner=None, text_encoder=None, clip=None,
+                 clip_text=None) -> None:
         self.settings = settings or Settings.from_env()
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.catalog = Catalog(self.settings.images_dir)
         self._captioner, self._text_encoder, self._clip = captioner, text_encoder, clip
+        self._clip_text = clip_text if clip_text is not None else clip  # a given CLIP encodes queries too
         self._store: VectorStore | None = None
         self._queries: QueryEncoder | None = None
         self._load_lock = threading.RLock()
@@ -84,16 +86,28 @@ class SearchEngine:
             return self._clip
 
     @property
+    def clip_text(self):
+        """CLIP's text tower for queries: on ONNX Runtime once its export verified (backend.py), else `clip`."""
+        with self._load_lock:
+            if self._clip_text is None:
+                from .backend import clip_text_encoder
+
+                self._clip_text = clip_text_encoder(self.settings, lambda: self.clip, self.visual_identity)
+            return self._clip_text
+
+    @property
     def text_encoder(self):
+        """Captions and queries of the caption channel: on ONNX Runtime once its export verified (backend.py)."""
         with self._load_lock:
             if self._text_encoder is None:
+                from .backend import caption_encoder
                 from .text_encoder import ClipTextEncoder, SentenceTransformerEncoder
 
                 s = self.settings
                 self._text_encoder = (
-                    ClipTextEncoder(self.clip)
+                    ClipTextEncoder(self.clip_text)
                     if s.text_model == CLIP_TEXT_MODEL
-                    else SentenceTransformerEncoder(s.text_model, s.device)
+                    else caption_encoder(s, lambda: SentenceTransformerEncoder(s.text_model, s.device))
                 )
             return self._text_encoder
 
@@ -126,7 +140,7 @@ class SearchEngine:
     def queries(self) -> QueryEncoder:
         with self._load_lock:
             if self._queries is None:
-                self._queries = QueryEncoder(self.text_encoder, self.clip)
+                self._queries = QueryEncoder(self.text_encoder, self.clip_text)
             return self._queries
 
     def count(self) -> int:
