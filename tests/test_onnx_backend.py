@@ -117,6 +117,17 @@ def test_an_engine_without_models_given_searches_on_onnx(settings, onnx_text, on
     assert engine._clip is None  # the torch CLIP was not loaded to encode queries
 
 
+def test_clip_as_the_text_model_uses_the_onnx_tower_for_both_channels(settings, onnx_clip):
+    from visual_search.text_encoder import ClipTextEncoder
+
+    engine = SearchEngine(replace(settings, text_model="clip"))
+    assert isinstance(engine.text_encoder, ClipTextEncoder) and engine.text_encoder.clip is engine.clip_text
+    assert isinstance(engine.clip_text, OnnxClipText) and engine._clip is None
+    assert engine.caption_identity.endswith(f"|clip-text:{onnx_clip.identity}")  # the torch path's collection
+    caption_vec, visual_vec = engine.queries.encode("a red car")
+    assert np.array_equal(caption_vec, visual_vec)
+
+
 def _whitespace_clip(tiny_clip: str, folder: Path) -> str:
     """The tiny CLIP with a tokenizer that keeps case (open_clip's clean="whitespace"), which the
     torch-free tokenizer does not reproduce: a real model whose export must be refused."""

@@ -147,7 +147,7 @@ def encode_query(engine: "SearchEngine", query: str) -> QueryStep:
     caption_vec, visual_vec = queries.encode(text)
     seconds = time.perf_counter() - t0
     return QueryStep(text, summarize(caption_vec, engine.text_encoder.identity),
-                     summarize(visual_vec, engine.clip.identity), seconds)
+                     summarize(visual_vec, engine.visual_identity), seconds)
 
 
 def breakdown(engine: "SearchEngine", query: str, k: int = 5, alpha: float | None = None) -> Breakdown:
