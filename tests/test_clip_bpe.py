@@ -48,5 +48,16 @@ def test_open_clip_token_ids_on_any_text(tokenizers, text):
     assert np.array_equal(theirs([text]).numpy(), ours([text]))
 
 
+@hsettings(max_examples=500, deadline=None)
+@given(st.text(st.characters(min_codepoint=32, max_codepoint=126, exclude_characters="&"), max_size=200))
+def test_plain_ascii_is_what_ftfy_and_unescaping_leave_it(text):
+    """The tokenizer skips ftfy (and its import) for printable ASCII without "&": that must change nothing."""
+    import html
+
+    import ftfy
+
+    assert html.unescape(html.unescape(ftfy.fix_text(text))) == text
+
+
 def test_no_text_gives_no_rows(tokenizers):
     assert tokenizers[1]([]).shape == (0, 77)
