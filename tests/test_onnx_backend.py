@@ -115,6 +115,13 @@ def test_an_engine_without_models_given_searches_on_onnx(settings, onnx_text, on
     engine = SearchEngine(settings)
     assert isinstance(engine.text_encoder, OnnxTextEncoder) and isinstance(engine.clip_text, OnnxClipText)
     assert engine._clip is None  # the torch CLIP was not loaded to encode queries
+    files = sorted(SAMPLES.glob("*.jpg"))[:2]
+    engine.index_paths(files)  # now it is, for the images: without its text tower, which queries do not use
+    assert engine.clip.text_dropped and engine.clip.model.transformer is None
+    with pytest.raises(RuntimeError, match="ONNX Runtime"):
+        engine.clip.encode_texts(["a dog"])
+    assert engine.similar(files[0].read_bytes(), k=1).results[0].relevance == pytest.approx(1.0, abs=1e-4)
+    assert len(engine.search("a dog").results) == 2
 
 
 def test_clip_as_the_text_model_uses_the_onnx_tower_for_both_channels(settings, onnx_clip):

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from PIL import Image
 
 SELF_CONTAINED = ("local-dir:", "hf-hub:")  # names that carry their own weights: `pretrained` is ignored
+# open_clip's text tower: CLIP's own layers, or CustomTextCLIP's `text` module
+_TEXT_PARTS = ("transformer", "token_embedding", "positional_embedding", "ln_final", "text_projection", "text")
 
 
 class ClipEncoder:
@@ -67,10 +69,26 @@ class ClipEncoder:
         """Unit vectors, one row per text."""
         import torch
 
+        if self.text_dropped:
+            raise RuntimeError("this CLIP encoder's text tower was freed: queries are encoded on ONNX Runtime")
         with torch.inference_mode():
             tokens = self.tokenizer(list(texts)).to(self.device)
             features = self._encode_tokens(tokens)
             return torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy().astype(np.float32)
+
+    text_dropped = False
+
+    def drop_text_tower(self) -> None:
+        """Free the text tower's weights (63M parameters, ~250 MB, for ViT-B-32) when queries are
+        encoded elsewhere (the ONNX export, backend.py) and this model only embeds images."""
+        import torch
+
+        parts = [name for name, child in [*self.model.named_children(), *self.model.named_parameters(recurse=False)]
+                 if name in _TEXT_PARTS and isinstance(child, (torch.nn.Module, torch.nn.Parameter))]
+        for name in parts:
+            setattr(self.model, name, None)
+        if parts:
+            self.text_dropped = True
 
     @property
     def trimmable(self) -> bool:
