@@ -43,6 +43,7 @@ def test_cli_bench_json_shape(tmp_path, model_env):
         b = doc["backends"][backend]
         assert b["query_ms"]["p95"] >= b["query_ms"]["p50"] > 0 and set(b["search_ms"]) == {"200"}
         assert doc["cli_search_s"][backend] > 0 and doc["cli_search_peak_rss_mb"][backend] > 50
+        assert doc["app_peak_rss_mb"][backend] > doc["cli_search_peak_rss_mb"]["onnx"]  # indexing loads BLIP
     agreement = doc["onnx"]["agreement"]["200"]
     assert agreement["queries"] == 5 and agreement["same_top_k"] == 5 and agreement["max_relevance_diff"] < 1e-4
     towers = doc["levers"]["onnx_image_towers"]

@@ -1,6 +1,7 @@
 """The query encoders on torch and on ONNX Runtime, side by side in one bench run: encoding
-latency, cold command-line searches (wall time and peak memory of fresh processes), and the
-image towers on ONNX Runtime (index-time candidates, measured, not used).
+latency, cold command-line searches (wall time and peak memory of fresh processes), the memory
+of an app-like process (index, then search), and the image towers on ONNX Runtime (index-time
+candidates, measured, not used).
 
 Figures are ratios taken in the same run on the same machine; nothing here is asserted.
 """
@@ -72,24 +73,40 @@ def query_ms(encoders: dict[str, tuple], texts: list[str]) -> dict:
 def cli_searches(settings: Settings, data_dir: Path, runs: int = 3) -> dict:
     """Wall time and peak memory of fresh `python -m visual_search search` processes on `data_dir`,
     per backend (the ONNX one finds its exports in the cache), alternating; medians of `runs`."""
-    env = {**os.environ, **settings_env(settings), "VS_DATA_DIR": str(data_dir)}
-    package_root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
+    env = {**_child_env(settings), "VS_DATA_DIR": str(data_dir)}
     wall: dict[str, list[float]] = {b: [] for b in BACKENDS}
     peak: dict[str, list[float]] = {b: [] for b in BACKENDS}
     for run in range(runs):
         for backend in BACKENDS[run % 2 :] + BACKENDS[: run % 2]:
-            seconds, mb = _one_process(["search", CLI_QUERY], {**env, "VS_BACKEND": backend})
+            seconds, mb = _one_process(_CLI, ["search", CLI_QUERY], {**env, "VS_BACKEND": backend})
             wall[backend].append(seconds)
             peak[backend].append(mb)
     return {"wall_s": {b: round(statistics.median(v), 2) for b, v in wall.items()},
             "peak_rss_mb": {b: round(statistics.median(v), 1) for b, v in peak.items()}, "runs": runs}
 
 
-# `python -m visual_search ARGS`, plus its own peak resident memory on stderr when it exits. The
-# parent's rusage cannot give that: Linux carries the parent's peak into a forked child's.
-_LAUNCH = """
-import atexit, runpy, sys
+def app_processes(settings: Settings, images: list[Path], folder: Path) -> dict:
+    """Peak memory of a fresh process doing what the app does, per backend: load the models the
+    engine loads, index `images` into an empty data dir, answer searches (one run each)."""
+    env = _child_env(settings)
+    peak = {}
+    for backend in BACKENDS:
+        env_b = {**env, "VS_BACKEND": backend, "VS_DATA_DIR": str(folder / backend)}
+        peak[backend] = round(_one_process(_APP_LIKE, [str(p) for p in images], env_b)[1], 1)
+    return {"peak_rss_mb": peak, "images": len(images)}
+
+
+def _child_env(settings: Settings) -> dict[str, str]:
+    env = {**os.environ, **settings_env(settings)}
+    package_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
+    return env
+
+
+# The child reports its own peak resident memory on stderr as it exits. The parent's rusage cannot
+# give that: Linux carries the parent's peak into a forked child's.
+_PEAK = """
+import atexit, sys
 def peak():
     try:
         with open("/proc/self/status") as f:
@@ -97,19 +114,29 @@ def peak():
     except (OSError, StopIteration):
         pass
 atexit.register(peak)
+"""
+_CLI = _PEAK + """
+import runpy
 sys.argv[0] = "visual_search"
 runpy.run_module("visual_search", run_name="__main__", alter_sys=True)
 """
+_APP_LIKE = _PEAK + """
+from visual_search import SearchEngine
+engine = SearchEngine()
+engine.index_paths(sys.argv[1:])
+for query in ("a dog on the beach", "a red car at night", "two children in a park", "a cup of coffee"):
+    engine.search(query)
+"""
 
 
-def _one_process(args: list[str], env: dict) -> tuple[float, float]:
-    """(wall seconds, peak resident MB, 0 where /proc is missing) of one fresh CLI process."""
+def _one_process(code: str, args: list[str], env: dict) -> tuple[float, float]:
+    """(wall seconds, peak resident MB, 0 where /proc is missing) of one fresh Python process."""
     t0 = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", _LAUNCH, *args], env=env, stdout=subprocess.DEVNULL,
+    done = subprocess.run([sys.executable, "-c", code, *args], env=env, stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, text=True)
     seconds = time.perf_counter() - t0
     if done.returncode != 0:
-        raise RuntimeError(f"bench: `visual_search {' '.join(args)}` failed: {done.stderr[-800:]}")
+        raise RuntimeError(f"bench: a child process ({' '.join(args)[:80]}) failed: {done.stderr[-800:]}")
     marks = [line.split()[1] for line in done.stderr.splitlines() if line.startswith("vs-bench-peak-kb ")]
     return seconds, (int(marks[-1]) / 1024 if marks else 0.0)
 
