@@ -44,7 +44,13 @@ def minilm() -> str:
 
 
 @pytest.fixture(scope="session")
-def model_env(tiny_blip, tiny_clip, minilm) -> dict[str, str]:
+def onnx_dir(tmp_path_factory) -> str:
+    """One ONNX export cache for the session: the query encoders are exported once, not per data dir."""
+    return str(tmp_path_factory.mktemp("onnx"))
+
+
+@pytest.fixture(scope="session")
+def model_env(tiny_blip, tiny_clip, minilm, onnx_dir) -> dict[str, str]:
     """Environment that points every VS_* model variable at the local test models."""
     return {
         "VS_CAPTION_MODEL": tiny_blip,
@@ -54,6 +60,7 @@ def model_env(tiny_blip, tiny_clip, minilm) -> dict[str, str]:
         # The tiny models' captions and CLIP vectors mean nothing, so at the default cut-off most queries
         # rightly return nothing; tests of other things ask for every result. Tests of the cut-off set it.
         "VS_MIN_RELEVANCE": "0",
+        "VS_ONNX_DIR": onnx_dir,
         "HF_HUB_OFFLINE": "1",
         "GRADIO_ANALYTICS_ENABLED": "False",
     }
@@ -94,12 +101,12 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def tiny_settings(tiny_blip, tiny_clip, minilm):
+def tiny_settings(tiny_blip, tiny_clip, minilm, onnx_dir):
     """Settings factory: the test models on a given data dir, plus any overrides."""
 
     def make(data_dir: Path, **overrides) -> Settings:
         return Settings(data_dir=data_dir, caption_model=tiny_blip, text_model=minilm, clip_model=tiny_clip,
-                        clip_pretrained=None, device="cpu", **overrides)
+                        clip_pretrained=None, device="cpu", **{"onnx_dir": Path(onnx_dir), **overrides})
 
     return make
 

@@ -19,8 +19,9 @@ from visual_search.errors import InvalidQuery
 def test_cli_bench_json_shape(tmp_path, model_env):
     env = {**os.environ, **model_env, "VS_DATA_DIR": str(tmp_path / "must-stay-empty"), "PYTHONPATH": str(REPO)}
     done = subprocess.run(
-        [sys.executable, "-m", "visual_search", "bench", "--sizes", "200", "--images", "2", "--queries", "5", "--json"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        [sys.executable, "-m", "visual_search", "bench", "--sizes", "200", "--images", "2", "--queries", "5",
+         "--cli-runs", "1", "--json"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=540,  # exports the encoders when not cached
     )
     assert done.returncode == 0, done.stderr[-2000:]
     doc = json.loads(done.stdout)
@@ -35,7 +36,20 @@ def test_cli_bench_json_shape(tmp_path, model_env):
     assert stages["caption"]["batch1_s_per_image"] > 0 and stages["clip_image"]["write_group_ms_per_image"] > 0
     assert set(stages["query_encoding"]) == {"caption_ms", "clip_trimmed_ms", "clip_full77_ms", "both_ms"}
     assert set(doc["levers"]) == {"threads", "parallel_query_encoders", "query_encoding_while_indexing", "int8_caption",
-                                  "sentence_transformers_library"}
+                                  "sentence_transformers_library", "onnx_image_towers"}
+    # both query-encoder backends side by side, and the ONNX one really is ONNX Runtime with exact vectors
+    assert doc["onnx"]["verified"] == {"text": True, "clip_text": True} and doc["onnx"]["search_backend"] == "onnx"
+    for backend in ("torch", "onnx"):
+        b = doc["backends"][backend]
+        assert b["query_ms"]["p95"] >= b["query_ms"]["p50"] > 0 and set(b["search_ms"]) == {"200"}
+        assert doc["cli_search_s"][backend] > 0 and doc["cli_search_peak_rss_mb"][backend] > 50
+        assert doc["app_peak_rss_mb"][backend] > doc["cli_search_peak_rss_mb"]["onnx"]  # indexing loads BLIP
+    agreement = doc["onnx"]["agreement"]["200"]
+    assert agreement["queries"] == 5 and agreement["same_top_k"] == 5 and agreement["max_relevance_diff"] < 1e-4
+    towers = doc["levers"]["onnx_image_towers"]
+    assert all(towers[t]["min_cosine"] > 0.9999 and towers[t]["onnx"]["batch1_ms_per_image"] > 0
+               for t in ("clip_image", "blip_vision"))
+    assert any("ONNX / torch" in name for name in doc["targets"])
     # the library we replaced gives the same vectors as our text encoder, on the same model folder
     assert doc["levers"]["sentence_transformers_library"]["min_cosine"] > 0.9999
     assert doc["peak_rss_mb"] >= doc["rss_mb"]["models_loaded"] > 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 
 from .errors import VisualSearchError
@@ -181,8 +182,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _show_library_messages() -> None:
+    """The library's log lines (a one-time ONNX export, a fallback to torch and why) on stderr, plainly."""
+    log = logging.getLogger("visual_search")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _show_library_messages()
     try:
         return args.func(args)
     except VisualSearchError as exc:

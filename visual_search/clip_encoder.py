@@ -2,21 +2,26 @@
 
 `model_name` is any name open_clip accepts (`ViT-B-32`, `local-dir:/path`, `hf-hub:org/repo`);
 `pretrained` a tag (`laion2b_s34b_b79k`) or a weights file, ignored for `local-dir:`/`hf-hub:`.
+torch is imported when a model loads, not with this module: naming a model (`identity_of`) must
+not cost a search on ONNX Runtime the torch import.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from PIL import Image
 
 from .device import resolve_device
 from .model_errors import model_load_error
 
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
 SELF_CONTAINED = ("local-dir:", "hf-hub:")  # names that carry their own weights: `pretrained` is ignored
+# open_clip's text tower: CLIP's own layers, or CustomTextCLIP's `text` module
+_TEXT_PARTS = ("transformer", "token_embedding", "positional_embedding", "ln_final", "text_projection", "text")
 
 
 class ClipEncoder:
@@ -48,40 +53,65 @@ class ClipEncoder:
             return model_name
         return f"{model_name}@{pretrained}"
 
-    @torch.inference_mode()
-    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+    def encode_images(self, images: Sequence["Image.Image"]) -> np.ndarray:
         """Unit vectors, one row per image, batched through the image tower."""
+        import torch
+
         out = []
-        for start in range(0, len(images), self.batch_size):
-            batch = torch.stack([self.preprocess(im) for im in images[start : start + self.batch_size]])
-            features = self.model.encode_image(batch.to(self.device))
-            out.append(F.normalize(features.float(), dim=-1).cpu().numpy())
+        with torch.inference_mode():
+            for start in range(0, len(images), self.batch_size):
+                batch = torch.stack([self.preprocess(im) for im in images[start : start + self.batch_size]])
+                features = self.model.encode_image(batch.to(self.device))
+                out.append(torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy())
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.dim), np.float32)
 
-    @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Unit vectors, one row per text."""
-        tokens = self.tokenizer(list(texts)).to(self.device)
-        features = self._encode_tokens(tokens)
-        return F.normalize(features.float(), dim=-1).cpu().numpy().astype(np.float32)
+        import torch
 
-    def _encode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Run the text tower only as far as the longest real text (not all 77 positions).
+        if self.text_dropped:
+            raise RuntimeError("this CLIP encoder's text tower was freed: queries are encoded on ONNX Runtime")
+        with torch.inference_mode():
+            tokens = self.tokenizer(list(texts)).to(self.device)
+            features = self._encode_tokens(tokens)
+            return torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy().astype(np.float32)
 
-        CLIP's text transformer is causal and pools at the end-of-text token, so positions after
-        it never influence the result; trimming them gives the same vector 3-8x faster for short
-        queries. Models of another shape (no causal mask, other pooling) take the full path.
-        """
+    text_dropped = False
+
+    def drop_text_tower(self) -> None:
+        """Free the text tower's weights (63M parameters, ~250 MB, for ViT-B-32) when queries are
+        encoded elsewhere (the ONNX export, backend.py) and this model only embeds images."""
+        import torch
+
+        parts = [name for name, child in [*self.model.named_children(), *self.model.named_parameters(recurse=False)]
+                 if name in _TEXT_PARTS and isinstance(child, (torch.nn.Module, torch.nn.Parameter))]
+        for name in parts:
+            setattr(self.model, name, None)
+        if parts:
+            self.text_dropped = True
+
+    @property
+    def trimmable(self) -> bool:
+        """CLIP's text transformer is causal and pools at the end-of-text token, so positions after
+        it never influence the result: the tower can run only as far as the longest real text (not
+        all 77 positions), the same vector 3-8x faster for short queries. Models of another shape
+        (no causal mask, other pooling) take the full path."""
         m = self.model
-        trimmable = (
-            getattr(m, "attn_mask", None) is not None
-            and getattr(m, "text_pool_type", None) == "argmax"
-            and hasattr(m, "token_embedding")
-        )
-        if not trimmable:
-            return m.encode_text(tokens)
+        return (getattr(m, "attn_mask", None) is not None and getattr(m, "text_pool_type", None) == "argmax"
+                and hasattr(m, "token_embedding"))
+
+    def _encode_tokens(self, tokens: "torch.Tensor") -> "torch.Tensor":
+        if not self.trimmable:
+            return self.model.encode_text(tokens)
         length = int(tokens.argmax(dim=-1).max()) + 1  # the end token has the highest id
-        tokens = tokens[:, :length]
+        return self.text_tower(tokens[:, :length])
+
+    def text_tower(self, tokens: "torch.Tensor") -> "torch.Tensor":
+        """The text tower on tokens already cut after the longest text's end token (`trimmable`
+        models only); what the ONNX export runs too (onnxrt/export.py)."""
+        import torch
+
+        m, length = self.model, tokens.shape[1]
         cast = m.transformer.get_cast_dtype()
         x = m.token_embedding(tokens).to(cast) + m.positional_embedding[:length].to(cast)
         x = m.transformer(x, attn_mask=m.attn_mask[:length, :length])

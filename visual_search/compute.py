@@ -61,7 +61,10 @@ class Models:
     def __init__(self, settings: Settings, *, captioner=None, text_encoder=None, clip=None) -> None:
         self.settings = settings
         self._captioner, self._text_encoder, self._clip = captioner, text_encoder, clip
+        self._given = {name for name, m in (("captioner", captioner), ("text_encoder", text_encoder), ("clip", clip))
+                       if m is not None}  # a model the caller gave is theirs: left whole
         self._lock = threading.RLock()
+        self.after_clip_load: Callable[[], None] | None = None  # the engine frees CLIP's unused text tower
 
     @property
     def captioner(self):
@@ -83,18 +86,21 @@ class Models:
 
                 s = self.settings
                 self._clip = ClipEncoder(s.clip_model, s.clip_pretrained, s.device)
+                if self.after_clip_load is not None:
+                    self.after_clip_load()
             return self._clip
 
     @property
     def text_encoder(self):
         with self._lock:
             if self._text_encoder is None:
+                from .backend import caption_encoder
                 from .text_encoder import ClipTextEncoder, SentenceTransformerEncoder
 
                 s = self.settings
-                self._text_encoder = (
+                self._text_encoder = (  # ONNX Runtime once its export verified (backend.py): the same vectors
                     ClipTextEncoder(self.clip) if s.text_model == CLIP_TEXT_MODEL
-                    else SentenceTransformerEncoder(s.text_model, s.device)
+                    else caption_encoder(s, lambda: SentenceTransformerEncoder(s.text_model, s.device))
                 )
             return self._text_encoder
 
@@ -104,6 +110,10 @@ class Models:
 
     def loaded(self, name: str) -> bool:
         return getattr(self, f"_{name}") is not None
+
+    def owns(self, name: str) -> bool:
+        """Loaded here, not given by the caller."""
+        return self.loaded(name) and name not in self._given
 
     # ---- identities: what names the collections and keys the stored vectors, without loading -----
     @property

@@ -16,6 +16,7 @@ DEFAULT_CLIP_MODEL = "ViT-B-32"
 DEFAULT_CLIP_PRETRAINED = "laion2b_s34b_b79k"
 # The value of VS_TEXT_MODEL that selects CLIP's own text tower for the caption channel.
 CLIP_TEXT_MODEL = "clip"
+BACKENDS = ("auto", "onnx", "torch")  # VS_BACKEND: what runs the query encoders (backend.py)
 
 
 def on_zero_gpu() -> bool:
@@ -59,6 +60,13 @@ def _env_bool(name: str, default: bool) -> bool:
     raise ValueError(f"{name} must be on or off (1/0, true/false), got {raw!r}")
 
 
+def _env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = _env(name, default).lower()
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a deployment may tune. Build with `Settings.from_env()`."""
@@ -73,6 +81,8 @@ class Settings:
     # then spends no GPU quota and waits for no GPU hand-over (README "Deploy").
     query_device: str | None = None
     index_dir: Path | None = None  # the Chroma folder; None: data_dir / "chroma"
+    backend: str = "auto"  # query encoders: auto = ONNX Runtime once its export verified, else torch
+    onnx_dir: Path | None = None  # verified ONNX exports; None: data_dir/onnx
     chroma_url: str | None = None  # None: embedded PersistentClient under data_dir
     max_file_mb: float = 20.0
     max_pixels: int = 40_000_000  # ~ 8000 x 5000; refused before the pixels are decoded
@@ -107,6 +117,8 @@ class Settings:
             device=os.environ.get("VS_DEVICE", "").strip() or None,
             query_device=os.environ.get("VS_QUERY_DEVICE", "").strip() or ("cpu" if on_zero_gpu() else None),
             index_dir=Path(os.environ["VS_INDEX_DIR"].strip()) if os.environ.get("VS_INDEX_DIR", "").strip() else None,
+            backend=_env_choice("VS_BACKEND", "auto", BACKENDS),
+            onnx_dir=Path(os.environ["VS_ONNX_DIR"].strip()) if os.environ.get("VS_ONNX_DIR", "").strip() else None,
             chroma_url=os.environ.get("VS_CHROMA_URL", "").strip() or None,
             max_file_mb=_env_float("VS_MAX_FILE_MB", cls.max_file_mb),
             max_pixels=_env_int("VS_MAX_PIXELS", cls.max_pixels),
@@ -143,6 +155,11 @@ class Settings:
     def thumbs_dir(self) -> Path:
         """Small WebP tiles, derived from the originals (visual_search/thumbnails.py)."""
         return self.data_dir / "thumbs"
+
+    @property
+    def onnx_cache(self) -> Path:
+        """Where exported query encoders are kept (onnxrt/cache.py)."""
+        return self.onnx_dir or self.data_dir / "onnx"
 
     @property
     def images_dir(self) -> Path:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import torch
-
 
 def resolve_device(requested: str | None = None) -> str:
     if requested:
         return requested
+    import torch  # here, not at the top: a search on ONNX Runtime never imports torch
+
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 

@@ -31,7 +31,7 @@ import numpy as np
 from . import ranking
 from .catalog import Catalog, Vectors, vector_key
 from .compute import Compute, GpuWrap, Models
-from .config import Settings
+from .config import CLIP_TEXT_MODEL, Settings
 from .errors import IndexOutOfDate, InvalidQuery, NotAnImage, NotFound, RejectedImage
 from .fair_share import FairShare
 from .intake import IntakeImage, check_image_kind, load_image, read_file, walk
@@ -61,16 +61,19 @@ class SearchEngine:
     """
 
     def __init__(self, settings: Settings | None = None, *, captioner=None, text_encoder=None, clip=None,
-                 gpu: GpuWrap | None = None) -> None:
+                 clip_text=None, gpu: GpuWrap | None = None) -> None:
         self.settings = settings or Settings.from_env()
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.catalog = Catalog(self.settings.images_dir)
         self.thumbnails = Thumbnails(self.settings.thumbs_dir)
         self.models = Models(self.settings, captioner=captioner, text_encoder=text_encoder, clip=clip)
         self.compute = Compute(self.models, gpu)
+        self.models.after_clip_load = self._drop_unused_text_tower
         self._store: VectorStore | None = None
         self._queries: QueryEncoder | None = None
         self._query_models: Models | None = None
+        # the query side's CLIP text tower (ONNX Runtime or torch); a CLIP given by the caller encodes queries too
+        self._clip_text = clip_text if clip_text is not None else clip
         self._tagger: Tagger | None = None
         self._load_lock = threading.RLock()
         self._write_lock = threading.RLock()
@@ -89,54 +92,32 @@ class SearchEngine:
         return self.models.clip
 
     @property
-    def text_encoder(self):
-        return self.models.text_encoder
-
-    @property
-    def caption_identity(self) -> str:
-        return self.models.caption_identity
-
-    @property
-    def visual_identity(self) -> str:
-        return self.models.visual_identity
-
-    @property
-    def tagger(self) -> Tagger:
-        """The tag vocabulary and its CLIP prompt vectors, computed once per CLIP model (cached on disk)."""
+    def clip_text(self):
+        """CLIP's text tower for queries: on ONNX Runtime once its export verified (backend.py), else `clip`."""
         with self._load_lock:
-            if self._tagger is None:
-                # the query side's CLIP: on ZeroGPU it runs here, on the CPU (the vocabulary is encoded once)
-                self._tagger = Tagger(self.query_models.clip, self.settings.tag_vocabulary, self.settings.data_dir / "tags")
-            return self._tagger
+            if self._clip_text is None:
+                from .backend import clip_text_encoder
 
-    @property
-    def store(self) -> VectorStore:
-        with self._load_lock:
-            if self._store is None:
-                where = self.settings.chroma_url or str(self.settings.chroma_dir)
-                client = make_client(self.settings)
-                self._store = VectorStore(client, self.caption_identity, self.visual_identity, where)
-            return self._store
+                self._clip_text = clip_text_encoder(self.settings, lambda: self.clip, self.visual_identity)
+                self._drop_unused_text_tower()
+            return self._clip_text
 
-    @property
-    def query_models(self) -> Models:
-        """The models that encode queries. With VS_QUERY_DEVICE apart from the models' device (ZeroGPU:
-        cpu) they are models of their own there, run in this process: a search never waits for a GPU
-        hand-over nor spends GPU quota (README "Deploy")."""
-        s = self.settings
-        if not s.query_device or s.query_device == s.device:
-            return self.models
-        with self._load_lock:
-            if self._query_models is None:
-                self._query_models = Models(replace(s, device=s.query_device))
-            return self._query_models
+    def _drop_unused_text_tower(self) -> None:
+        """Queries on ONNX Runtime: a torch CLIP this engine loaded itself only embeds images now (~250 MB less).
+        Takes no engine lock: it runs inside a model's loading."""
+        if self._clip_text is None or self.settings.text_model == CLIP_TEXT_MODEL:
+            return
+        for side in (self.models, self._query_models):
+            clip = side._clip if side is not None else None
+            if clip is not None and clip is not self._clip_text and side.owns("clip") and not clip.text_dropped:
+                clip.drop_text_tower()
+                release_freed_memory()
 
     @property
     def queries(self) -> QueryEncoder:
         with self._load_lock:
             if self._queries is None:
-                side = self.query_models
-                self._queries = QueryEncoder(side.text_encoder, side.clip)
+                self._queries = QueryEncoder(self.query_text_encoder, self.clip_text)
             return self._queries
 
     def count(self, visitor: str | None = None) -> int:

@@ -2,7 +2,8 @@
 time) into unit vectors. The same encoder must serve both, or the vectors are not comparable.
 
 Any object with `identity`, `dim`, `calibration` and `encode(texts) -> (n, dim) float32 array of
-unit rows` can replace these.
+unit rows` can replace these (onnxrt/encoders.py runs the same models on ONNX Runtime). torch and
+transformers are imported when a model loads, not with this module.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, Sequence
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from .device import resolve_device
 from .errors import ModelLoadError
@@ -23,6 +22,8 @@ from .model_errors import model_load_error
 from .ranking import CAPTION_TEXT, CLIP_TEXT_TEXT, Calibration
 
 if TYPE_CHECKING:
+    import torch
+
     from .clip_encoder import ClipEncoder
 
 
@@ -55,6 +56,7 @@ class SentenceTransformerEncoder:
         self.device = resolve_device(device)
         try:
             spec = _read_spec(model_id)
+            import torch
             from transformers import AutoModel, AutoTokenizer
 
             where = {"subfolder": spec.folder} if spec.folder else {}
@@ -68,22 +70,34 @@ class SentenceTransformerEncoder:
         self.max_length = min(spec.max_seq_length or self.tokenizer.model_max_length, self.tokenizer.model_max_length)
         self.dim = int(self.encode(["a photo"]).shape[1])
 
-    @torch.inference_mode()
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Unit rows; texts are batched longest first, so a batch pads to similar lengths."""
+        import torch
+
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        texts = [(self.spec.prompt + t).lower() if self.spec.lowercase else self.spec.prompt + t for t in texts]
+        texts = self.spec.prepare(texts)
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         chunks = []
-        for start in range(0, len(order), self.batch_size):
-            batch = self.tokenizer([texts[i] for i in order[start : start + self.batch_size]], padding=True,
-                                   truncation=True, max_length=self.max_length, return_tensors="pt").to(self.device)
-            hidden = self.model(**batch).last_hidden_state
-            chunks.append(F.normalize(_pool(hidden, batch["attention_mask"], self.spec.pooling).float(), dim=-1))
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                batch = self.tokens([texts[i] for i in order[start : start + self.batch_size]]).to(self.device)
+                chunks.append(self.vectors(batch))
         out = np.empty((len(texts), chunks[0].shape[1]), np.float32)
         out[order] = torch.cat(chunks).cpu().numpy()  # back to the callers' order
         return out
+
+    def tokens(self, texts: Sequence[str]):
+        """The model's inputs for prepared texts (`ModelSpec.prepare`), padded to the longest, truncated."""
+        return self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
+                              return_tensors="pt")
+
+    def vectors(self, batch: dict) -> "torch.Tensor":
+        """Model inputs -> unit vectors: the transformer, the pooling, unit length (exported as is to ONNX)."""
+        import torch
+
+        hidden = self.model(**batch).last_hidden_state
+        return torch.nn.functional.normalize(_pool(hidden, batch["attention_mask"], self.spec.pooling).float(), dim=-1)
 
 
 class ClipTextEncoder:
@@ -106,12 +120,16 @@ _NEW_NAMES = {"cls": "cls_token", "max": "max_tokens", "mean": "mean_tokens"}
 
 
 @dataclass(frozen=True)
-class _Spec:
+class ModelSpec:
     pooling: tuple[str, ...] = ("mean_tokens",)  # concatenated in this order, as sentence-transformers does
     max_seq_length: int | None = None
     lowercase: bool = False
     prompt: str = ""  # the model's default prompt, prepended to every text
     folder: str = ""  # where the transformer and tokenizer are inside the model, "" = top level
+
+    def prepare(self, texts: Sequence[str]) -> list[str]:
+        """What the tokenizer is given: the prompt, then lower case when the model asks for it."""
+        return [(self.prompt + t).lower() if self.lowercase else self.prompt + t for t in texts]
 
 
 def _read_json(model_id: str, filename: str) -> dict | list | None:
@@ -122,10 +140,10 @@ def _read_json(model_id: str, filename: str) -> dict | list | None:
     return json.loads(Path(path).read_text(encoding="utf-8")) if path else None
 
 
-def _read_spec(model_id: str) -> _Spec:
+def _read_spec(model_id: str) -> ModelSpec:
     modules = _read_json(model_id, "modules.json")
     if modules is None:
-        return _Spec()  # a plain transformers model: mean pooling, like sentence-transformers
+        return ModelSpec()  # a plain transformers model: mean pooling, like sentence-transformers
     kinds = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules]
     if kinds not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
         raise ModelLoadError(
@@ -149,11 +167,13 @@ def _read_spec(model_id: str) -> _Spec:
     prompt = (st.get("prompts") or {}).get(st.get("default_prompt_name") or "", "")
     if prompt and pool.get("include_prompt") is False:
         raise ModelLoadError(f"text model {model_id!r} pools without its prompt tokens, which visual-search does not do")
-    return _Spec(pooling, bert.get("max_seq_length"), bool(bert.get("do_lower_case")), prompt, folder)
+    return ModelSpec(pooling, bert.get("max_seq_length"), bool(bert.get("do_lower_case")), prompt, folder)
 
 
-def _pool(hidden: torch.Tensor, mask: torch.Tensor, modes: tuple[str, ...]) -> torch.Tensor:
+def _pool(hidden: "torch.Tensor", mask: "torch.Tensor", modes: tuple[str, ...]) -> "torch.Tensor":
     """Token vectors -> one vector per text, by each mode in turn, concatenated."""
+    import torch
+
     m = mask.unsqueeze(-1).to(hidden.dtype)
     counts = m.sum(dim=1).clamp(min=1e-9)
     parts = []

@@ -4,8 +4,9 @@ throughput, peak memory, and the same work done the way a user would without thi
 Everything runs in a temporary data dir. `--random-weights` builds the default architectures
 (BLIP-base, CLIP ViT-B-32) with random weights offline plus the real all-MiniLM-L6-v2; without it
 the configured models (VS_* variables, hub defaults) are loaded - the tests point those at tiny
-models. What is measured, and how: stages.py (stages, indexing, search at N), levers.py
-(thread settings, int8...), peers.py (Chroma's OpenCLIP function, a transformers pipeline).
+models. What is measured, and how: stages.py (stages, indexing, search at N), backends.py (the
+query encoders on torch and on ONNX Runtime side by side, cold CLI searches), levers.py (thread
+settings, int8...), peers.py (Chroma's OpenCLIP function, a transformers pipeline).
 Figures from this project's machine, and how to read them: docs/benchmarks.md.
 """
 
@@ -32,6 +33,8 @@ SEARCH_P50_MS, SEARCH_P95_MS, TARGET_AT = 30.0, 60.0, 100_000
 INDEX_IMAGES_PER_S = 1.0
 CHROMA_RATIO = 3.0
 PEAK_RSS_MB = 3072.0
+# ONNX Runtime query encoders against torch, as ratios from the same run (issue 10)
+ONNX_SEARCH_RATIO, CLI_WALL_RATIO, CLI_PEAK_RATIO, AGREEMENT_AT = 0.45, 0.25, 0.4, 10_000
 _OPENMP_ENV = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "MKL_NUM_THREADS")
 
 
@@ -42,7 +45,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"indexed images N for search timings (default {DEFAULT_SIZES})")
     p.add_argument("--images", type=int, default=None, help="sample images used for the image stages (default all)")
     p.add_argument("--queries", type=int, default=50, help="distinct queries timed per N (default 50)")
-    p.add_argument("--weights-dir", default=None, help="keep the random-weight models here and reuse them")
+    p.add_argument("--weights-dir", default=None, help="keep the random-weight models (and their ONNX exports) here")
+    p.add_argument("--cli-runs", type=int, default=3,
+                   help="fresh `search` processes timed per backend, the median reported (default 3)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
 
 
@@ -59,7 +64,8 @@ def _parse_sizes(text: str) -> list[int]:
 def run(args: argparse.Namespace) -> int:
     sizes = _parse_sizes(args.sizes)
     with tempfile.TemporaryDirectory(prefix="vs-bench-") as tmp:
-        result = bench(Path(tmp), sizes, args.random_weights, args.images, max(5, args.queries), args.weights_dir)
+        result = bench(Path(tmp), sizes, args.random_weights, args.images, max(5, args.queries), args.weights_dir,
+                       max(1, args.cli_runs))
     print(json.dumps(result) if args.json else format_report(result))
     return 0
 
@@ -79,7 +85,7 @@ def load_models(settings: Settings, random_weights: bool, folder: Path) -> tuple
         rm = random_models(folder)
         settings = replace(settings, caption_model=rm.caption_model, clip_model=rm.clip_model,
                            clip_pretrained=rm.clip_weights, text_model=rm.text_model, caption_max_tokens=CAPTION_TOKENS)
-    engine = SearchEngine(settings)
+    engine = SearchEngine(replace(settings, backend="torch"))  # the torch models; backends.py adds ONNX twins
     makers = {name: (lambda name=name: getattr(engine, name)) for name in ("captioner", "clip", "text_encoder")}
     if random_weights:
         from ..captioner import BlipCaptioner
@@ -95,11 +101,12 @@ def load_models(settings: Settings, random_weights: bool, folder: Path) -> tuple
 
 
 def bench(tmp: Path, sizes: list[int], random_weights: bool, n_images: int | None, n_queries: int,
-          weights_dir: str | None = None) -> dict:
+          weights_dir: str | None = None, cli_runs: int = 3) -> dict:
     """Production path first (load, index, search at N: the memory peak is taken there), then each
     stage and lever on its own, then the peers (which load their own copies of the models)."""
     import torch
 
+    from . import backends as bk
     from . import levers as lv
     from . import peers as peers_
     from . import stages as st
@@ -108,21 +115,32 @@ def bench(tmp: Path, sizes: list[int], random_weights: bool, n_images: int | Non
     t0 = time.perf_counter()
     watch = st.CpuWatch()
     settings = Settings.from_env(data_dir=tmp / "stages", chroma_url=None)
+    if weights_dir and not settings.onnx_dir:  # keep the exports with the weights they were made from
+        settings = replace(settings, onnx_dir=Path(weights_dir) / "onnx")
     _say(t0, "loading models" + (" (building random weights first)" if random_weights else ""))
     settings, models, load_s = load_models(settings, random_weights, Path(weights_dir) if weights_dir else tmp / "weights")
+    _say(t0, "query encoders on ONNX Runtime (exported and verified first, unless cached)")
+    onnx = bk.onnx_encoders(settings, models)
+    load_s["onnx_query_encoders"] = onnx["load_s"]
+    main = "torch" if settings.backend == "torch" else "onnx"  # what the app searches with
+    encoders = {"torch": {}, "onnx": {"text_encoder": onnx["text_encoder"], "clip_text": onnx["clip_text"]}}
     rss = {"models_loaded": st.rss_mb()}
     paths = image_files(Path(settings.sample_dir))
     paths = paths[: n_images or len(paths)]
     images = st.load_images(paths, settings)
-    engine = SearchEngine(settings, **models)
+    engine = SearchEngine(settings, **models)  # torch's query encoders: the stages and levers below time those
     texts = st.queries(n_queries)
     models["captioner"].caption(images[:1]), _encode_warm(engine, images)  # one-time kernel set-up, untimed
 
     _say(t0, f"indexing {len(paths)} sample images end to end")
-    index = st.index_end_to_end(SearchEngine(replace(settings, data_dir=tmp / "index"), **models), paths)
+    index = st.index_end_to_end(SearchEngine(replace(settings, data_dir=tmp / "index"), **{**models, **encoders[main]}),
+                                paths)
     rss["after_indexing"] = st.rss_mb()
-    _say(t0, f"search at N = {', '.join(f'{n:,}' for n in sizes)} (filling the store takes a while)")
-    store = st.search_at_sizes(SearchEngine(replace(settings, data_dir=tmp / "store"), **models), sizes, n_queries)
+    _say(t0, f"search at N = {', '.join(f'{n:,}' for n in sizes)} (filling the store takes a while), "
+              "torch and ONNX query encoders in turn")
+    at = replace(settings, data_dir=tmp / "store")
+    store = st.search_at_sizes({name: SearchEngine(at, **{**models, **enc}) for name, enc in encoders.items()}, main,
+                               sizes, n_queries)
     rss["after_search"] = st.rss_mb()
     rss_split = st.rss_split_mb()
     peak = st.peak_rss_mb()  # the production path's peak: before levers and peers
@@ -133,6 +151,11 @@ def bench(tmp: Path, sizes: list[int], random_weights: bool, n_images: int | Non
     stages["caption_embedding"] = st.caption_embedding_stage(models["text_encoder"], stages["caption"]["captions"])
     stages["query_encoding"] = st.query_encoding_stage(engine, texts)
     stages["caption"]["example"] = stages["caption"].pop("captions")[0]
+    _say(t0, "backends: query encoding, cold command-line searches (fresh processes)")
+    query_ms = bk.query_ms({"torch": (models["text_encoder"], models["clip"]),
+                            "onnx": (onnx["text_encoder"], onnx["clip_text"])}, texts)
+    cli = bk.cli_searches(settings, tmp / "index", cli_runs)
+    app = bk.app_processes(settings, paths[:WRITE_GROUP], tmp / "app")
     _say(t0, "levers: threads, parallel query encoders, search during indexing, int8 captioning, "
               "the sentence-transformers library")
     levers = {
@@ -141,6 +164,7 @@ def bench(tmp: Path, sizes: list[int], random_weights: bool, n_images: int | Non
         "query_encoding_while_indexing": lv.while_indexing(engine, images, texts[:20]),
         "int8_caption": lv.int8_captioning(models["captioner"], images),
         "sentence_transformers_library": lv.sentence_transformers_library(models["text_encoder"], texts),
+        "onnx_image_towers": bk.image_towers(models["clip"], models["captioner"], images, tmp / "towers"),
     }
     _say(t0, "peers: Chroma OpenCLIPEmbeddingFunction, transformers pipeline")
     chroma = peers_.chroma_openclip(models["clip"], settings.clip_model, settings.clip_pretrained, images, texts[:20],
@@ -153,13 +177,22 @@ def bench(tmp: Path, sizes: list[int], random_weights: bool, n_images: int | Non
                        f"{models['captioner'].min_new_tokens} (fixed)" if models["captioner"].min_new_tokens
                        else f"up to {models['captioner'].max_new_tokens}")},
         "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
+                    "torch": torch.__version__, "onnxruntime": _version("onnxruntime"), "python": platform.python_version(), "platform": platform.platform(),
                     "openmp_env": {k: os.environ[k] for k in _OPENMP_ENV if k in os.environ}},
         "load_s": load_s,
         "index": index,
         "index_images_per_s": index["images_per_s"],
         "store": store,
         "search_ms": {n: {"p50": s["search_ms"]["p50"], "p95": s["search_ms"]["p95"]} for n, s in store.items()},
+        "backends": {name: {"query_ms": {k: query_ms[name][k] for k in ("p50", "p95")},
+                            "search_ms": {n: {k: s["backends"][name][k] for k in ("p50", "p95")}
+                                          for n, s in store.items()}} for name in ("torch", "onnx")},
+        "cli_search_s": cli["wall_s"],
+        "cli_search_peak_rss_mb": cli["peak_rss_mb"],
+        "app_peak_rss_mb": app["peak_rss_mb"],
+        "app_images": app["images"],
+        "onnx": {"search_backend": main, "verified": onnx["verified"], "exports": bk.exports(settings),
+                 "agreement": {n: s["agreement"] for n, s in store.items()}},
         "peak_rss_mb": peak,
         "rss_mb": rss,
         "rss_split_mb": rss_split,
@@ -180,6 +213,12 @@ def bench(tmp: Path, sizes: list[int], random_weights: bool, n_images: int | Non
     return result
 
 
+def _version(package: str) -> str:
+    from importlib import metadata
+
+    return metadata.version(package)
+
+
 def _encode_warm(engine, images) -> None:
     engine.clip.encode_images(images[:1])
     engine.clip.encode_texts(["a warm-up query"])
@@ -197,7 +236,27 @@ def targets(r: dict) -> dict:
         f"visual indexing >= {CHROMA_RATIO:g}x Chroma OpenCLIP": (ratio, ratio >= CHROMA_RATIO),
         f"peak RSS <= {PEAK_RSS_MB:g} MB": (r["peak_rss_mb"], r["peak_rss_mb"] <= PEAK_RSS_MB),
     }
+    rows.update(_backend_targets(r))
     return {"search_at_n": int(at), **{k: {"value": v, "met": bool(ok)} for k, (v, ok) in rows.items()}}
+
+
+def _backend_targets(r: dict) -> dict:
+    """ONNX Runtime against torch, each a ratio of two figures from this run."""
+    b, cli, mem = r["backends"], r["cli_search_s"], r["cli_search_peak_rss_mb"]
+    worst = max(b["onnx"]["search_ms"][n]["p50"] / b["torch"]["search_ms"][n]["p50"] for n in b["onnx"]["search_ms"])
+    agreements = r["onnx"]["agreement"]
+    at = str(AGREEMENT_AT) if str(AGREEMENT_AT) in agreements else max(agreements, key=int)
+    agree = agreements[at]
+    return {
+        f"new-query search p50, ONNX / torch <= {ONNX_SEARCH_RATIO:g} at every N": (round(worst, 3), worst <= ONNX_SEARCH_RATIO),
+        f"cold CLI search, ONNX / torch <= {CLI_WALL_RATIO:g}": (round(cli["onnx"] / cli["torch"], 3),
+                                                                 cli["onnx"] / cli["torch"] <= CLI_WALL_RATIO),
+        f"CLI search peak memory, ONNX / torch <= {CLI_PEAK_RATIO:g}": (round(mem["onnx"] / mem["torch"], 3),
+                                                                       mem["onnx"] / mem["torch"] <= CLI_PEAK_RATIO),
+        f"same top-10 and relevance within 1e-4, ONNX vs torch, at N = {int(at):,}": (
+            f"{agree['same_top_k']}/{agree['queries']}, max diff {agree['max_relevance_diff']:.1e}",
+            agree["same_top_k"] == agree["queries"] and agree["max_relevance_diff"] <= 1e-4) if agree else ("n/a", False),
+    }
 
 
 def format_report(r: dict) -> str:
@@ -239,6 +298,24 @@ def format_report(r: dict) -> str:
         out.append(f"caption-channel query via the sentence-transformers library: p50 {stl['library_ms']['p50']:.1f} ms vs "
                    f"ours {stl['ours_ms']['p50']:.1f} ms (vectors agree to cosine {stl['min_cosine']:.5f}); "
                    f"importing it costs {stl['import_mb']} MB")
+    b = r["backends"]
+    out += ["", "Query encoders, torch vs ONNX Runtime    both channels p50 / p95 ms | new-query search p50 / p95 ms at N"]
+    for name in ("torch", "onnx"):
+        out.append(f"{name:<40}{b[name]['query_ms']['p50']:>8.1f} / {b[name]['query_ms']['p95']:<6.1f}|"
+                   + "".join(f"  {int(n):,}: {v['p50']:.1f} / {v['p95']:.1f}" for n, v in b[name]["search_ms"].items()))
+    out.append(f"cold `python -m visual_search search`: torch {r['cli_search_s']['torch']:.2f} s / "
+               f"{r['cli_search_peak_rss_mb']['torch']:.0f} MB, ONNX {r['cli_search_s']['onnx']:.2f} s / "
+               f"{r['cli_search_peak_rss_mb']['onnx']:.0f} MB peak (median of fresh processes)")
+    out.append(f"an app-like process (load, index {r['app_images']} images, search) peaks at torch "
+               f"{r['app_peak_rss_mb']['torch']:.0f} MB, ONNX {r['app_peak_rss_mb']['onnx']:.0f} MB")
+    for e in r["onnx"]["exports"]:
+        out.append(f"ONNX export {e['kind']}: " + (f"verified, min probe cosine {e['min_cosine']}"
+                   if e["verified"] else f"REFUSED ({e['reason']})") + f", {e['export_s']} s")
+    for name, t in lv["onnx_image_towers"].items():
+        out.append(f"{name} on ONNX Runtime (measured, not used): " + (t["error"] if "error" in t else
+                   f"{t['onnx']['write_group_ms_per_image']:.1f} vs torch {t['torch']['write_group_ms_per_image']:.1f} "
+                   f"ms/image in groups, {t['onnx']['batch1_ms_per_image']:.1f} vs {t['torch']['batch1_ms_per_image']:.1f} "
+                   f"one at a time, min cosine {t['min_cosine']}"))
     out += ["", "Indexed N  fill (s) | store p50 ms: query cap/vis  count  vectors | search ms: p50    p95  warm p50"]
     for n, s in r["store"].items():
         sq = s["store_query_ms"]

@@ -228,8 +228,15 @@ def fill(engine: SearchEngine, start: int, stop: int, rng: np.random.Generator) 
     return time.perf_counter() - t0
 
 
-def search_at_sizes(engine: SearchEngine, sizes: list[int], n_queries: int, k: int = 10) -> dict:
-    """For each N (ascending, filled cumulatively): fill time, store query ms, search ms cold and warm."""
+def search_at_sizes(engines: dict[str, SearchEngine], main: str, sizes: list[int], n_queries: int,
+                    k: int = 10) -> dict:
+    """For each N (ascending, filled cumulatively): fill time, store query ms, search ms cold and warm.
+
+    `engines` share one data dir and differ in their query encoders (torch, ONNX Runtime); each
+    new query is searched by all of them in turn, in an order that alternates, so they are timed
+    under the same conditions. `main` (the backend the app uses) gives the store and warm figures.
+    """
+    engine = engines[main]
     rng = np.random.default_rng(0)
     out, have = {}, 0
     for i, n in enumerate(sorted(sizes)):
@@ -239,7 +246,14 @@ def search_at_sizes(engine: SearchEngine, sizes: list[int], n_queries: int, k: i
         t0 = time.perf_counter()
         _check(engine.search("warm-up query: a lighthouse on a cliff", k=k, min_relevance=0.0), k)
         first_ms = (time.perf_counter() - t0) * 1000
-        cold = [_timed_search(engine, t, k) for t in texts]
+        for other in engines.values():
+            _check(other.search("warm-up query: a lighthouse on a cliff", k=k), k)
+        answers = {name: [] for name in engines}
+        names = list(engines)
+        for j, text in enumerate(texts):
+            for name in names[j % 2 :] + names[: j % 2]:
+                answers[name].append(_timed_search(engines[name], text, k, keep=True))
+        cold = [ms for ms, _ in answers[main]]
         warm = [_timed_search(engine, t, k) for t in texts]  # the query cache answers the encoders
         vectors = [engine.queries.encode(t) for t in texts]
         cv, vv = vectors[0]
@@ -250,6 +264,9 @@ def search_at_sizes(engine: SearchEngine, sizes: list[int], n_queries: int, k: i
             "fill_s": round(fill_s, 1),
             "first_search_ms": round(first_ms, 1),
             "search_ms": pct(cold),
+            "backends": {name: pct([ms for ms, _ in got]) for name, got in answers.items()},
+            "agreement": agreement([r for _, r in answers["torch"]], [r for _, r in answers[main]])
+            if "torch" in answers and main != "torch" else None,
             "search_warm_ms": pct(warm),
             "store_query_ms": {
                 kind: pct(time_each(lambda v: engine.store.query(kind, v[j], CANDIDATE_POOL), vectors))
@@ -264,12 +281,25 @@ def search_at_sizes(engine: SearchEngine, sizes: list[int], n_queries: int, k: i
     return out
 
 
-def _timed_search(engine: SearchEngine, text: str, k: int) -> float:
+def _timed_search(engine: SearchEngine, text: str, k: int, keep: bool = False):
+    """Milliseconds of one search (and its response, with `keep`)."""
     t0 = time.perf_counter()
     response = engine.search(text, k=k, min_relevance=0.0)  # always k results: the cost of a full page
     ms = (time.perf_counter() - t0) * 1000
     _check(response, k)
-    return ms
+    return (ms, response) if keep else ms
+
+
+def agreement(reference: list, other: list) -> dict:
+    """How far two backends' answers to the same queries differ: same top-k ids in the same order,
+    and the largest relevance difference over every result."""
+    same = sum([r.record.id for r in a.results] == [r.record.id for r in b.results] for a, b in zip(reference, other))
+    diffs = []
+    for a, b in zip(reference, other):
+        theirs = {r.record.id: r.relevance for r in b.results}
+        diffs += [abs(r.relevance - theirs[r.record.id]) for r in a.results if r.record.id in theirs]
+    return {"queries": len(reference), "same_top_k": same,
+            "max_relevance_diff": float(f"{max(diffs, default=0.0):.3g}")}
 
 
 def _check(response, k: int) -> None:
