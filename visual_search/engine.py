@@ -92,15 +92,71 @@ class SearchEngine:
         return self.models.clip
 
     @property
+    def text_encoder(self):
+        return self.models.text_encoder
+
+    @property
+    def caption_identity(self) -> str:
+        return self.models.caption_identity
+
+    @property
+    def visual_identity(self) -> str:
+        return self.models.visual_identity
+
+    @property
+    def tagger(self) -> Tagger:
+        """The tag vocabulary and its CLIP prompt vectors, computed once per CLIP model (cached on disk)."""
+        with self._load_lock:
+            if self._tagger is None:
+                # the query side's text tower: on ZeroGPU it runs here, on the CPU (the vocabulary is encoded once)
+                self._tagger = Tagger(self.clip_text, self.settings.tag_vocabulary, self.settings.data_dir / "tags")
+            return self._tagger
+
+    @property
+    def store(self) -> VectorStore:
+        with self._load_lock:
+            if self._store is None:
+                where = self.settings.chroma_url or str(self.settings.chroma_dir)
+                client = make_client(self.settings)
+                self._store = VectorStore(client, self.caption_identity, self.visual_identity, where)
+            return self._store
+
+    @property
+    def query_models(self) -> Models:
+        """The models that encode queries. With VS_QUERY_DEVICE apart from the models' device (ZeroGPU:
+        cpu) they are models of their own there, run in this process: a search never waits for a GPU
+        hand-over nor spends GPU quota (README "Deploy")."""
+        s = self.settings
+        if not s.query_device or s.query_device == s.device:
+            return self.models
+        with self._load_lock:
+            if self._query_models is None:
+                self._query_models = Models(replace(s, device=s.query_device))
+                self._query_models.after_clip_load = self._drop_unused_text_tower
+            return self._query_models
+
+    @property
     def clip_text(self):
-        """CLIP's text tower for queries: on ONNX Runtime once its export verified (backend.py), else `clip`."""
+        """CLIP's text tower for queries: on ONNX Runtime once its export verified (backend.py), else the
+        query side's torch CLIP."""
         with self._load_lock:
             if self._clip_text is None:
                 from .backend import clip_text_encoder
 
-                self._clip_text = clip_text_encoder(self.settings, lambda: self.clip, self.visual_identity)
+                self._clip_text = clip_text_encoder(self.settings, lambda: self.query_models.clip,
+                                                    self.visual_identity)
                 self._drop_unused_text_tower()
             return self._clip_text
+
+    @property
+    def query_text_encoder(self):
+        """The caption channel's query encoder: the captions' own text encoder (ONNX Runtime when its
+        export verified), or, with VS_TEXT_MODEL=clip, CLIP's text tower as above."""
+        if self.settings.text_model == CLIP_TEXT_MODEL:
+            from .text_encoder import ClipTextEncoder
+
+            return ClipTextEncoder(self.clip_text)
+        return self.query_models.text_encoder
 
     def _drop_unused_text_tower(self) -> None:
         """Queries on ONNX Runtime: a torch CLIP this engine loaded itself only embeds images now (~250 MB less).
