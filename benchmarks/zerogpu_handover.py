@@ -71,23 +71,19 @@ def main() -> None:
     import spaces
     from gradio.context import LocalContext
 
+    from visual_search.measure.stages import time_each
+
     folder = Path(tempfile.mkdtemp(prefix="vs-handover-"))
     models = _models("tiny" if args.tiny else "random", folder)
     LocalContext.request.set(object())  # as inside a Gradio event
     on_gpu = spaces.GPU(lambda text: _encode_both(models, text), duration=5)
     _encode_both(models, "warm up")
 
-    def timed(fn, texts):
-        out = []
-        for t in texts:
-            t0 = time.perf_counter()
-            fn(t)
-            out.append((time.perf_counter() - t0) * 1000)
-        return out
-
-    cpu = timed(lambda t: _encode_both(models, t), QUERIES)
-    first = timed(on_gpu, QUERIES[:1])[0]
-    reused = timed(on_gpu, QUERIES[1:])
+    cpu = time_each(lambda t: _encode_both(models, t), QUERIES)
+    t0 = time.perf_counter()
+    on_gpu(QUERIES[0])  # the first call forks the worker: timed alone, without a warm-up
+    first = (time.perf_counter() - t0) * 1000
+    reused = time_each(on_gpu, QUERIES[1:])
     figures = {
         "process_rss_mb": round(psutil.Process().memory_info().rss / 2**20),
         "cpu_query_ms_p50": round(statistics.median(cpu), 1),
