@@ -46,7 +46,7 @@ def main() -> None:
     rm = random_models(Path(tempfile.gettempdir()) / "vs-random-models")
     port = _free_port()
     env = {**os.environ, "VS_CAPTION_MODEL": rm.caption_model, "VS_TEXT_MODEL": rm.text_model,
-           "VS_CLIP_MODEL": rm.clip_model, "VS_CLIP_PRETRAINED": rm.clip_pretrained, "VS_DATA_DIR": str(tmp / "data"),
+           "VS_CLIP_MODEL": rm.clip_model, "VS_CLIP_PRETRAINED": rm.clip_weights, "VS_DATA_DIR": str(tmp / "data"),
            "VS_SAMPLE_DIR": str(tmp / "no-samples"), "GRADIO_SERVER_NAME": "127.0.0.1",
            "GRADIO_SERVER_PORT": str(port), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
     if args.zerogpu:

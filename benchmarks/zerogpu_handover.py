@@ -50,7 +50,7 @@ def _models(kind: str, folder: Path):
 
         rm = random_models(folder / "models")
         s = Settings(data_dir=folder / "data", caption_model=rm.caption_model, text_model=rm.text_model,
-                     clip_model=rm.clip_model, clip_pretrained=rm.clip_pretrained, device="cpu")
+                     clip_model=rm.clip_model, clip_pretrained=rm.clip_weights, device="cpu")
     models = Models(s)
     models.load()
     return models
