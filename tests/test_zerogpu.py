@@ -41,8 +41,10 @@ def _wait_for(url: str, proc: subprocess.Popen, log: Path, seconds: float = 180)
     raise AssertionError(f"app.py did not answer within {seconds} s:\n{log.read_text()[-3000:]}")
 
 
-def _visit(url: str) -> None:
-    """Open the page once in Chromium, as a visitor does: its load event starts the first-start job."""
+def _visit(url: str, tries: int = 3) -> None:
+    """Open the page in Chromium, as a visitor does: its load event starts the first-start job. A
+    visitor whose page never showed the job at work reloads it (on a saturated machine a page-load
+    event has been seen to go unanswered); every GPU call still has to come from such an event."""
     from playwright.sync_api import sync_playwright
 
     from browser import FLAGS
@@ -50,15 +52,18 @@ def _visit(url: str) -> None:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
         page = browser.new_page()
-        page.goto(url, wait_until="load")
-        # stay until the page shows the job at work (or done): the load event has been handled
-        try:
-            page.wait_for_function(
-                "n => { const t = document.querySelector('#collection-status')?.innerText || '';"
-                " return t.includes('⏳') || t.startsWith(n + ' images'); }", arg=N_SAMPLES, timeout=120_000)
-        except Exception:
-            print("page shows:", page.evaluate("document.querySelector('#collection-status')?.innerText"))
-            raise
+        for attempt in range(tries):
+            page.goto(url, wait_until="load")
+            try:  # stay until the page shows the job at work (or done): the load event has been handled
+                page.wait_for_function(
+                    "n => { const t = document.querySelector('#collection-status')?.innerText || '';"
+                    " return t.includes('⏳') || t.startsWith(n + ' images'); }", arg=N_SAMPLES, timeout=60_000)
+                break
+            except Exception:
+                print(f"visit {attempt + 1}: the page shows",
+                      page.evaluate("document.querySelector('#collection-status')?.innerText"))
+                if attempt == tries - 1:
+                    raise
         browser.close()
 
 

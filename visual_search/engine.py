@@ -41,7 +41,7 @@ from .query import QueryEncoder, check_alpha, check_k, clean_text
 from .records import Added, Duplicate, Failed, ImageRecord, IndexReport, SearchResponse, SearchResult, Skipped
 from .retrieval import CANDIDATE_POOL, Candidates, Query, gather  # noqa: F401 (CANDIDATE_POOL: measure/)
 from .store import CAPTION, VISUAL, VectorStore, make_client
-from .tagging import Tagger
+from .tagging import Tagger, model_scale
 from .thumbnails import Thumbnails
 from .visibility import check_may_change, check_visible, visible, where_for
 
@@ -109,7 +109,9 @@ class SearchEngine:
         with self._load_lock:
             if self._tagger is None:
                 # the query side's text tower: on ZeroGPU it runs here, on the CPU (the vocabulary is encoded once)
-                self._tagger = Tagger(self.clip_text, self.settings.tag_vocabulary, self.settings.data_dir / "tags")
+                # tagging runs at index time, where the torch CLIP embeds the images: its learned temperature
+                self._tagger = Tagger(self.clip_text, self.settings.tag_vocabulary, self.settings.data_dir / "tags",
+                                      scale=model_scale(self.clip))
             return self._tagger
 
     @property

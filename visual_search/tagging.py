@@ -67,10 +67,12 @@ def model_scale(clip) -> float:
 class Tagger:
     """A vocabulary and its prompt vectors for one CLIP model, computed once and cached on disk."""
 
-    def __init__(self, clip, vocabulary_path: Path, cache_dir: Path) -> None:
+    def __init__(self, clip, vocabulary_path: Path, cache_dir: Path, scale: float | None = None) -> None:
+        """`clip` encodes the prompts (a torch or an ONNX Runtime text tower: the same vectors); `scale` is
+        the model's learned temperature when `clip` cannot say (an ONNX tower keeps no logit scale)."""
         self.vocabulary = read_vocabulary(vocabulary_path)
         self.identity = getattr(clip, "identity", "")
-        self.scale = model_scale(clip)
+        self.scale = model_scale(clip) if scale is None else scale
         key = hashlib.sha256("\n".join([self.identity, PROMPT, *self.vocabulary]).encode()).hexdigest()[:16]
         cache = cache_dir / f"tag-vectors-{key}.npy"
         try:
