@@ -20,7 +20,7 @@ def test_cli_bench_json_shape(tmp_path, model_env):
     env = {**os.environ, **model_env, "VS_DATA_DIR": str(tmp_path / "must-stay-empty"), "PYTHONPATH": str(REPO)}
     done = subprocess.run(
         [sys.executable, "-m", "visual_search", "bench", "--sizes", "200", "--images", "2", "--queries", "5",
-         "--cli-runs", "1", "--json"],
+         "--cli-runs", "1", "--onnx-image-towers", "--json"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=540,  # exports the encoders when not cached
     )
     assert done.returncode == 0, done.stderr[-2000:]

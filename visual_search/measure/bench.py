@@ -46,6 +46,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--images", type=int, default=None, help="sample images used for the image stages (default all)")
     p.add_argument("--queries", type=int, default=50, help="distinct queries timed per N (default 50)")
     p.add_argument("--weights-dir", default=None, help="keep the random-weight models (and their ONNX exports) here")
+    p.add_argument("--onnx-image-towers", action="store_true",
+                   help="also export CLIP's image tower and BLIP's vision encoder to ONNX Runtime and time them "
+                        "(index-time candidates, not used; minutes, and a few GB while BLIP exports)")
     p.add_argument("--cli-runs", type=int, default=3,
                    help="fresh `search` processes timed per backend, the median reported (default 3)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     sizes = _parse_sizes(args.sizes)
     with tempfile.TemporaryDirectory(prefix="vs-bench-") as tmp:
         result = bench(Path(tmp), sizes, args.random_weights, args.images, max(5, args.queries), args.weights_dir,
-                       max(1, args.cli_runs))
+                       max(1, args.cli_runs), args.onnx_image_towers)
     print(json.dumps(result) if args.json else format_report(result))
     return 0
 
@@ -101,7 +104,7 @@ def load_models(settings: Settings, random_weights: bool, folder: Path) -> tuple
 
 
 def bench(tmp: Path, sizes: list[int], random_weights: bool, n_images: int | None, n_queries: int,
-          weights_dir: str | None = None, cli_runs: int = 3) -> dict:
+          weights_dir: str | None = None, cli_runs: int = 3, image_towers: bool = False) -> dict:
     """Production path first (load, index, search at N: the memory peak is taken there), then each
     stage and lever on its own, then the peers (which load their own copies of the models)."""
     import torch
@@ -164,8 +167,9 @@ def bench(tmp: Path, sizes: list[int], random_weights: bool, n_images: int | Non
         "query_encoding_while_indexing": lv.while_indexing(engine, images, texts[:20]),
         "int8_caption": lv.int8_captioning(models["captioner"], images),
         "sentence_transformers_library": lv.sentence_transformers_library(models["text_encoder"], texts),
-        "onnx_image_towers": bk.image_towers(models["clip"], models["captioner"], images, tmp / "towers"),
     }
+    if image_towers:
+        levers["onnx_image_towers"] = bk.image_towers(models["clip"], models["captioner"], images, tmp / "towers")
     _say(t0, "peers: Chroma OpenCLIPEmbeddingFunction, transformers pipeline")
     chroma = peers_.chroma_openclip(models["clip"], settings.clip_model, settings.clip_pretrained, images, texts[:20],
                                     tmp / "peers")
@@ -311,7 +315,7 @@ def format_report(r: dict) -> str:
     for e in r["onnx"]["exports"]:
         out.append(f"ONNX export {e['kind']}: " + (f"verified, min probe cosine {e['min_cosine']}"
                    if e["verified"] else f"REFUSED ({e['reason']})") + f", {e['export_s']} s")
-    for name, t in lv["onnx_image_towers"].items():
+    for name, t in lv.get("onnx_image_towers", {}).items():
         out.append(f"{name} on ONNX Runtime (measured, not used): " + (t["error"] if "error" in t else
                    f"{t['onnx']['write_group_ms_per_image']:.1f} vs torch {t['torch']['write_group_ms_per_image']:.1f} "
                    f"ms/image in groups, {t['onnx']['batch1_ms_per_image']:.1f} vs {t['torch']['batch1_ms_per_image']:.1f} "
