@@ -17,6 +17,7 @@ a rebuild, not a model run).
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import threading
 import time
@@ -33,6 +34,7 @@ from .catalog import Catalog, Vectors, vector_key
 from .compute import Compute, GpuWrap, Models
 from .config import CLIP_TEXT_MODEL, Settings
 from .errors import IndexOutOfDate, InvalidQuery, NotAnImage, NotFound, RejectedImage
+from .facets import Selection
 from .fair_share import FairShare
 from .intake import IntakeImage, check_image_kind, load_image, read_file, walk
 from .memory import release_freed_memory
@@ -45,6 +47,7 @@ from .tagging import Tagger, model_scale
 from .thumbnails import Thumbnails
 from .visibility import check_may_change, check_visible, visible, where_for
 
+log = logging.getLogger(__name__)
 Progress = Callable[[int, int, str], None]  # (done, total, message)
 MAX_CAPTION_CHARS = 500
 MAX_USER_TAGS = 20
@@ -81,6 +84,9 @@ class SearchEngine:
         self._seen_images = False
         self.fair_share = FairShare(self.settings)  # per-visitor caps of a public demo
         self._changes = 0
+        self._filtered_searches = 0  # the second one loads the store's facets (filters in memory)
+        self._stamp_seen: str | None = None  # the change stamp the facets are current with
+        self._facets_loader: threading.Thread | None = None
 
     # ---- models and store, created once on first use ------------------------------------------
     @property
@@ -180,7 +186,47 @@ class SearchEngine:
 
     def count(self, visitor: str | None = None) -> int:
         """Images in the index (those `visitor` may see, when given: visibility.py)."""
+        if visitor is not None and self._facets_current():
+            return self.store.facets.count(visitor)
         return self.store.count_where(where_for(visitor))
+
+    # ---- filters decided in memory (facets.py) --------------------------------------------------
+    def load_facets(self) -> None:
+        """Read the filterable fields of every indexed image into memory, so that filters and a public-demo
+        visitor's visibility cost no Chroma `where` (the app calls this once it has started; a process
+        that searches once, such as the CLI, is faster without)."""
+        self._stamp_seen = self._stamp()  # read first: a write during the load shows as a change next time
+        self.store.load_facets()
+
+    def _load_facets_soon(self) -> None:
+        """Load the facets in the background (seconds at 100k images); searches meanwhile ask Chroma."""
+        with self._load_lock:
+            if self._facets_loader is None or not self._facets_loader.is_alive():
+                self._facets_loader = threading.Thread(target=self._load_facets_quietly, daemon=True,
+                                                       name="load-facets")
+                self._facets_loader.start()
+
+    def _load_facets_quietly(self) -> None:
+        try:
+            self.load_facets()
+        except Exception:  # a store outage: searches go on asking Chroma, and the next one tries again
+            log.warning("could not load the filterable fields; filters are decided by Chroma", exc_info=True)
+
+    def _facets_current(self) -> bool:
+        """The facets are loaded, and no other process has written since (else they are read again)."""
+        if self.store.facets.loaded and self._stamp() != self._stamp_seen:
+            self.load_facets()
+        return self.store.facets.loaded
+
+    def _stamp_path(self) -> Path:
+        return self.settings.data_dir / ".changed"
+
+    def _stamp(self) -> str:
+        """A token every writer of this data dir replaces (see _writer); '' before the first write."""
+        try:
+            return self._stamp_path().read_text()
+        except OSError:
+            return ""
 
     @property
     def changes(self) -> int:
@@ -195,6 +241,7 @@ class SearchEngine:
         with self._write_lock:
             with open(self.settings.data_dir / ".writer.lock", "w") as fh:
                 fcntl.flock(fh, fcntl.LOCK_EX)
+                current = self._stamp() == self._stamp_seen  # no other process wrote since the facets were read
                 try:
                     yield
                 except BaseException as exc:
@@ -203,6 +250,9 @@ class SearchEngine:
                     raise
                 finally:
                     self._changes += 1
+                    self._stamp_path().write_text(os.urandom(8).hex())  # tells other processes' facets
+                    if current:  # this store's facets followed its own writes
+                        self._stamp_seen = self._stamp()
                     fcntl.flock(fh, fcntl.LOCK_UN)
 
     def index_paths(self, paths: Sequence[str | os.PathLike], progress: Progress | None = None) -> IndexReport:
@@ -537,12 +587,9 @@ class SearchEngine:
 
         A public-demo visitor's candidates are the shared images and their own, nothing else: the
         visibility rule is part of every channel's `where` (visibility.py)."""
-        active = filter is not None and filter.active
-        where, ids = where_for(visitor, filter.where() if active else None), None
-        if active and filter.needs_ids:  # a name substring: the exact ids whose file name contains it
-            ids = self.store.name_ids(filter.name, where)
         need = page.offset + page.k
-        found = gather(self.store, q, need, page.min_relevance, page.sort == "newest", where, ids)
+        found = gather(self.store, q, need, page.min_relevance, page.sort == "newest",
+                       *self._restriction(filter, visitor))
         passing = [j for j, score in enumerate(found.total) if score >= page.min_relevance]
         meta = self.store.records(found.ids[j] for j in passing) if page.sort == "newest" else {}
         if page.sort == "newest":  # newest first; equal times keep the relevance order
@@ -554,6 +601,24 @@ class SearchEngine:
             self._refuse_if_out_of_date()  # no count() on every search: it scans the collection
         return SearchResponse(label, results, (time.perf_counter() - t0) * 1000, q.alpha, page.offset, hidden,
                               page.min_relevance)
+
+    def _restriction(self, filter: SearchFilter | None, visitor: str | None
+                     ) -> tuple[dict | None, list[str] | None, Selection | None]:
+        """(where, ids, allowed) for gather(): what `filter` and `visitor`'s visibility let through, decided
+        in memory once the facets are loaded (the second such search loads them), else by Chroma."""
+        active = filter is not None and filter.active
+        if not active and visitor is None:
+            return None, None, None
+        self._filtered_searches += 1
+        if self._filtered_searches >= 2 and not self.store.facets.loaded:
+            self._load_facets_soon()
+        if self._facets_current():
+            allowed = self.store.facets.select(filter if active else None, visitor)
+            return None, None, allowed and allowed.with_lookup(self.store.lookup_facets)
+        where, ids = where_for(visitor, filter.where() if active else None), None
+        if active and filter.needs_ids:  # a name substring: the exact ids whose file name contains it
+            ids = self.store.name_ids(filter.name, where)
+        return where, ids, None
 
     def _results(self, found: Candidates, chosen: list[int], meta: dict[str, dict]) -> list[SearchResult]:
         missing = [found.ids[j] for j in chosen if found.ids[j] not in meta]

@@ -6,7 +6,9 @@ Two collections per model combination:
   * visual collection: the CLIP image vector of each image, with the metadata a search filters by
     (`added_ts`, `tags`; filters.py), so that both channels filter inside their own query, and the
     file name (lower case) as document, for the name filter.
-Both keep each image's owner (visibility.py), so every query filters by owner inside Chroma.
+Both keep each image's owner (visibility.py), so a query can filter by owner inside Chroma. The
+store also keeps those filterable fields in memory (facets.py), in step with its own writes, once
+`load_facets` has read them: a filter is then decided without a Chroma `where`.
 Their names are derived from the model identities, so vectors of different models never mix: a
 model change opens fresh, empty collections, which the engine fills from the catalog.
 """
@@ -24,6 +26,7 @@ import numpy as np
 from .config import Settings
 from .filters import timestamp
 from .errors import StoreUnavailable
+from .facets import Facet, Facets
 from .records import ImageRecord
 
 CAPTION, VISUAL = "caption", "visual"
@@ -84,6 +87,7 @@ class VectorStore:
     def __init__(self, client, caption_identity: str, visual_identity: str, where: str = "") -> None:
         self.where = where  # for error messages: the data dir or the server URL
         self._client = client
+        self.facets = Facets()  # empty until load_facets(); then updated by every write below
         self.names = {CAPTION: collection_name(CAPTION, caption_identity), VISUAL: collection_name(VISUAL, visual_identity)}
         self._cols = {
             kind: self._guard(
@@ -148,6 +152,7 @@ class VectorStore:
             col = self._cols[kind]
             self._guard(lambda col=col, shape=shape: col.update(
                 ids=[r.id for r in records], metadatas=[_cleared(shape(r)) for r in records]))
+        self.facets.put(map(_facet, records))
 
     def upsert_captions(self, records: list[ImageRecord], vectors: np.ndarray) -> None:
         col = self._cols[CAPTION]
@@ -161,6 +166,7 @@ class VectorStore:
                     metadatas=[_to_metadata(r) for r in batch],
                 )
             )
+        self.facets.put(map(_facet, records))
 
     def query(self, kind: str, vector: np.ndarray, n: int, where: dict | None = None,
               ids: list[str] | None = None) -> list[Hit]:
@@ -204,8 +210,21 @@ class VectorStore:
 
     def delete(self, ids: list[str]) -> None:
         if ids:
+            self.facets.remove(ids)  # first: a search that runs meanwhile must not count them
             for col in self._cols.values():
                 self._guard(lambda col=col: col.delete(ids=ids))
+
+    def load_facets(self) -> None:
+        """Read every image's filterable fields into `facets` (one pass over the caption collection's metadata)."""
+        col = self._cols[CAPTION]
+        got = self._guard(lambda: col.get(include=["metadatas"]))
+        self.facets.load(Facet.from_metadata(i, m or {}) for i, m in zip(got["ids"], got["metadatas"] or []))
+
+    def lookup_facets(self, ids: list[str]) -> list[Facet]:
+        """The facets of images the table did not know (written by another process), added to it."""
+        found = [Facet.from_metadata(i, m) for i, m in self.records(ids).items()]
+        self.facets.put(found)
+        return found
 
 
 def _to_metadata(r: ImageRecord) -> dict:
@@ -227,6 +246,10 @@ def _filterable(r: ImageRecord) -> dict:
     """What a query's `where` reads: a SearchFilter's fields and the owner (visibility.py).
     Chroma refuses an empty list: no tags, no key."""
     return {"added_ts": timestamp(r.added_at), "owner": r.owner, **({"tags": list(r.tags)} if r.tags else {})}
+
+
+def _facet(r: ImageRecord) -> Facet:
+    return Facet.from_metadata(r.id, _to_metadata(r))
 
 
 def _name_document(r: ImageRecord) -> str:

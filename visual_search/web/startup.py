@@ -4,7 +4,8 @@
    the stored originals after a model change;
 2. on the first start of an empty data dir, index the sample images (once: a marker file in the
    data dir remembers it, so samples a user deleted do not come back on the next start);
-3. load the query models, so the first search does not wait for them.
+3. load the query models, so the first search does not wait for them, and the filterable fields
+   of every image (engine.load_facets), so filters and visitors' visibility need no Chroma `where`.
 
 A restart on a filled data dir reuses the persistent index: steps 1-2 find nothing to do and
 caption nothing. A missing index folder is rebuilt in step 1 from the vectors in the catalog.
@@ -102,6 +103,7 @@ class StartupJob:
             self._set("indexed the sample images", indexed=len(report.added))
         self._set("loading the search models")
         self.engine.queries  # noqa: B018 - loads the text encoder and CLIP now, not at the first query
+        self.engine.load_facets()
 
     def _samples_to_index(self) -> list[Path]:
         """The sample files, on an empty data dir's first start (or to finish an interrupted first start)."""
