@@ -233,12 +233,15 @@ def targets(r: dict) -> dict:
     at = str(TARGET_AT) if str(TARGET_AT) in r["search_ms"] else max(r["search_ms"], key=int)
     s = r["search_ms"][at]
     index, ratio = r["index_images_per_s"], r["peers"]["chroma_openclip_index_ratio"]
+    app_peak = r["app_peak_rss_mb"][r["onnx"]["search_backend"]]
     rows = {
         f"search p50 <= {SEARCH_P50_MS:g} ms": (s["p50"], s["p50"] <= SEARCH_P50_MS),
         f"search p95 <= {SEARCH_P95_MS:g} ms": (s["p95"], s["p95"] <= SEARCH_P95_MS),
         f"indexing >= {INDEX_IMAGES_PER_S:g} image/s": (index, index >= INDEX_IMAGES_PER_S),
         f"visual indexing >= {CHROMA_RATIO:g}x Chroma OpenCLIP": (ratio, ratio >= CHROMA_RATIO),
-        f"peak RSS <= {PEAK_RSS_MB:g} MB": (r["peak_rss_mb"], r["peak_rss_mb"] <= PEAK_RSS_MB),
+        # what a user's process holds: an app-like one (all models, index, search) on the backend the app
+        # uses; this process holds both backends and the peers besides (r["peak_rss_mb"], reported)
+        f"peak RSS of an app-like process <= {PEAK_RSS_MB:g} MB": (app_peak, app_peak <= PEAK_RSS_MB),
     }
     rows.update(_backend_targets(r))
     return {"search_at_n": int(at), **{k: {"value": v, "met": bool(ok)} for k, (v, ok) in rows.items()}}
