@@ -48,6 +48,8 @@ CSS = """
 #library-gallery .thumbnail-item .caption-label {
   white-space: normal !important; max-width: calc(100% - 12px) !important; text-align: left;
   display: -webkit-box !important; -webkit-line-clamp: 2; -webkit-box-orient: vertical; overflow: hidden;
+  /* the space under the two lines is a border, not padding: a third line would show in padding */
+  padding-bottom: 0 !important; border-bottom: var(--size-1) solid var(--background-fill-secondary) !important;
 }
 
 /* Numbers and formulas in the text wrap instead of widening the page. */
