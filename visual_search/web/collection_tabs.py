@@ -26,6 +26,14 @@ OUTCOME_COLUMNS = ["file", "outcome", "caption or reason"]
 LIBRARY_COLUMNS = ["file", "caption", "edited", "added (UTC)", "id", "tags"]
 LIBRARY_TILES = 500  # most recent images shown as tiles; the table lists them all
 NOTHING_PICKED = "Select an image to correct its caption or delete it."
+# Runs in the browser after a tile is selected: the editor comes into view when it is not (on a phone
+# it sits below the whole grid; beside the grid it is sticky and stays in view).
+SHOW_EDITOR = """() => {
+  const editor = document.querySelector('#library-editor');
+  const r = editor ? editor.getBoundingClientRect() : null;
+  if (r && (r.top < 0 || r.top > window.innerHeight - 120)) editor.scrollIntoView({block: 'start'});
+  return [];
+}"""
 
 
 def matching(records: list[ImageRecord], find: str | None) -> list[ImageRecord]:
@@ -204,10 +212,10 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
                               max_lines=1, elem_id="library-find")
         with gr.Row():
             with gr.Column(scale=3):
-                tiles = gr.Gallery(label="Every indexed image (select one to edit it)", columns=5, height=520,
+                tiles = gr.Gallery(label="Every indexed image (select one to edit it)", columns=5, height="auto",
                                    object_fit="cover", allow_preview=False, interactive=False,
                                    elem_id="library-gallery")
-            with gr.Column(scale=2, min_width=260):
+            with gr.Column(scale=2, min_width=260, elem_id="library-editor"):
                 picked_md = gr.Markdown(NOTHING_PICKED)
                 # The selected image's id: not shown, but a component, so API clients name the image with it
                 # (its id, or an id prefix of 8+ characters as the table and the CLI show).
@@ -241,7 +249,8 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
         still_there, image_id, [image_id, caption, picked_md, tags, confirm], api_visibility="private")
     find.submit(library, [find], lib_out, api_visibility="private")
     tiles.select(pick, [ids], [image_id, caption, picked_md, tags], api_visibility="private").then(
-        lambda: gr.update(visible=False), None, confirm, api_visibility="private")
+        lambda: gr.update(visible=False), None, confirm, api_visibility="private").then(
+        None, None, None, js=SHOW_EDITOR, api_visibility="private")
     save_tags.click(set_tags, [image_id, tags], [lib_status, *lib_out], api_name="set_tags")
     save.click(set_caption, [image_id, caption, find], [lib_status, *lib_out], api_name="set_caption")
     remove.click(ask_delete, [image_id], [lib_status, confirm, confirm_md], api_visibility="private")

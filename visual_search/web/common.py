@@ -130,6 +130,42 @@ def results_gallery(label: str, name: str) -> tuple[gr.Markdown, gr.Gallery]:
     return status, gallery
 
 
+# Runs in the browser once the server has said which original a selected tile shows: the gallery's
+# preview swaps the tile's thumbnail for the stored original, fetched now and shown once it has
+# loaded (a format the browser cannot show, such as HEIC, keeps the thumbnail). The URL is the
+# thumbnail's own with the original's path, so it goes wherever gradio's file route is (a Space's
+# proxy included). Nothing happens when the preview has moved on to another tile meanwhile.
+SHOW_ORIGINAL = """(path) => {
+  const id = (path || '').split('/').pop().split('.')[0];
+  const shown = () => document.querySelector('#%s img[data-testid="detailed-image"]');
+  const img = shown();
+  const route = '/gradio_api/file=';
+  if (!id || !img || !img.src.includes(id) || !img.src.includes(route)) return [];
+  const url = img.src.slice(0, img.src.indexOf(route) + route.length)
+    + path.split('/').map(encodeURIComponent).join('/');
+  const original = new Image();
+  original.onload = () => { const now = shown(); if (now && now.src.includes(id)) now.src = url; };
+  original.src = url;
+  return [];
+}"""
+
+
+def preview_originals(engine: "SearchEngine", gallery: gr.Gallery, ids: gr.State) -> None:
+    """The gallery's preview shows the selected tile's stored original: grids download thumbnails
+    only, a preview downloads the one original it shows (and a deleted one answers 404, as ever)."""
+    original = gr.Textbox(visible=False)
+
+    def original_of(tile_ids: list[str], evt: gr.SelectData) -> str:
+        try:
+            record = selected_record(engine, tile_ids, evt)
+        except VisualSearchError:
+            return ""
+        return record.path if record is not None else ""
+
+    gallery.select(original_of, [ids], original, api_visibility="private", show_progress="hidden").then(
+        None, original, None, js=SHOW_ORIGINAL % gallery.elem_id, api_visibility="private")
+
+
 def results_details(name: str) -> gr.Dataframe:
     """The details table, folded away: rank, relevance, both channel scores, caption, file."""
     with gr.Accordion("Details: scores of each result", open=False):

@@ -13,8 +13,8 @@ from ..filters import SORTS, SearchFilter
 from ..records import SearchResponse
 from .visitors import Access
 from .common import (
-    Busy, ResultsView, alpha_slider, failure, gone, k_slider, md, read_upload, results_details, results_gallery,
-    selected_record, view,
+    Busy, ResultsView, alpha_slider, failure, gone, k_slider, md, preview_originals, read_upload, results_details,
+    results_gallery, selected_record, view,
 )
 from .links import SHOW_IN_URL, link_params, result_rows
 
@@ -197,6 +197,7 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
         with gr.Row(visible=False) as more_row:
             more = gr.Button("Show more", variant="secondary", scale=0, min_width=160, elem_id="search-more")
         ids = gr.State([])
+        preview_originals(engine, gallery, ids)
         kept = gr.State(None)  # the response shown, for "Show more"
         drawn = gr.State(None)  # the collection's version (engine.changes) the results were drawn at
         picked = gr.Textbox(visible=False)  # id of the selected tile (a component, so API clients can set it)
@@ -219,6 +220,7 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
             with gr.Column(scale=3):
                 s_status, s_gallery = results_gallery("Similar images", "similar")
                 s_ids = gr.State([])
+                preview_originals(engine, s_gallery, s_ids)
                 s_drawn = gr.State(None)  # {"version", "id" of the indexed query image, "path" of an uploaded one}
                 s_picked = gr.Textbox(visible=False)
                 with gr.Row(visible=False, equal_height=True) as s_pick_row:
