@@ -166,3 +166,19 @@ def test_another_engine_on_the_same_data_dir_is_noticed(settings, shared_models)
     cli.remove(target.id)
     assert app.search("anything", k=10, filter=SearchFilter(tag="freshly-added")).results == []
     assert app.count() == 3
+
+
+def test_whole_collection_reads_come_back_whole_across_pages(tmp_path, monkeypatch):
+    """SQLite refuses one read of more than ~32k rows' fields (a 100k-image bench run failed so), so the
+    store reads in pages: with pages of 7 rows, every read still returns all 300 images exactly once."""
+    import visual_search.store as store_module
+
+    c = Collection(tmp_path)
+    monkeypatch.setattr(store_module, "GET_PAGE", 7)
+    c.store.load_facets()
+    assert len(c.store.facets) == N
+    ids = list(c.records)
+    assert set(c.store.records()) == set(ids) and len(c.store.captions()) == N
+    assert set(c.store.owners(VISUAL)) == set(ids)
+    stored = c.store.embeddings(CAPTION, ids)
+    assert list(stored) == ids and np.allclose(np.stack(list(stored.values())), c.caption, atol=1e-6)

@@ -16,6 +16,7 @@ model change opens fresh, empty collections, which the engine fills from the cat
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from dataclasses import dataclass
 from typing import Callable, Iterable, TypeVar
@@ -31,6 +32,7 @@ from .records import ImageRecord
 
 CAPTION, VISUAL = "caption", "visual"
 MAX_BATCH = 5000  # Chroma refuses batches above 5461
+GET_PAGE = 5000  # rows read per get (store._get)
 SERVER_TIMEOUT_S = 30.0  # a Chroma server that stops answering fails a request after this, not never
 _T = TypeVar("_T")
 
@@ -109,6 +111,21 @@ class VectorStore:
                 raise StoreUnavailable(f"the vector store at {self.where} is unavailable: {_reason(exc)}") from exc
             raise
 
+    def _get(self, kind: str, include: list[str], ids: list[str] | None = None) -> dict[str, list]:
+        """`get` of every image (or of `ids`) with `include`, GET_PAGE rows a call: in one call, SQLite
+        refuses the statement that reads more than ~32k rows' fields ("too many SQL variables")."""
+        col = self._cols[kind]
+        out: dict[str, list] = {"ids": [], **{key: [] for key in include}}
+        for lo in range(0, len(ids), GET_PAGE) if ids is not None else itertools.count(0, GET_PAGE):
+            page = dict(ids=ids[lo : lo + GET_PAGE]) if ids is not None else dict(limit=GET_PAGE, offset=lo)
+            got = self._guard(lambda: col.get(include=include, **page))
+            out["ids"] += got["ids"]
+            for key in include:
+                out[key] += list(got[key] if got[key] is not None else [None] * len(got["ids"]))
+            if ids is None and len(got["ids"]) < GET_PAGE:
+                break
+        return out
+
     def count(self) -> int:
         return self._guard(self._cols[CAPTION].count)
 
@@ -117,15 +134,13 @@ class VectorStore:
         return set(self._guard(lambda: col.get(where=where, include=[])["ids"]))
 
     def captions(self) -> dict[str, str]:
-        col = self._cols[CAPTION]
-        got = self._guard(lambda: col.get(include=["documents"]))
-        return dict(zip(got["ids"], got["documents"] or []))
+        got = self._get(CAPTION, ["documents"])
+        return dict(zip(got["ids"], got["documents"]))
 
     def owners(self, kind: str) -> dict[str, str | None]:
         """The owner stored beside each vector (None: a vector written before owners were stored)."""
-        col = self._cols[kind]
-        got = self._guard(lambda: col.get(include=["metadatas"]))
-        return {i: (m or {}).get("owner") for i, m in zip(got["ids"], got["metadatas"] or [])}
+        got = self._get(kind, ["metadatas"])
+        return {i: (m or {}).get("owner") for i, m in zip(got["ids"], got["metadatas"])}
 
     def count_where(self, where: dict | None) -> int:
         """Images matching `where` (all when None), e.g. those one visitor may see."""
@@ -181,19 +196,18 @@ class VectorStore:
         return [Hit(i, 1.0 - float(d)) for i, d in zip(got["ids"][0], got["distances"][0])]
 
     def embeddings(self, kind: str, ids: Iterable[str]) -> dict[str, np.ndarray]:
-        col, ids = self._cols[kind], list(ids)
+        ids = list(ids)
         if not ids:
             return {}
-        got = self._guard(lambda: col.get(ids=ids, include=["embeddings"]))
+        got = self._get(kind, ["embeddings"], ids)
         return {i: np.asarray(e, np.float32) for i, e in zip(got["ids"], got["embeddings"])}
 
     def records(self, ids: Iterable[str] | None = None) -> dict[str, dict]:
         """Metadata of the given ids (all when None), as stored beside the caption vectors."""
-        col = self._cols[CAPTION]
         ids = None if ids is None else list(ids)
         if ids == []:
             return {}
-        got = self._guard(lambda: col.get(ids=ids, include=["metadatas", "documents"]))
+        got = self._get(CAPTION, ["metadatas", "documents"], ids)
         return {
             i: {**(m or {}), "caption": doc} for i, m, doc in zip(got["ids"], got["metadatas"], got["documents"])
         }
@@ -216,9 +230,8 @@ class VectorStore:
 
     def load_facets(self) -> None:
         """Read every image's filterable fields into `facets` (one pass over the caption collection's metadata)."""
-        col = self._cols[CAPTION]
-        got = self._guard(lambda: col.get(include=["metadatas"]))
-        self.facets.load(Facet.from_metadata(i, m or {}) for i, m in zip(got["ids"], got["metadatas"] or []))
+        got = self._get(CAPTION, ["metadatas"])
+        self.facets.load(Facet.from_metadata(i, m or {}) for i, m in zip(got["ids"], got["metadatas"]))
 
     def lookup_facets(self, ids: list[str]) -> list[Facet]:
         """The facets of images the table did not know (written by another process), added to it."""
