@@ -2,8 +2,8 @@
 
 VS_BACKEND=auto (default) exports each query encoder on first use (onnxrt/export.py), holds the
 export to torch on probe texts, caches it (onnxrt/cache.py) and from then on encodes with ONNX
-Runtime: 3-4x faster queries, and a search process that never imports torch, transformers or
-open_clip. An export that does not verify is remembered with its reason and logged, and torch
+Runtime: queries in about half the time (docs/benchmarks.md), and a search process that never
+imports torch, transformers or open_clip. An export that does not verify is remembered with its reason and logged, and torch
 serves that encoder. VS_BACKEND=onnx makes a refusal an error; VS_BACKEND=torch never exports.
 The ONNX encoders compute the same vectors (cosine >= 0.99999 to torch's), so they share the
 torch encoders' identities and collections.
