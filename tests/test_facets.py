@@ -161,11 +161,24 @@ def test_another_engine_on_the_same_data_dir_is_noticed(settings, shared_models)
     target = app.list()[0]
     assert app.search("anything", k=10, filter=SearchFilter(tag="freshly-added")).results == []
     cli.set_tags(target.id, ["freshly-added"])
-    hits = app.search("anything", k=10, filter=SearchFilter(tag="freshly-added")).results
-    assert [r.record.id for r in hits] == [target.id]
+    tagged = SearchFilter(tag="freshly-added")
+    assert [r.record.id for r in app.search("anything", k=10, filter=tagged).results] == [target.id]
+    _wait_for_facets(app)  # read again in the background; Chroma answered meanwhile
+    assert [r.record.id for r in app.search("anything", k=10, filter=tagged).results] == [target.id]
     cli.remove(target.id)
-    assert app.search("anything", k=10, filter=SearchFilter(tag="freshly-added")).results == []
-    assert app.count() == 3
+    assert app.search("anything", k=10, filter=tagged).results == []
+    _wait_for_facets(app)
+    assert app.search("anything", k=10, filter=tagged).results == []
+    assert app.count("") == 3 and app.store.facets.count("") == 3
+
+
+def _wait_for_facets(engine: SearchEngine, timeout_s: float = 60.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not engine.store.facets.loaded:
+        assert time.monotonic() < deadline, "the facets were not read again"
+        time.sleep(0.05)
 
 
 def test_whole_collection_reads_come_back_whole_across_pages(tmp_path, monkeypatch):

@@ -213,9 +213,11 @@ class SearchEngine:
             log.warning("could not load the filterable fields; filters are decided by Chroma", exc_info=True)
 
     def _facets_current(self) -> bool:
-        """The facets are loaded, and no other process has written since (else they are read again)."""
+        """The facets are loaded, and no other process has written since. After such a write they are
+        read again in the background (seconds at 100k images), and Chroma decides meanwhile."""
         if self.store.facets.loaded and self._stamp() != self._stamp_seen:
-            self.load_facets()
+            self.store.facets.unload()
+            self._load_facets_soon()
         return self.store.facets.loaded
 
     def _stamp_path(self) -> Path:
