@@ -10,7 +10,7 @@ gives it the passing ids when they are few: the answer is still the best of ever
 
 The store keeps the table in step with its own writes (store.py). Writes by another process on the
 same data dir are noticed by the engine (a stamp file touched by every writer) and the table is
-read again; an id the table does not know is looked up before it is judged (`Selection.unknown`).
+read again; an id the table does not know is looked up before it is judged (`Selection.keep`).
 """
 
 from __future__ import annotations
@@ -60,13 +60,6 @@ class Selection:
 
     def with_lookup(self, lookup: Callable[[list[str]], list[Facet]]) -> "Selection":
         return replace(self, lookup=lookup)
-
-    def passes(self, image_id: str) -> bool | None:
-        """True/False, or None for an id the table did not know when the selection was made."""
-        row = self.rows.get(image_id)
-        if row is None or row >= len(self.mask):
-            return None
-        return bool(self.mask[row])
 
     def ids(self) -> list[str]:
         return [self.ids_of[r] for r in np.flatnonzero(self.mask)]
