@@ -107,6 +107,8 @@ def test_the_preview_shows_the_stored_original_and_the_grids_only_thumbnails(app
         assert not [f for f in fetched if not f.endswith(".webp")], fetched  # a page of results: thumbnails only
 
         src, record = _preview_original(page, engine, "#search-gallery", 1)
+        # no button that would save a thumbnail as if it were the picture
+        assert page.locator("#search-gallery button[aria-label*='ownload']").count() == 0
         # the preview's own strip of tiles picks the next one: its original follows
         page.locator("#search-gallery .preview .thumbnail-small").nth(2).click()
         nxt = engine.get(ID.search(grid[2]["src"]).group(0))

@@ -214,7 +214,7 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
             with gr.Column(scale=3):
                 tiles = gr.Gallery(label="Every indexed image (select one to edit it)", columns=5, height="auto",
                                    object_fit="cover", allow_preview=False, interactive=False,
-                                   elem_id="library-gallery")
+                                   elem_id="library-gallery", buttons=["fullscreen"])
             with gr.Column(scale=2, min_width=260, elem_id="library-editor"):
                 picked_md = gr.Markdown(NOTHING_PICKED)
                 # The selected image's id: not shown, but a component, so API clients name the image with it

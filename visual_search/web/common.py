@@ -125,8 +125,11 @@ def tag_line(tags: Sequence[str]) -> str:
 def results_gallery(label: str, name: str) -> tuple[gr.Markdown, gr.Gallery]:
     """Status line and result tiles (elem_ids `{name}-status`, `{name}-gallery`)."""
     status = gr.Markdown(elem_id=f"{name}-status")
+    # No download buttons: they would save the 384 px thumbnails a gallery holds, not the originals
+    # (the preview shows the original, which the browser saves as it saves any picture)
     gallery = gr.Gallery(label=label, columns=4, height="auto", object_fit="cover", allow_preview=True,
-                         interactive=False, elem_id=f"{name}-gallery", elem_classes=["tiles"])
+                         interactive=False, elem_id=f"{name}-gallery", elem_classes=["tiles"],
+                         buttons=["fullscreen"])
     return status, gallery
 
 

@@ -146,7 +146,7 @@ def build_explain_tab(engine: SearchEngine, access: Access) -> None:
         stage4 = gr.Markdown()
         ranked = gr.Gallery(label="The results explained, best first", columns=5, height="auto",
                             object_fit="cover", allow_preview=False, interactive=False,
-                            elem_id="explain-gallery", elem_classes=["tiles"])
+                            elem_id="explain-gallery", elem_classes=["tiles"], buttons=["fullscreen"])
         breakdown = gr.Dataframe(value=pd.DataFrame([], columns=BREAKDOWN_COLUMNS), interactive=False, wrap=True,
                                  elem_id="explain-table",
                                  column_widths=["6%", "9%", "9%", "9%", "9%", "9%", "17%", "32%"])
