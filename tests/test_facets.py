@@ -116,6 +116,7 @@ def test_filters_in_memory_answer_as_brute_force_and_as_chroma(tmp_path, depth):
                 alpha = float(rng.choice([0.0, 0.3, 1.0]))
                 need = int(rng.choice([1, 5, 20]))
                 qc, qv = _unit(rng, 2)
+                # now and then a query without words (an uploaded image: no caption vector)
                 q = retrieval.Query(None if alpha == 0.0 and need == 5 else qc, qv, SPREAD, SPREAD, alpha)
                 expected = c.brute_force(q, f, visitor, need)
                 allowed = c.store.facets.select(f if f.active else None, visitor)

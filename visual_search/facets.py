@@ -203,8 +203,8 @@ class Facets:
         return self._live if selection is None else selection.count
 
     def _name_mask(self, needle: str, n: int) -> np.ndarray:
-        got = self._names_cache.get(needle)
-        if got is None or len(got) != n:
+        got = self._names_cache.get(needle)  # emptied by every put and remove
+        if got is None:
             got = np.fromiter((needle in name for name in self._names), bool, count=n)
             if len(self._names_cache) >= _NAME_CACHE:
                 self._names_cache.pop(next(iter(self._names_cache)))

@@ -1,13 +1,15 @@
 """What a search may return: added after / before a date, file name contains, carries a tag.
 
-A `SearchFilter` is applied INSIDE each channel's nearest-neighbour query (Chroma `where` on the
-metadata both collections keep, see store.py), so a filtered search ranks every image that passes,
-not the survivors of an unfiltered candidate pool. A file-name substring is not something Chroma's
-metadata `where` can say; the store finds the exact ids whose file name contains it (its document
-index, store.name_ids) and both channels search among those (`needs_ids`).
+A filtered search ranks every image that passes, not the survivors of an unfiltered candidate
+pool. A filter is decided in one of two places, with the same result (tests/test_facets.py):
+  * in memory, in a long-running engine: `Facets.select` (facets.py) turns it into a mask, and
+    retrieval.py keeps the neighbours that pass, asking each channel deep enough;
+  * by Chroma, in a one-off process (the CLI): `where()` on the metadata both collections keep
+    (store.py), inside each channel's query; a file-name substring, which a metadata `where`
+    cannot say, becomes the exact ids whose file name contains it (store.name_ids, `needs_ids`).
 
-To add a clause later (e.g. `owner in ("", visitor)` for a public demo), add a field and one line
-in `where()`; the engine and the store need no change.
+To add a clause later, add a field, one line in `where()` and one in `Facets.select` (plus the
+column it reads, if it is a new field).
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """Who sees and who may change which image, in a public demo (README "Public demo", SECURITY.md).
 
 Every image has an owner: "" for the shared collection, else the visitor who uploaded it. A visitor
-sees the shared collection and their own uploads; the rule is one Chroma `where`, applied inside
-every query, so another visitor's uploads never enter the candidate pool. `visitor=None` means no
+sees the shared collection and their own uploads. The rule has three forms, kept together here and
+in facets.py: `where_visible` (a Chroma `where`, inside each query of a one-off process),
+`Facets.select` (the same rule as a mask, where the engine has loaded its facets) and `visible`
+(one record). Another visitor's upload is never a result, nor counted. `visitor=None` means no
 restriction at all: local use, the CLI, maintenance jobs.
 """
 
