@@ -1,7 +1,8 @@
 """The orchestrator: indexing (stages 1-2) and search (stages 3-4) over one data dir.
 
-Read one query's path here: `search()` -> `QueryEncoder` (query.py) -> `VectorStore.query`
-(store.py) -> `relevance` / `hybrid` (ranking.py) -> `SearchResult`s.
+Read one query's path here: `search()` -> `QueryEncoder` (query.py) -> `gather` (retrieval.py:
+each channel's `VectorStore.query`, the two channels at once, lanes.py) -> `relevance` / `hybrid`
+(ranking.py) -> `SearchResult`s, their records read from the catalog.
 
 Compute apart from state: every model run goes through `Compute` (compute.py), functions of plain
 data that may run in another process (a ZeroGPU worker); the engine alone reads and writes the
@@ -37,6 +38,7 @@ from .errors import IndexOutOfDate, InvalidQuery, NotAnImage, NotFound, Rejected
 from .facets import Selection
 from .fair_share import FairShare
 from .intake import IntakeImage, check_image_kind, load_image, read_file, walk
+from .lanes import Lanes
 from .memory import release_freed_memory
 from .filters import SearchFilter, check_min_relevance, check_offset, check_sort, normalise_tag, timestamp
 from .query import QueryEncoder, check_alpha, check_k, clean_text
@@ -74,6 +76,7 @@ class SearchEngine:
         self.models.after_clip_load = self._drop_unused_text_tower
         self._store: VectorStore | None = None
         self._queries: QueryEncoder | None = None
+        self._lanes = Lanes()  # a search's two channels at once (lanes.py)
         self._query_models: Models | None = None
         # the query side's CLIP text tower (ONNX Runtime or torch); a CLIP given by the caller encodes queries too
         self._clip_text = clip_text if clip_text is not None else clip
@@ -548,10 +551,14 @@ class SearchEngine:
         page = self._page(k, offset, min_relevance, sort)
         if self._catalog_empty():  # answer at once, without loading models
             return SearchResponse(text, [], (time.perf_counter() - t0) * 1000, alpha, page.offset)
-        visual_vec, visual_cal = self.queries.visual(text), ranking.CLIP_TEXT_IMAGE
+        queries, visual_cal = self.queries, ranking.CLIP_TEXT_IMAGE
+        if queries.together and like is None:  # each encoded in its channel's lane, beside the other's store work
+            caption_vec, visual_vec = (lambda: queries.caption(text)), (lambda: queries.visual(text))
+        else:
+            caption_vec, visual_vec = queries.encode(text)
         if like is not None:
             visual_vec, visual_cal = ranking.combine(self._image_query(like, visitor=visitor)[1], visual_vec)
-        q = Query(self.queries.caption(text), visual_vec, self.queries.calibration, visual_cal, alpha)
+        q = Query(caption_vec, visual_vec, queries.calibration, visual_cal, alpha)
         return self._answer(text, q, page, filter, visitor, t0)
 
     def similar(self, image: str | bytes, k: int = 10, filename: str = "query image", *, offset: int = 0,
@@ -591,14 +598,14 @@ class SearchEngine:
         visibility rule is part of every channel's `where` (visibility.py)."""
         need = page.offset + page.k
         found = gather(self.store, q, need, page.min_relevance, page.sort == "newest",
-                       *self._restriction(filter, visitor))
+                       *self._restriction(filter, visitor), lanes=self._lanes)
         passing = [j for j, score in enumerate(found.total) if score >= page.min_relevance]
         meta = self.store.records(found.ids[j] for j in passing) if page.sort == "newest" else {}
         if page.sort == "newest":  # newest first; equal times keep the relevance order
             passing.sort(key=lambda j: timestamp(meta.get(found.ids[j], {}).get("added_at", "")), reverse=True)
         chosen = passing[page.offset : need]
         hidden = max(0, min(page.k, len(found.ids) - page.offset) - len(chosen))
-        results = self._results(found, chosen, meta)
+        results = self._results(found, chosen)
         if not found.ids and (filter is None or not filter.active):
             self._refuse_if_out_of_date()  # no count() on every search: it scans the collection
         return SearchResponse(label, results, (time.perf_counter() - t0) * 1000, q.alpha, page.offset, hidden,
@@ -622,18 +629,17 @@ class SearchEngine:
             ids = self.store.name_ids(filter.name, where)
         return where, ids, None
 
-    def _results(self, found: Candidates, chosen: list[int], meta: dict[str, dict]) -> list[SearchResult]:
-        missing = [found.ids[j] for j in chosen if found.ids[j] not in meta]
-        meta = {**meta, **self.store.records(missing)}
+    def _results(self, found: Candidates, chosen: list[int]) -> list[SearchResult]:
+        """The chosen candidates as results, their records read from the catalog (the truth, and a
+        tenth of the time of asking the index for them: docs/benchmarks.md)."""
         out = []
         for j in chosen:
-            image_id = found.ids[j]
-            m = meta.get(image_id)
-            if m is None or not self.catalog.has(image_id):  # removed, its vectors not yet (store outage)
+            record = self.catalog.get(found.ids[j])
+            if record is None:  # removed, its vectors not yet (store outage)
                 continue
-            out.append(SearchResult(self._record_from_meta(image_id, m), float(found.total[j]),
-                                    float(found.caption_score[j]), float(found.visual_score[j]),
-                                    float(found.caption_cosine[j]), float(found.visual_cosine[j])))
+            out.append(SearchResult(record, float(found.total[j]), float(found.caption_score[j]),
+                                    float(found.visual_score[j]), float(found.caption_cosine[j]),
+                                    float(found.visual_cosine[j])))
         return out
 
     def _catalog_empty(self) -> bool:
@@ -650,16 +656,6 @@ class SearchEngine:
                 "indexing run was interrupted). The app rebuilds them in the background; from the command "
                 "line run `python -m visual_search reindex`."
             )
-
-    def _record_from_meta(self, image_id: str, m: dict) -> ImageRecord:
-        return ImageRecord(
-            id=image_id, path=str(self.catalog.original_path(image_id, m.get("ext", ""))),
-            filename=m.get("filename", ""), caption=m.get("caption", ""), width=int(m.get("width", 0)),
-            height=int(m.get("height", 0)), added_at=m.get("added_at", ""),
-            caption_model=m.get("caption_model", ""), caption_edited=bool(m.get("caption_edited", False)),
-            tags=tuple(m.get("tags") or ()), tags_model=m.get("tags_model", ""),
-            tags_edited=bool(m.get("tags_edited", False)), owner=m.get("owner", ""),
-        )
 
 
 def _size(path: Path) -> int:

@@ -72,6 +72,10 @@ class QueryEncoder:
         }
         if getattr(text_encoder, "clip", None) is clip:  # VS_TEXT_MODEL=clip: one vector serves both channels
             self._channels["caption"] = self._channels["visual"]
+        # the encoders run well beside each other, each in its channel's lane (retrieval.py): ONNX Runtime's
+        # do; torch's ran slower so than one after the other (docs/benchmarks.md)
+        self.together = (all(getattr(m, "concurrent", False) for m in (text_encoder, clip))
+                         and self._channels["caption"] is not self._channels["visual"])
         self.calibration = text_encoder.calibration  # how the caption channel's cosines become relevance
         self._size = cache_size
         self._lock = threading.Lock()

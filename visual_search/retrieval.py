@@ -12,6 +12,10 @@ below the minimum relevance (nothing unseen can pass: the whole set above the cu
 which sorting newest first needs), no unseen image could change the answer. Otherwise the depth is
 multiplied by 4, up to MAX_POOL per channel (then the answer is the best of that many).
 
+Each channel is one lane: encode its query vector (when the engine left that to the lane), ask its
+index, read the other channel's vectors of what it found. The two lanes share nothing until they
+are scored together, so the engine runs them at once (lanes.py).
+
 A filter decided in memory (`allowed`, facets.py) is applied to what each channel returns, and the
 same bound holds, since it bounds every unseen image, passing or not. The first depth is scaled by
 how few pass, to about FILTERED_PER_RESULT passing candidates per result needed (a filter that lets
@@ -23,12 +27,14 @@ Chroma has to decide (`where`, `ids`) goes inside its query: slower (tens of ms 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
 from . import ranking
 from .facets import Selection
+from .lanes import SEQUENTIAL, Lanes, OneLane
 from .ranking import Calibration
 from .store import CAPTION, VISUAL, VectorStore
 
@@ -41,15 +47,40 @@ MAX_POOL = 4096  # deepest a channel is asked; beyond it a page is the best of t
 FILTERED_PER_RESULT = 2
 
 
-@dataclass(frozen=True)
-class Query:
-    """One query's vectors and how to read their cosines."""
+Vector = np.ndarray | None | Callable[[], np.ndarray]
 
-    caption: np.ndarray | None  # None: no words (an uploaded image) -> caption cosine 0
-    visual: np.ndarray
+
+@dataclass
+class Query:
+    """One query's vectors and how to read their cosines.
+
+    A vector may be given as the function that encodes it: the lane that needs it first runs it
+    (a query encoder running beside the other channel's store work), once.
+    """
+
+    caption: Vector  # None: no words (an uploaded image) -> caption cosine 0
+    visual: Vector
     caption_cal: Calibration
     visual_cal: Calibration
     alpha: float
+
+    def vector(self, kind: str) -> np.ndarray | None:
+        name = "caption" if kind == CAPTION else "visual"
+        v = getattr(self, name)
+        if callable(v):
+            v = v()
+            setattr(self, name, v)
+        return v
+
+
+@dataclass
+class _Lane:
+    """What one channel's lane found: its hits (all, best first: depth and bound are read from them),
+    their cosines on it (those the filter keeps), and the other channel's vectors of those."""
+
+    hits: list = field(default_factory=list)
+    cosines: dict[str, float] = field(default_factory=dict)
+    other: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -69,9 +100,10 @@ def pool_size(need: int) -> int:
 
 
 def gather(store: VectorStore, q: Query, need: int, min_relevance: float, complete: bool,
-           where: dict | None = None, ids: list[str] | None = None, allowed: Selection | None = None) -> Candidates:
+           where: dict | None = None, ids: list[str] | None = None, allowed: Selection | None = None,
+           lanes: Lanes | OneLane = SEQUENTIAL) -> Candidates:
     """The candidates that decide the best `need` results (or, `complete`, every result above the cut-off),
-    among the images `where`, `ids` and `allowed` let through."""
+    among the images `where`, `ids` and `allowed` let through. `lanes` runs the two channels at once."""
     pool = pool_size(need)
     if allowed is not None:
         spread = allowed.total / max(1, allowed.count)  # neighbours asked per passing one
@@ -81,24 +113,35 @@ def gather(store: VectorStore, q: Query, need: int, min_relevance: float, comple
             pool = min(MAX_POOL, max(pool, math.ceil(FILTERED_PER_RESULT * need * spread)))
     ask_caption, ask_visual = q.alpha > 0 and q.caption is not None, q.alpha < 1
     while True:
-        cap_hits = store.query(CAPTION, q.caption, pool, where, ids) if ask_caption else []
-        vis_hits = store.query(VISUAL, q.visual, pool, where, ids) if ask_visual else []
-        cap_cos, vis_cos = {h.id: h.cosine for h in cap_hits}, {h.id: h.cosine for h in vis_hits}
-        if allowed is not None:
-            kept = allowed.keep([*cap_cos, *vis_cos])
-            cap_cos = {i: c for i, c in cap_cos.items() if i in kept}
-            vis_cos = {i: c for i, c in vis_cos.items() if i in kept}
-        found = _score(store, q, cap_cos, vis_cos)
+        cap, vis = lanes.both(lambda: _lane(store, q, CAPTION, ask_caption, pool, where, ids, allowed),
+                              lambda: _lane(store, q, VISUAL, ask_visual, pool, where, ids, allowed))
+        found = _score(q, cap, vis)
         # a channel that returned fewer than asked has returned every image that passes the filter
-        exhausted = (not (ask_caption or ask_visual) or (ask_caption and len(cap_hits) < pool)
-                     or (ask_visual and len(vis_hits) < pool))
-        bound = _bound(q, cap_hits, vis_hits)
+        exhausted = (not (ask_caption or ask_visual) or (ask_caption and len(cap.hits) < pool)
+                     or (ask_visual and len(vis.hits) < pool))
+        bound = _bound(q, cap.hits, vis.hits)
         enough = not complete and len(found.ids) >= need and found.total[need - 1] >= bound
         if exhausted or bound < min_relevance or enough:
             return found
         if pool >= MAX_POOL:  # as deep as a channel is asked: the best of these, or exactly among what passes
-            return found if allowed is None else gather(store, q, need, min_relevance, complete, ids=allowed.ids())
+            return found if allowed is None else gather(store, q, need, min_relevance, complete, ids=allowed.ids(),
+                                                        lanes=lanes)
         pool = min(pool * 4, MAX_POOL)
+
+
+def _lane(store: VectorStore, q: Query, kind: str, ask: bool, pool: int, where: dict | None, ids: list[str] | None,
+          allowed: Selection | None) -> _Lane:
+    """One channel: its vector, its `pool` nearest (those `allowed` keeps), the other channel's vectors of
+    them. A channel not asked only has its vector made ready (its cosines are read from the other lane's)."""
+    vector = q.vector(kind)
+    if not ask:
+        return _Lane()
+    hits = store.query(kind, vector, pool, where, ids)
+    cosines = {h.id: h.cosine for h in hits}
+    if allowed is not None:
+        kept = allowed.keep(list(cosines))
+        cosines = {i: c for i, c in cosines.items() if i in kept}
+    return _Lane(hits, cosines, store.embeddings(VISUAL if kind == CAPTION else CAPTION, cosines))
 
 
 def _bound(q: Query, cap_hits, vis_hits) -> float:
@@ -112,29 +155,29 @@ def _bound(q: Query, cap_hits, vis_hits) -> float:
     return q.alpha * cap + (1 - q.alpha) * vis
 
 
-def _score(store: VectorStore, q: Query, cap_cos: dict[str, float], vis_cos: dict[str, float]) -> Candidates:
+def _score(q: Query, cap: _Lane, vis: _Lane) -> Candidates:
     """Both channels' cosines of every candidate -> relevance -> hybrid, best first.
 
-    An image without a vector on either channel is still half-written and left out.
+    A candidate's cosine on its own channel comes from the index, on the other from the vector its
+    lane read. An image without a vector on either channel is still half-written and left out.
     """
-    vis_cos.update(_cosines(store, VISUAL, q.visual, [i for i in cap_cos if i not in vis_cos]))
-    missing = [i for i in vis_cos if i not in cap_cos]
-    if q.caption is None:  # no words: 0 for every image whose caption vector exists
-        cap_cos.update(dict.fromkeys(store.embeddings(CAPTION, missing), 0.0))
+    vis_cos = {**_cosines(q.vector(VISUAL), cap.other), **vis.cosines}
+    if q.vector(CAPTION) is None:  # no words: 0 for every image whose caption vector exists
+        cap_cos = dict.fromkeys(vis.other, 0.0)
     else:
-        cap_cos.update(_cosines(store, CAPTION, q.caption, missing))
-    ids = [i for i in dict.fromkeys([*cap_cos, *vis_cos]) if i in cap_cos and i in vis_cos]
-    cap = np.array([cap_cos[i] for i in ids], np.float64)
-    vis = np.array([vis_cos[i] for i in ids], np.float64)
-    cap_rel, vis_rel = ranking.relevance(cap, q.caption_cal), ranking.relevance(vis, q.visual_cal)
+        cap_cos = {**_cosines(q.vector(CAPTION), vis.other), **cap.cosines}
+    ids = [i for i in dict.fromkeys([*cap.cosines, *vis.cosines]) if i in cap_cos and i in vis_cos]
+    cap_arr = np.array([cap_cos[i] for i in ids], np.float64)
+    vis_arr = np.array([vis_cos[i] for i in ids], np.float64)
+    cap_rel, vis_rel = ranking.relevance(cap_arr, q.caption_cal), ranking.relevance(vis_arr, q.visual_cal)
     total = ranking.hybrid(cap_rel, vis_rel, q.alpha)
     order = ranking.top_k(total, len(ids))
-    return Candidates([ids[i] for i in order], total[order], cap_rel[order], vis_rel[order], cap[order], vis[order])
+    return Candidates([ids[i] for i in order], total[order], cap_rel[order], vis_rel[order], cap_arr[order],
+                      vis_arr[order])
 
 
-def _cosines(store: VectorStore, kind: str, vector: np.ndarray, ids: list[str]) -> dict[str, float]:
-    """Exact cosines of `vector` with the stored `kind` vectors of `ids` (ids without one left out)."""
-    stored = store.embeddings(kind, ids)
+def _cosines(vector: np.ndarray, stored: dict[str, np.ndarray]) -> dict[str, float]:
+    """Exact cosines of `vector` with the `stored` vectors."""
     if not stored:
         return {}
     return dict(zip(stored, ranking.cosine(vector, np.stack(list(stored.values()))).tolist()))

@@ -46,6 +46,7 @@ class OnnxTextEncoder:
     """The caption-channel text encoder (a sentence-transformers model) on ONNX Runtime."""
 
     calibration: Calibration = CAPTION_TEXT
+    concurrent = True  # runs beside the other query encoder (query.py): ONNX Runtime releases the GIL
 
     def __init__(self, folder: Path, identity: str, meta: dict | None = None, batch_size: int = 64) -> None:
         from tokenizers import Tokenizer
@@ -83,6 +84,8 @@ class OnnxTextEncoder:
 
 class OnnxClipText:
     """CLIP's text tower on ONNX Runtime: what `ClipEncoder.encode_texts` computes, for queries."""
+
+    concurrent = True
 
     def __init__(self, folder: Path, identity: str, meta: dict | None = None, batch_size: int = 32) -> None:
         meta = meta or _meta(folder)
