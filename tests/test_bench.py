@@ -54,6 +54,10 @@ def test_cli_bench_json_shape(tmp_path, model_env):
     assert doc["levers"]["sentence_transformers_library"]["min_cosine"] > 0.9999
     assert doc["peak_rss_mb"] >= doc["rss_mb"]["models_loaded"] > 0
     assert doc["store"]["200"]["store_query_ms"]["visual"]["n"] == 5
+    levers = doc["store"]["200"]["levers"]  # the two channels at once vs in turn, on each backend, on new queries
+    assert {b: {v: t["n"] for v, t in levers["lanes"][b].items()} for b in ("torch", "onnx")} == {
+        b: {"at_once": 5, "one_after_other": 5} for b in ("torch", "onnx")}
+    assert levers["records"]["catalog_ms"]["p50"] > 0 and levers["records"]["chroma_get_ms"]["p50"] > 0
     assert doc["targets"]["search_at_n"] == 200 and doc["random_weights"] is False
     assert not (tmp_path / "must-stay-empty").exists()
 

@@ -126,10 +126,8 @@ def test_filters_in_memory_answer_as_brute_force_and_as_chroma(tmp_path, depth):
                 allowed = c.store.facets.select(f if f.active else None, visitor)
                 in_memory = retrieval.gather(c.store, q, need, 0.0, False, allowed=allowed)
                 assert in_memory.ids[:need] == expected, (round_, f, visitor, alpha, need)
-                # as the engine asks on ONNX Runtime: the vectors encoded in each channel's lane, lanes at once
-                pending = replace(q, caption=q.caption if q.caption is None else (lambda v=qc: v),
-                                  visual=lambda v=qv: v)
-                in_lanes = retrieval.gather(c.store, pending, need, 0.0, False, allowed=allowed, lanes=LANES)
+                # as the engine asks: the two channels' lanes at once
+                in_lanes = retrieval.gather(c.store, q, need, 0.0, False, allowed=allowed, lanes=LANES)
                 assert in_lanes.ids[:need] == expected
                 where = where_for(visitor, f.where())
                 ids = c.store.name_ids(f.name, where) if f.needs_ids else None

@@ -8,10 +8,9 @@ import time
 import numpy as np
 import pytest
 
-from visual_search import retrieval
-from visual_search.lanes import SEQUENTIAL, Lanes
+from visual_search.lanes import Lanes
+from visual_search.query import QueryEncoder
 from visual_search.ranking import Calibration
-from visual_search.store import CAPTION, VISUAL, Hit
 
 
 def _where() -> str:
@@ -85,41 +84,27 @@ def test_a_forked_child_gets_a_lane_of_its_own():
     assert here == "here" and there.startswith("vs-lane")
 
 
-class _Store:
-    """Just enough of a VectorStore: 3 images on each channel."""
+class _Encoder:
+    """A query encoder that says which thread ran it."""
 
-    def __init__(self, rng):
-        self.ids = [c * 64 for c in "abc"]
-        self.vectors = {CAPTION: rng.standard_normal((3, 4)), VISUAL: rng.standard_normal((3, 4))}
-        for kind in self.vectors:
-            self.vectors[kind] /= np.linalg.norm(self.vectors[kind], axis=1, keepdims=True)
-        self.threads = set()
+    def __init__(self, concurrent: bool, dim: int = 4) -> None:
+        self.concurrent, self.dim, self.threads = concurrent, dim, []
+        self.calibration = Calibration(floor=0.0, ceiling=1.0)
 
-    def query(self, kind, vector, n, where=None, ids=None):
-        self.threads.add(_where())
-        cos = self.vectors[kind] @ vector
-        return [Hit(self.ids[i], float(cos[i])) for i in np.argsort(-cos)[:n]]
+    def encode(self, texts):
+        self.threads.append(_where())
+        return np.ones((len(texts), self.dim), np.float32) / 2
 
-    def embeddings(self, kind, ids):
-        return {i: self.vectors[kind][self.ids.index(i)] for i in ids}
+    encode_texts = encode
 
 
-def test_a_vector_given_as_its_encoder_is_encoded_once_in_its_own_lane():
-    rng = np.random.default_rng(0)
-    store, calls = _Store(rng), []
-    qc, qv = rng.standard_normal(4), rng.standard_normal(4)
-    qc, qv = qc / np.linalg.norm(qc), qv / np.linalg.norm(qv)
-
-    def encoder(name, v):
-        def run():
-            calls.append((name, _where()))
-            return v
-        return run
-
-    cal = Calibration(floor=-1.0, ceiling=1.0)
-    eager = retrieval.gather(store, retrieval.Query(qc, qv, cal, cal, 0.5), 2, 0.0, False, lanes=SEQUENTIAL)
-    pending = retrieval.Query(encoder("caption", qc), encoder("visual", qv), cal, cal, 0.5)
-    lazy = retrieval.gather(store, pending, 2, 0.0, False, lanes=Lanes())
-    assert lazy.ids == eager.ids and np.allclose(lazy.total, eager.total)
-    assert sorted(name for name, _ in calls) == ["caption", "visual"]  # each once, though read again to score
-    assert len({where for _, where in calls}) == 2  # each in its own lane
+@pytest.mark.parametrize("concurrent", [True, False])
+def test_the_two_query_encoders_run_at_once_only_where_both_allow_it(concurrent):
+    """ONNX Runtime's encoders say they run well beside each other; torch's do not (they ran slower)."""
+    text, clip = _Encoder(concurrent), _Encoder(True)
+    queries = QueryEncoder(text, clip)
+    caption, visual = queries.encode("a dog", Lanes())
+    assert caption.shape == (4,) and visual.shape == (4,)
+    assert (text.threads[0] != clip.threads[0]) is concurrent
+    queries.encode("a dog", Lanes())  # a repeated query comes from the cache, in whichever lane
+    assert len(text.threads) == len(clip.threads) == 1

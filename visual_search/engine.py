@@ -31,14 +31,14 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from . import ranking
-from .catalog import Catalog, Vectors, vector_key
+from .catalog import Catalog, vector_key
 from .compute import Compute, GpuWrap, Models
 from .config import CLIP_TEXT_MODEL, Settings
 from .errors import IndexOutOfDate, InvalidQuery, NotAnImage, NotFound, RejectedImage
 from .facets import Selection
 from .fair_share import FairShare
 from .intake import IntakeImage, check_image_kind, load_image, read_file, walk
-from .lanes import Lanes
+from .lanes import Lanes, OneLane
 from .memory import release_freed_memory
 from .filters import SearchFilter, check_min_relevance, check_offset, check_sort, normalise_tag, timestamp
 from .query import QueryEncoder, check_alpha, check_k, clean_text
@@ -76,7 +76,7 @@ class SearchEngine:
         self.models.after_clip_load = self._drop_unused_text_tower
         self._store: VectorStore | None = None
         self._queries: QueryEncoder | None = None
-        self._lanes = Lanes()  # a search's two channels at once (lanes.py)
+        self.lanes: Lanes | OneLane = Lanes()  # a search's two channels at once (lanes.py; SEQUENTIAL: in turn)
         self._query_models: Models | None = None
         # the query side's CLIP text tower (ONNX Runtime or torch); a CLIP given by the caller encodes queries too
         self._clip_text = clip_text if clip_text is not None else clip
@@ -551,14 +551,11 @@ class SearchEngine:
         page = self._page(k, offset, min_relevance, sort)
         if self._catalog_empty():  # answer at once, without loading models
             return SearchResponse(text, [], (time.perf_counter() - t0) * 1000, alpha, page.offset)
-        queries, visual_cal = self.queries, ranking.CLIP_TEXT_IMAGE
-        if queries.together and like is None:  # each encoded in its channel's lane, beside the other's store work
-            caption_vec, visual_vec = (lambda: queries.caption(text)), (lambda: queries.visual(text))
-        else:
-            caption_vec, visual_vec = queries.encode(text)
+        caption_vec, visual_vec = self.queries.encode(text, self.lanes)
+        visual_cal = ranking.CLIP_TEXT_IMAGE
         if like is not None:
             visual_vec, visual_cal = ranking.combine(self._image_query(like, visitor=visitor)[1], visual_vec)
-        q = Query(caption_vec, visual_vec, queries.calibration, visual_cal, alpha)
+        q = Query(caption_vec, visual_vec, self.queries.calibration, visual_cal, alpha)
         return self._answer(text, q, page, filter, visitor, t0)
 
     def similar(self, image: str | bytes, k: int = 10, filename: str = "query image", *, offset: int = 0,
@@ -598,7 +595,7 @@ class SearchEngine:
         visibility rule is part of every channel's `where` (visibility.py)."""
         need = page.offset + page.k
         found = gather(self.store, q, need, page.min_relevance, page.sort == "newest",
-                       *self._restriction(filter, visitor), lanes=self._lanes)
+                       *self._restriction(filter, visitor), lanes=self.lanes)
         passing = [j for j, score in enumerate(found.total) if score >= page.min_relevance]
         meta = self.store.records(found.ids[j] for j in passing) if page.sort == "newest" else {}
         if page.sort == "newest":  # newest first; equal times keep the relevance order

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from .errors import InvalidQuery
+from .lanes import SEQUENTIAL, Lanes, OneLane
 
 if TYPE_CHECKING:
     from .clip_encoder import ClipEncoder
@@ -72,8 +73,8 @@ class QueryEncoder:
         }
         if getattr(text_encoder, "clip", None) is clip:  # VS_TEXT_MODEL=clip: one vector serves both channels
             self._channels["caption"] = self._channels["visual"]
-        # the encoders run well beside each other, each in its channel's lane (retrieval.py): ONNX Runtime's
-        # do; torch's ran slower so than one after the other (docs/benchmarks.md)
+        # the encoders run well beside each other: ONNX Runtime's do; torch's ran slower so than one after
+        # the other (docs/benchmarks.md)
         self.together = (all(getattr(m, "concurrent", False) for m in (text_encoder, clip))
                          and self._channels["caption"] is not self._channels["visual"])
         self.calibration = text_encoder.calibration  # how the caption channel's cosines become relevance
@@ -88,8 +89,12 @@ class QueryEncoder:
         """The visual-channel vector (CLIP's text tower), unit length."""
         return self._encode("visual", query)
 
-    def encode(self, query: str) -> tuple[np.ndarray, np.ndarray]:
-        """(caption-channel vector, visual-channel vector)."""
+    def encode(self, query: str, lanes: Lanes | OneLane = SEQUENTIAL) -> tuple[np.ndarray, np.ndarray]:
+        """(caption-channel vector, visual-channel vector), both at once on `lanes` where the encoders
+        allow it. Both before any store work: CLIP's text tower, the longer of the two, then has
+        the cores to itself instead of sharing them with the caption channel's index queries."""
+        if self.together:
+            return lanes.both(lambda: self.caption(query), lambda: self.visual(query))
         return self.caption(query), self.visual(query)
 
     def encode_many(self, queries: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

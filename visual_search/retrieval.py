@@ -12,9 +12,8 @@ below the minimum relevance (nothing unseen can pass: the whole set above the cu
 which sorting newest first needs), no unseen image could change the answer. Otherwise the depth is
 multiplied by 4, up to MAX_POOL per channel (then the answer is the best of that many).
 
-Each channel is one lane: encode its query vector (when the engine left that to the lane), ask its
-index, read the other channel's vectors of what it found. The two lanes share nothing until they
-are scored together, so the engine runs them at once (lanes.py).
+Each channel is one lane: ask its index, read the other channel's vectors of what it found. The two
+lanes share nothing until they are scored together, so the engine runs them at once (lanes.py).
 
 A filter decided in memory (`allowed`, facets.py) is applied to what each channel returns, and the
 same bound holds, since it bounds every unseen image, passing or not. The first depth is scaled by
@@ -28,7 +27,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -47,30 +45,15 @@ MAX_POOL = 4096  # deepest a channel is asked; beyond it a page is the best of t
 FILTERED_PER_RESULT = 2
 
 
-Vector = np.ndarray | None | Callable[[], np.ndarray]
-
-
-@dataclass
+@dataclass(frozen=True)
 class Query:
-    """One query's vectors and how to read their cosines.
+    """One query's vectors and how to read their cosines."""
 
-    A vector may be given as the function that encodes it: the lane that needs it first runs it
-    (a query encoder running beside the other channel's store work), once.
-    """
-
-    caption: Vector  # None: no words (an uploaded image) -> caption cosine 0
-    visual: Vector
+    caption: np.ndarray | None  # None: no words (an uploaded image) -> caption cosine 0
+    visual: np.ndarray
     caption_cal: Calibration
     visual_cal: Calibration
     alpha: float
-
-    def vector(self, kind: str) -> np.ndarray | None:
-        name = "caption" if kind == CAPTION else "visual"
-        v = getattr(self, name)
-        if callable(v):
-            v = v()
-            setattr(self, name, v)
-        return v
 
 
 @dataclass
@@ -131,12 +114,10 @@ def gather(store: VectorStore, q: Query, need: int, min_relevance: float, comple
 
 def _lane(store: VectorStore, q: Query, kind: str, ask: bool, pool: int, where: dict | None, ids: list[str] | None,
           allowed: Selection | None) -> _Lane:
-    """One channel: its vector, its `pool` nearest (those `allowed` keeps), the other channel's vectors of
-    them. A channel not asked only has its vector made ready (its cosines are read from the other lane's)."""
-    vector = q.vector(kind)
+    """One channel: its `pool` nearest (those `allowed` keeps) and the other channel's vectors of them."""
     if not ask:
         return _Lane()
-    hits = store.query(kind, vector, pool, where, ids)
+    hits = store.query(kind, q.caption if kind == CAPTION else q.visual, pool, where, ids)
     cosines = {h.id: h.cosine for h in hits}
     if allowed is not None:
         kept = allowed.keep(list(cosines))
@@ -161,11 +142,11 @@ def _score(q: Query, cap: _Lane, vis: _Lane) -> Candidates:
     A candidate's cosine on its own channel comes from the index, on the other from the vector its
     lane read. An image without a vector on either channel is still half-written and left out.
     """
-    vis_cos = {**_cosines(q.vector(VISUAL), cap.other), **vis.cosines}
-    if q.vector(CAPTION) is None:  # no words: 0 for every image whose caption vector exists
+    vis_cos = {**_cosines(q.visual, cap.other), **vis.cosines}
+    if q.caption is None:  # no words: 0 for every image whose caption vector exists
         cap_cos = dict.fromkeys(vis.other, 0.0)
     else:
-        cap_cos = {**_cosines(q.vector(CAPTION), vis.other), **cap.cosines}
+        cap_cos = {**_cosines(q.caption, vis.other), **cap.cosines}
     ids = [i for i in dict.fromkeys([*cap.cosines, *vis.cosines]) if i in cap_cos and i in vis_cos]
     cap_arr = np.array([cap_cos[i] for i in ids], np.float64)
     vis_arr = np.array([vis_cos[i] for i in ids], np.float64)

@@ -330,6 +330,12 @@ def format_report(r: dict) -> str:
         out.append(f"{int(n):>9,} {s['fill_s']:>9.1f} |   {sq['caption']['p50']:>10.1f} / {sq['visual']['p50']:<4.1f}"
                    f"{s['store_count_ms']['p50']:>7.1f} {s['store_vectors_ms']['p50']:>8.1f} |"
                    f"{cold['p50']:>15.1f} {cold['p95']:>6.1f} {warm['p50']:>9.1f}")
+    out.append("new-query search p50 ms, the two channels at once (lanes) vs one after the other; a page's records:")
+    for n, s in r["store"].items():
+        lanes, rec = s["levers"]["lanes"], s["levers"]["records"]
+        out.append(f"{int(n):>9,}  " + ", ".join(f"{b} {v['at_once']['p50']:.1f} vs {v['one_after_other']['p50']:.1f}"
+                                             for b, v in lanes.items())
+                   + f"; catalog {rec['catalog_ms']['p50']:.2f} vs Chroma get {rec['chroma_get_ms']['p50']:.2f} ms")
     largest = max(r["store"], key=int)
     out += ["", *format_filter_rows(int(largest), r["store"][largest]["filters"])]
     ix, p = r["index"], r["peers"]

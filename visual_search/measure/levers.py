@@ -1,7 +1,8 @@
 """Levers `bench` measures side by side with the production path, so each one is kept or dropped on
 figures: torch thread count, query encoding while indexing runs in another thread, the two query
-encoders run in parallel, the sentence-transformers library in place of our text encoder, and int8
-captioning (an opt-in candidate; the app does not use it).
+encoders run in parallel, the sentence-transformers library in place of our text encoder, int8
+captioning (an opt-in candidate; the app does not use it), and on a filled store a search's two
+channels at once or one after the other, and where a result's record is read from.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from PIL import Image
 
 from .stages import encode_both, pct, time_each
 from ..engine import WRITE_GROUP, SearchEngine
+from ..lanes import SEQUENTIAL
 
 
 @contextmanager
@@ -138,3 +140,27 @@ def int8_captioning(captioner, images: list[Image.Image]) -> dict:
     finally:
         captioner.model, captioner.batch_size = original, configured
         del quantized
+
+
+def search_levers(engines: dict[str, SearchEngine], texts: list[str], k: int = 10) -> dict:
+    """On a filled store, per backend: new-query searches with the two channels in lanes at once (the
+    engine's way) vs one after the other, on alternate fresh queries; then a page's records read from
+    the catalog (the engine's way) vs in one Chroma `get`."""
+    lanes = {}
+    for name, engine in engines.items():
+        kept, times = engine.lanes, {"at_once": [], "one_after_other": []}
+        try:
+            for j, text in enumerate(texts):
+                variant = ("at_once", "one_after_other")[j % 2]
+                engine.lanes = kept if variant == "at_once" else SEQUENTIAL
+                t0 = time.perf_counter()
+                engine.search(f"{text} ({name})", k=k, min_relevance=0.0)  # new to this engine's query cache
+                times[variant].append((time.perf_counter() - t0) * 1000)
+        finally:
+            engine.lanes = kept
+        lanes[name] = {variant: pct(ms) for variant, ms in times.items()}
+    engine = next(iter(engines.values()))
+    pages = [[r.record.id for r in engine.search(t, k=k, min_relevance=0.0).results] for t in texts[:20]]
+    records = {"catalog_ms": pct(time_each(lambda ids: [engine.catalog.get(i) for i in ids], pages)),
+               "chroma_get_ms": pct(time_each(engine.store.records, pages))}
+    return {"lanes": lanes, "records": records}

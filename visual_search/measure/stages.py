@@ -239,6 +239,8 @@ def search_at_sizes(engines: dict[str, SearchEngine], main: str, sizes: list[int
     new query is searched by all of them in turn, in an order that alternates, so they are timed
     under the same conditions. `main` (the backend the app uses) gives the store and warm figures.
     """
+    from .levers import search_levers  # levers.py imports this module
+
     engine = engines[main]
     rng = np.random.default_rng(0)
     out, have = {}, 0
@@ -263,6 +265,7 @@ def search_at_sizes(engines: dict[str, SearchEngine], main: str, sizes: list[int
         caption_hits = [h.id for h in engine.store.query(CAPTION, cv, CANDIDATE_POOL)]
         visual_hits = [h.id for h in engine.store.query(VISUAL, vv, CANDIDATE_POOL)]
         out[str(n)] = {
+            "levers": search_levers(engines, queries(2 * n_queries, skip=20_000 + i * 2 * n_queries), k),
             "filters": filter_costs(engine, texts, n, k),
             "fill_s": round(fill_s, 1),
             "first_search_ms": round(first_ms, 1),
