@@ -12,7 +12,9 @@ import pytest
 
 from conftest import REPO
 from visual_search.measure.bench import _parse_sizes
+from visual_search.catalog import vector_key
 from visual_search.measure.stages import fill
+from visual_search.store import CAPTION, VISUAL
 from visual_search.errors import InvalidQuery
 
 
@@ -68,6 +70,11 @@ def test_synthetic_images_come_back_as_proper_results(engine):
     response = engine.search("a dog on the beach", k=10)
     assert len(response.results) == 10
     assert all(r.record.filename.startswith("synthetic-") and 0 <= r.relevance <= 1 for r in response.results)
+    # records as the engine writes them: the catalog holds each image's vectors, the index's own
+    first = response.results[0].record.id
+    stored = engine.catalog.vectors(first)
+    for kind, identity in ((CAPTION, engine.caption_identity), (VISUAL, engine.visual_identity)):
+        assert np.allclose(stored[vector_key(kind, identity)], engine.store.embeddings(kind, [first])[first])
 
 
 def test_sizes_argument():

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..catalog import vector_key
 from ..engine import CANDIDATE_POOL, WRITE_GROUP, SearchEngine
 from .filter_costs import filter_costs
 from ..intake import load_image
@@ -219,11 +220,12 @@ def fill(engine: SearchEngine, start: int, stop: int, rng: np.random.Generator) 
     of freed memory held by the allocator that real indexing never holds (measured, docs/benchmarks.md).
     """
     t0 = time.perf_counter()
-    cap_key, vis_key = engine._keys()
+    cap_key, vis_key = vector_key(CAPTION, engine.caption_identity), vector_key(VISUAL, engine.visual_identity)
     for lo in range(start, stop, FILL_BATCH):
         hi = min(stop, lo + FILL_BATCH)
         records = [synthetic_record(i) for i in range(lo, hi)]
-        visual, caption = _unit_rows(rng, len(records), engine.clip.dim), _unit_rows(rng, len(records), engine.text_encoder.dim)
+        visual = _unit_rows(rng, len(records), engine.clip.dim)
+        caption = _unit_rows(rng, len(records), engine.text_encoder.dim)
         for r, v, c in zip(records, visual, caption):  # records as large as the engine's: vectors inside
             engine.catalog.put_record(r, {cap_key: c, vis_key: v})
         engine.store.upsert_visual(records, visual)
