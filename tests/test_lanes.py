@@ -34,10 +34,10 @@ def test_both_calls_answer_and_the_second_runs_beside_the_first():
 
 
 def test_while_another_search_holds_the_lane_a_pair_runs_here_in_order():
-    lanes, release, order = Lanes(), threading.Event(), []
-    holder = threading.Thread(target=lambda: lanes.both(lambda: release.wait(5), lambda: None))
+    lanes, held, release, order = Lanes(), threading.Event(), threading.Event(), []
+    holder = threading.Thread(target=lambda: lanes.both(lambda: held.set() or release.wait(5), lambda: None))
     holder.start()
-    time.sleep(0.05)
+    assert held.wait(5)  # the other search holds the lane now
     try:
         got = lanes.both(lambda: order.append("first") or _where(), lambda: order.append("second") or _where())
     finally:
@@ -100,7 +100,7 @@ class _Encoder:
 
 @pytest.mark.parametrize("concurrent", [True, False])
 def test_the_two_query_encoders_run_at_once_only_where_both_allow_it(concurrent):
-    """ONNX Runtime's encoders say they run well beside each other; torch's do not (they ran slower)."""
+    """ONNX Runtime's encoders say they may run beside each other; torch's do not."""
     text, clip = _Encoder(concurrent), _Encoder(True)
     queries = QueryEncoder(text, clip)
     caption, visual = queries.encode("a dog", Lanes())

@@ -73,8 +73,8 @@ class QueryEncoder:
         }
         if getattr(text_encoder, "clip", None) is clip:  # VS_TEXT_MODEL=clip: one vector serves both channels
             self._channels["caption"] = self._channels["visual"]
-        # the encoders run well beside each other: ONNX Runtime's do; torch's ran slower so than one after
-        # the other (docs/benchmarks.md)
+        # both encoders at once only where both say so: ONNX Runtime's. Torch's run one after the other,
+        # as chosen in November (docs/benchmarks.md, Levers; the 2026-12-02 runs measured the opposite)
         self.together = (all(getattr(m, "concurrent", False) for m in (text_encoder, clip))
                          and self._channels["caption"] is not self._channels["visual"])
         self.calibration = text_encoder.calibration  # how the caption channel's cosines become relevance

@@ -34,7 +34,7 @@ from . import ranking
 from .facets import Selection
 from .lanes import SEQUENTIAL, Lanes, OneLane
 from .ranking import Calibration
-from .store import CAPTION, VISUAL, VectorStore
+from .store import CAPTION, VISUAL, Hit, VectorStore
 
 CANDIDATE_POOL = 40  # first depth asked of each channel...
 POOL_PER_RESULT = 4  # ... or this many times the results needed, if more
@@ -61,7 +61,7 @@ class _Lane:
     """What one channel's lane found: its hits (all, best first: depth and bound are read from them),
     their cosines on it (those the filter keeps), and the other channel's vectors of those."""
 
-    hits: list = field(default_factory=list)
+    hits: list[Hit] = field(default_factory=list)
     cosines: dict[str, float] = field(default_factory=dict)
     other: dict[str, np.ndarray] = field(default_factory=dict)
 

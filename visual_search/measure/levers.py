@@ -154,7 +154,7 @@ def search_levers(engines: dict[str, SearchEngine], texts: list[str], k: int = 1
                 variant = ("at_once", "one_after_other")[j % 2]
                 engine.lanes = kept if variant == "at_once" else SEQUENTIAL
                 t0 = time.perf_counter()
-                engine.search(f"{text} ({name})", k=k, min_relevance=0.0)  # new to this engine's query cache
+                engine.search(text, k=k, min_relevance=0.0)  # fresh: new to this engine's query cache
                 times[variant].append((time.perf_counter() - t0) * 1000)
         finally:
             engine.lanes = kept
