@@ -19,7 +19,8 @@ from visual_search.errors import InvalidQuery
 
 
 def test_cli_bench_json_shape(tmp_path, model_env):
-    env = {**os.environ, **model_env, "VS_DATA_DIR": str(tmp_path / "must-stay-empty"), "PYTHONPATH": str(REPO)}
+    env = {**os.environ, **model_env, "VS_DATA_DIR": str(tmp_path / "must-stay-empty"), "PYTHONPATH": str(REPO),
+           "OMP_WAIT_POLICY": "PASSIVE"}  # as docs/benchmarks.md runs it
     done = subprocess.run(
         [sys.executable, "-m", "visual_search", "bench", "--sizes", "200", "--images", "2", "--queries", "5",
          "--cli-runs", "1", "--onnx-image-towers", "--json"],
@@ -46,6 +47,12 @@ def test_cli_bench_json_shape(tmp_path, model_env):
         assert b["query_ms"]["p95"] >= b["query_ms"]["p50"] > 0 and set(b["search_ms"]) == {"200"}
         assert doc["cli_search_s"][backend] > 0 and doc["cli_search_peak_rss_mb"][backend] > 50
         assert doc["app_peak_rss_mb"][backend] > doc["cli_search_peak_rss_mb"]["onnx"]  # indexing loads BLIP
+    # each backend's encoders also in a fresh process of its own, without the OpenMP setting this run had
+    own = doc["own_process_query_ms"]
+    assert own["encoders"] == {"torch": ["SentenceTransformerEncoder", "ClipEncoder"],
+                               "onnx": ["OnnxTextEncoder", "OnnxClipText"]}
+    assert own["torch"]["n"] == own["onnx"]["n"] == 10 and own["openmp_env"] == {} and own["ratio"] > 0
+    assert doc["machine"]["openmp_env"]["OMP_WAIT_POLICY"] == "PASSIVE"
     agreement = doc["onnx"]["agreement"]["200"]
     assert agreement["queries"] == 5 and agreement["same_top_k"] == 5 and agreement["max_relevance_diff"] < 1e-4
     towers = doc["levers"]["onnx_image_towers"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Iterator, Mapping
@@ -24,6 +25,7 @@ from .records import ImageRecord
 
 _TMP = ".tmp-"
 Vectors = dict[str, np.ndarray]  # vector_key(kind, identity) -> float32 vector
+_IMAGE_ID = re.compile(r"[0-9a-f]{64}")  # a sha256 in hex: the only names a record path is made from
 
 
 def vector_key(kind: str, identity: str) -> str:
@@ -44,7 +46,7 @@ class Catalog:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def _dir(self, image_id: str) -> Path:
-        if len(image_id) != 64 or not all(c in "0123456789abcdef" for c in image_id):
+        if not _IMAGE_ID.fullmatch(image_id):
             raise ValueError(f"not an image id: {image_id[:80]!r}")
         return self.root / image_id[:2]
 

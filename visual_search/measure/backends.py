@@ -8,6 +8,7 @@ Figures are ratios taken in the same run on the same machine; nothing here is as
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
@@ -45,8 +46,6 @@ def onnx_encoders(settings: Settings, models: dict) -> dict:
 
 def exports(settings: Settings) -> list[dict]:
     """What the export cache holds: each encoder's verdict, its worst probe cosine, its export time."""
-    import json
-
     out = []
     for meta_file in sorted(settings.onnx_cache.glob("*/meta.json")):
         m = json.loads(meta_file.read_text(encoding="utf-8"))
@@ -83,6 +82,36 @@ def cli_searches(settings: Settings, data_dir: Path, runs: int = 3) -> dict:
             peak[backend].append(mb)
     return {"wall_s": {b: round(statistics.median(v), 2) for b, v in wall.items()},
             "peak_rss_mb": {b: round(statistics.median(v), 1) for b, v in peak.items()}, "runs": runs}
+
+
+def own_processes(settings: Settings, folder: Path, texts: list[str], rounds: int = 2) -> dict:
+    """Both query encoders as a search runs them (`engine.queries.encode`), in a fresh process per
+    backend with OpenMP's waiting at its defaults: torch as fast as it gets on a quiet machine.
+
+    The in-process comparison cannot give that: there torch's threads must not spin
+    (`OMP_WAIT_POLICY=PASSIVE`), or they would take the cores ONNX Runtime and Chroma need, and
+    not spinning costs torch's many small operations (docs/benchmarks.md). Each round gives both
+    backends the same fresh queries, in alternating order.
+    """
+    env = {k: v for k, v in _child_env(settings).items() if k not in _OPENMP_WAITING}
+    env["VS_DATA_DIR"] = str(folder)
+    ms: dict[str, list[float]] = {b: [] for b in BACKENDS}
+    encoders: dict[str, list[str]] = {}
+    openmp: dict[str, str] = {}  # what the children saw of OpenMP's settings
+    size = max(1, len(texts) // rounds)
+    for run in range(rounds):
+        part = texts[run * size : (run + 1) * size]
+        for backend in BACKENDS[run % 2 :] + BACKENDS[: run % 2]:
+            done = subprocess.run([sys.executable, "-c", _ENCODE, json.dumps(part)], env={**env, "VS_BACKEND": backend},
+                                  capture_output=True, text=True)
+            if done.returncode != 0:
+                raise RuntimeError(f"bench: a query-encoding process ({backend}) failed: {done.stderr[-800:]}")
+            got = json.loads(done.stdout.splitlines()[-1])
+            ms[backend] += got["ms"]
+            encoders[backend], openmp = got["encoders"], got["openmp_env"]
+    out = {b: pct(v) for b, v in ms.items()}
+    return {**out, "ratio": round(out["onnx"]["p50"] / out["torch"]["p50"], 3), "encoders": encoders,
+            "openmp_env": openmp}
 
 
 def app_processes(settings: Settings, images: list[Path], folder: Path) -> dict:
@@ -126,6 +155,24 @@ engine = SearchEngine()
 engine.index_paths(sys.argv[1:])
 for query in ("a dog on the beach", "a red car at night", "two children in a park", "a cup of coffee"):
     engine.search(query)
+"""
+
+
+_OPENMP_WAITING = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")  # left out of own_processes' children
+_ENCODE = """
+import json, os, sys, time
+from visual_search import SearchEngine
+engine = SearchEngine()
+queries = engine.queries
+queries.encode("a warm-up query", engine.lanes)
+ms = []
+for text in json.loads(sys.argv[1]):
+    t0 = time.perf_counter()
+    queries.encode(text, engine.lanes)
+    ms.append((time.perf_counter() - t0) * 1000)
+names = [type(engine.query_text_encoder).__name__, type(engine.clip_text).__name__]
+openmp = {k: v for k, v in os.environ.items() if k.startswith(("OMP_", "GOMP_"))}
+print(json.dumps({"ms": ms, "encoders": names, "openmp_env": openmp}))
 """
 
 
