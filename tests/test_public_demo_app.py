@@ -4,6 +4,8 @@ Library, How it works); B cannot change the shared images; the curator can; caps
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from gradio_client import Client, handle_file
 
@@ -12,7 +14,8 @@ from images import jpeg
 from visual_search import SearchEngine
 from visual_search.visibility import REFUSED
 from visual_search.web.common import md
-from visual_search.web.visitors import Access, is_admin_profile
+from visual_search.web.visitors import (SIGN_IN_FAILS_IN_ALL, SIGN_IN_FAILS_PER_ADDRESS, SIGN_IN_REFUSED,
+                                        SIGN_IN_WINDOW_S, Access, is_admin_profile)
 
 from conftest import launch_app
 
@@ -120,3 +123,42 @@ def test_curators_on_a_space_are_the_hugging_face_users_on_the_allow_list():
 def test_local_use_is_one_library_where_everything_is_writable(tiny_settings, tmp_path):
     who = Access(tiny_settings(tmp_path)).who(None)
     assert who.visitor is None and who.admin
+
+
+def _request(session: str, host: str) -> SimpleNamespace:
+    """What sign-in reads of gradio's request: the session and the connecting address."""
+    return SimpleNamespace(session_hash=session, client=SimpleNamespace(host=host))
+
+
+def test_guessing_the_curator_password_is_refused_after_a_few_wrong_tries(tiny_settings, tmp_path):
+    now = [0.0]
+    access = Access(tiny_settings(tmp_path, public_demo=True, admin_password=PASSWORD), clock=lambda: now[0])
+    guesser = _request("s1", "203.0.113.7")
+    for i in range(SIGN_IN_FAILS_PER_ADDRESS):
+        assert access.sign_in(f"guess {i}", guesser) == f"⚠️ {SIGN_IN_REFUSED}"
+    # from now on even the right password is refused unread: guessing on gains nothing
+    assert access.sign_in(PASSWORD, guesser) == "⚠️ Too many wrong passwords: try again in 15 min."
+    assert not access.who(guesser).admin
+    assert access.sign_in(PASSWORD, _request("s2", "198.51.100.2")).startswith("Signed in")  # others are not locked out
+    now[0] += SIGN_IN_WINDOW_S - 59
+    assert access.sign_in(PASSWORD, guesser) == "⚠️ Too many wrong passwords: try again in 1 min."
+    now[0] += 59
+    assert access.sign_in(PASSWORD, guesser).startswith("Signed in") and access.who(guesser).admin
+
+
+def test_guessing_from_many_addresses_is_bounded_in_all(tiny_settings, tmp_path):
+    now = [0.0]
+    access = Access(tiny_settings(tmp_path, public_demo=True, admin_password=PASSWORD), clock=lambda: now[0])
+    for i in range(SIGN_IN_FAILS_IN_ALL):
+        now[0] += 1
+        assert access.sign_in("guess", _request(f"s{i}", f"10.0.0.{i}")) == f"⚠️ {SIGN_IN_REFUSED}"
+    assert access.sign_in(PASSWORD, _request("new", "192.0.2.1")).startswith("⚠️ Too many wrong passwords")
+    now[0] += SIGN_IN_WINDOW_S - SIGN_IN_FAILS_IN_ALL + 1  # the first failure has left the window
+    assert access.sign_in(PASSWORD, _request("new", "192.0.2.1")).startswith("Signed in")
+
+
+def test_the_api_refuses_a_guesser_after_a_few_wrong_passwords(app):
+    _, _, b, _ = app
+    for i in range(SIGN_IN_FAILS_PER_ADDRESS):
+        assert b.predict(f"guess {i}", api_name="/sign_in") == f"⚠️ {SIGN_IN_REFUSED}"
+    assert b.predict(PASSWORD, api_name="/sign_in").startswith("⚠️ Too many wrong passwords")

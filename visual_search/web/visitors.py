@@ -11,12 +11,15 @@ library, every tab writable.
 from __future__ import annotations
 
 import hmac
+import math
 import os
 import re
 import secrets
 import threading
-from collections import OrderedDict
+import time
+from collections import OrderedDict, deque
 from dataclasses import dataclass
+from typing import Callable
 
 import gradio as gr
 
@@ -25,6 +28,11 @@ from ..config import Settings
 VISITOR_ID = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
 MAX_SESSIONS = 50_000  # sessions remembered (oldest forgotten first: they get a new visitor id)
 SIGN_IN_REFUSED = "That is not the curator password."
+# Wrong curator passwords remembered for SIGN_IN_WINDOW_S: past either limit, sign-in is refused without
+# looking at the password, so guessing gains nothing. The second bounds guessing from many addresses.
+SIGN_IN_WINDOW_S = 15 * 60
+SIGN_IN_FAILS_PER_ADDRESS = 5
+SIGN_IN_FAILS_IN_ALL = 50
 
 
 @dataclass(frozen=True)
@@ -48,10 +56,42 @@ def oauth_available() -> bool:
     return bool(os.environ.get("SPACE_ID", "").strip() and os.environ.get("OAUTH_CLIENT_ID", "").strip())
 
 
+class FailedSignIns:
+    """Wrong passwords per client address and in all, over a sliding window (clock injectable for tests)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._all: deque[float] = deque()
+        self._by_address: dict[str, deque[float]] = {}
+
+    def wait_s(self, address: str) -> float:
+        """Seconds until `address` may try again (0: now). Call under the owner's lock."""
+        now = self.clock()
+        mine = self._by_address.get(address, deque())
+        for times in (self._all, mine):
+            while times and now - times[0] >= SIGN_IN_WINDOW_S:
+                times.popleft()
+        waits = [SIGN_IN_WINDOW_S - (now - times[-limit]) for times, limit in
+                 ((mine, SIGN_IN_FAILS_PER_ADDRESS), (self._all, SIGN_IN_FAILS_IN_ALL)) if len(times) >= limit]
+        return max(waits, default=0.0)
+
+    def failed(self, address: str) -> None:
+        now = self.clock()
+        self._all.append(now)
+        self._by_address.setdefault(address, deque()).append(now)
+        if len(self._by_address) > 10_000:  # forget addresses whose failures have all expired
+            for key in [k for k, q in self._by_address.items() if not q or now - q[-1] >= SIGN_IN_WINDOW_S]:
+                del self._by_address[key]
+
+    def succeeded(self, address: str) -> None:
+        self._by_address.pop(address, None)
+
+
 class Access:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
         self.public = settings.public_demo
+        self.failed_sign_ins = FailedSignIns(clock)
         self._lock = threading.Lock()
         self._visitors: OrderedDict[str, str] = OrderedDict()  # session hash -> visitor id
         self._curators: set[str] = set()  # session hashes signed in with the password
@@ -81,12 +121,23 @@ class Access:
         expected = self.settings.admin_password
         if not expected:
             return "Curator sign-in with a password is not set up here (VS_ADMIN_PASSWORD)."
-        if not hmac.compare_digest((password or "").encode(), expected.encode()):
+        address = _address(request)
+        with self._lock:
+            wait = self.failed_sign_ins.wait_s(address)
+            right = not wait and hmac.compare_digest((password or "").encode(), expected.encode())
+            if not wait and not right:
+                self.failed_sign_ins.failed(address)
+        if wait:
+            message = f"Too many wrong passwords: try again in {math.ceil(wait / 60)} min."
+            gr.Warning(message)
+            return f"⚠️ {message}"
+        if not right:
             gr.Warning(SIGN_IN_REFUSED)
             return f"⚠️ {SIGN_IN_REFUSED}"
         if not _session(request):
             return "⚠️ Sign-in needs a session (a page, or one gradio_client)."
         with self._lock:
+            self.failed_sign_ins.succeeded(address)
             self._curators.add(_session(request))
         return "Signed in as a curator: you can edit and delete the shared images."
 
@@ -108,6 +159,11 @@ class Access:
 
 def _session(request: gr.Request | None) -> str:
     return str(getattr(request, "session_hash", None) or "")
+
+
+def _address(request: gr.Request | None) -> str:
+    """The connecting address (not a forwarded-for header, which the client writes)."""
+    return str(getattr(getattr(request, "client", None), "host", None) or "")
 
 
 def browser_secret(settings: Settings) -> str:
