@@ -200,8 +200,10 @@ class VectorStore:
         if not ids:
             return {}
         got = self._get(kind, ["embeddings"], ids)
+        if not got["ids"]:  # none of them has a vector on this channel (yet)
+            return {}
         # one conversion of every row (Chroma hands back float64), not one per row: a search reads ~80
-        return dict(zip(got["ids"], np.asarray(got["embeddings"], np.float32).reshape(len(got["ids"]), -1)))
+        return dict(zip(got["ids"], np.asarray(got["embeddings"], np.float32)))
 
     def records(self, ids: Iterable[str] | None = None) -> dict[str, dict]:
         """Metadata of the given ids (all when None), as stored beside the caption vectors."""
