@@ -66,6 +66,19 @@ def test_caption_encoder_on_onnx_gives_torch_tokens_and_vectors(onnx_text, share
     assert onnx_text.encode([]).shape == (0, 384)
 
 
+def test_a_batch_in_parts_side_by_side_gives_each_text_its_own_vector(onnx_text):
+    # one intra-op thread (a query runs beside CLIP's tower); a batch runs in parts, one per core
+    assert onnx_text.session.get_session_options().intra_op_num_threads == 1
+    texts = [("a dog " * (i % 7 + 1)) + str(i) for i in range(23)]  # lengths shuffled: sorted, then cut
+    onnx_text.batch_size = 4  # 6 parts, more than the cores
+    try:
+        together = onnx_text.encode(texts)
+    finally:
+        onnx_text.batch_size = 64
+    alone = np.concatenate([onnx_text.encode([t]) for t in texts])
+    assert np.abs(together - alone).max() < 1e-5 and _cosines(together, alone).min() > 0.99999
+
+
 def test_clip_text_tower_on_onnx_gives_torch_vectors(onnx_clip, shared_models):
     clip = shared_models["clip"]
     assert isinstance(onnx_clip, OnnxClipText) and (onnx_clip.identity, onnx_clip.dim) == (clip.identity, clip.dim)
