@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
 from .config import Settings
 from .errors import QuotaExceeded
+from .recent import RecentTimes
 
 WINDOW_S = 60.0
 
@@ -24,7 +24,7 @@ class FairShare:
         self.clock = clock
         self._lock = threading.Lock()
         self._busy: set[str] = set()
-        self._recent: dict[str, deque[float]] = {}
+        self._recent = RecentTimes(WINDOW_S)
 
     @contextmanager
     def admit(self, visitor: str, files: int, size: int, held_images: int, held_bytes: int) -> Iterator[None]:
@@ -34,9 +34,7 @@ class FairShare:
             if visitor in self._busy:
                 raise QuotaExceeded("Your previous images are still being added: wait until they are done.")
             now = self.clock()
-            recent = self._recent.setdefault(visitor, deque())
-            while recent and now - recent[0] >= WINDOW_S:
-                recent.popleft()
+            recent = self._recent.times(visitor, now)
             if len(recent) + files > s.visitor_uploads_per_minute:
                 wait = WINDOW_S - (now - recent[0]) if recent else WINDOW_S
                 raise QuotaExceeded(f"At most {s.visitor_uploads_per_minute} images a minute per visitor: "
@@ -47,11 +45,8 @@ class FairShare:
             if held_bytes + size > s.visitor_max_bytes:
                 raise QuotaExceeded(f"Each visitor may keep {s.visitor_max_mb:g} MB of images and you have "
                                     f"{held_bytes / 2**20:.1f} MB: delete some in the Library, or add smaller files.")
-            recent.extend([now] * files)
+            self._recent.add(visitor, now, files)
             self._busy.add(visitor)
-            if len(self._recent) > 10_000:  # forget idle visitors
-                for key in [k for k, q in self._recent.items() if not q or now - q[-1] >= WINDOW_S]:
-                    del self._recent[key]
         try:
             yield
         finally:

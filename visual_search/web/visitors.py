@@ -17,13 +17,14 @@ import re
 import secrets
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable
 
 import gradio as gr
 
 from ..config import Settings
+from ..recent import RecentTimes
 
 VISITOR_ID = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
 MAX_SESSIONS = 50_000  # sessions remembered (oldest forgotten first: they get a new visitor id)
@@ -61,30 +62,26 @@ class FailedSignIns:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self._all: deque[float] = deque()
-        self._by_address: dict[str, deque[float]] = {}
+        self._recent = RecentTimes(SIGN_IN_WINDOW_S)  # by address, and "*" for all of them
 
     def wait_s(self, address: str) -> float:
         """Seconds until `address` may try again (0: now). Call under the owner's lock."""
         now = self.clock()
-        mine = self._by_address.get(address, deque())
-        for times in (self._all, mine):
-            while times and now - times[0] >= SIGN_IN_WINDOW_S:
-                times.popleft()
         waits = [SIGN_IN_WINDOW_S - (now - times[-limit]) for times, limit in
-                 ((mine, SIGN_IN_FAILS_PER_ADDRESS), (self._all, SIGN_IN_FAILS_IN_ALL)) if len(times) >= limit]
+                 ((self._recent.times(_ADDRESS + address, now), SIGN_IN_FAILS_PER_ADDRESS),
+                  (self._recent.times(_ALL, now), SIGN_IN_FAILS_IN_ALL)) if len(times) >= limit]
         return max(waits, default=0.0)
 
     def failed(self, address: str) -> None:
         now = self.clock()
-        self._all.append(now)
-        self._by_address.setdefault(address, deque()).append(now)
-        if len(self._by_address) > 10_000:  # forget addresses whose failures have all expired
-            for key in [k for k, q in self._by_address.items() if not q or now - q[-1] >= SIGN_IN_WINDOW_S]:
-                del self._by_address[key]
+        self._recent.add(_ALL, now)
+        self._recent.add(_ADDRESS + address, now)
 
     def succeeded(self, address: str) -> None:
-        self._by_address.pop(address, None)
+        self._recent.forget(_ADDRESS + address)
+
+
+_ALL, _ADDRESS = "*", "address:"  # FailedSignIns keys: every address together, one address (a prefix)
 
 
 class Access:
