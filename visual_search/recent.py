@@ -30,3 +30,7 @@ class RecentTimes:
 
     def forget(self, key: str) -> None:
         self._times.pop(key, None)
+
+    def __len__(self) -> int:
+        """Keys remembered: bounded, however many visitors or addresses come and go."""
+        return len(self._times)

@@ -57,6 +57,9 @@ def oauth_available() -> bool:
     return bool(os.environ.get("SPACE_ID", "").strip() and os.environ.get("OAUTH_CLIENT_ID", "").strip())
 
 
+_ALL, _ADDRESS = "*", "address:"  # FailedSignIns keys: every address together, one address (a prefix)
+
+
 class FailedSignIns:
     """Wrong passwords per client address and in all, over a sliding window (clock injectable for tests)."""
 
@@ -79,9 +82,6 @@ class FailedSignIns:
 
     def succeeded(self, address: str) -> None:
         self._recent.forget(_ADDRESS + address)
-
-
-_ALL, _ADDRESS = "*", "address:"  # FailedSignIns keys: every address together, one address (a prefix)
 
 
 class Access:
