@@ -30,9 +30,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from visual_search import SearchEngine, Settings  # noqa: E402
-from visual_search.catalog import vector_key  # noqa: E402
+from visual_search.library.catalog import vector_key  # noqa: E402
 from visual_search.records import ImageRecord  # noqa: E402
-from visual_search.store import CAPTION, VISUAL  # noqa: E402
+from visual_search.stages.store import CAPTION, VISUAL  # noqa: E402
 
 TEXT_DIM, CLIP_DIM = 384, 512  # all-MiniLM-L6-v2, ViT-B-32
 

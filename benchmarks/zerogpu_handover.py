@@ -35,7 +35,7 @@ QUERIES = [f"a photo of {w} at {t}" for w in ("a dog", "the sea", "a red car", "
 
 
 def _models(kind: str, folder: Path):
-    from visual_search.compute import Models
+    from visual_search.models.compute import Models
     from visual_search.config import Settings
 
     if kind == "tiny":

@@ -77,9 +77,9 @@ def settings(tmp_path, model_env, monkeypatch) -> Settings:
 @pytest.fixture(scope="session")
 def shared_models(tiny_blip, tiny_clip, minilm):
     """Loaded once per session; engines in different tests share them (loading is the slow part)."""
-    from visual_search.captioner import BlipCaptioner
-    from visual_search.clip_encoder import ClipEncoder
-    from visual_search.text_encoder import SentenceTransformerEncoder
+    from visual_search.stages.caption import BlipCaptioner
+    from visual_search.stages.visual import ClipEncoder
+    from visual_search.stages.embed import SentenceTransformerEncoder
 
     return {
         "captioner": BlipCaptioner(tiny_blip, "cpu", max_new_tokens=8),

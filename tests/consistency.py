@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from visual_search.clip_encoder import ClipEncoder
+from visual_search.stages.visual import ClipEncoder
 from visual_search.config import CLIP_TEXT_MODEL, Settings
-from visual_search.store import CAPTION, VISUAL, collection_name, make_client
+from visual_search.stages.store import CAPTION, VISUAL, collection_name, make_client
 
 
 def identities(settings: Settings) -> dict[str, str]:
@@ -179,7 +179,7 @@ def problems(settings: Settings, client=None, clip=None) -> list[str]:
 
 def _visual_vectors_match(settings, records, vectors, clip) -> list[str]:
     """Each visual vector must be CLIP's vector of that id's stored original (not another image's)."""
-    from visual_search.intake import load_image
+    from visual_search.library.intake import load_image
 
     ids = [i for i in vectors if i in records]
     root = settings.images_dir

@@ -33,17 +33,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import consistency  # noqa: E402
 from visual_search import SearchEngine, Settings  # noqa: E402
-from visual_search.catalog import Catalog  # noqa: E402
-from visual_search.store import VectorStore  # noqa: E402
+from visual_search.library.catalog import Catalog  # noqa: E402
+from visual_search.stages.store import VectorStore  # noqa: E402
 
 CHROMA_WRITES = ("upsert_visual", "upsert_captions", "delete")
 CATALOG_WRITES = ("put_original", "put_record", "remove")
 
 
 def load_models() -> dict:
-    from visual_search.captioner import BlipCaptioner
-    from visual_search.clip_encoder import ClipEncoder
-    from visual_search.text_encoder import SentenceTransformerEncoder
+    from visual_search.stages.caption import BlipCaptioner
+    from visual_search.stages.visual import ClipEncoder
+    from visual_search.stages.embed import SentenceTransformerEncoder
 
     s = Settings.from_env()
     return {

@@ -12,7 +12,7 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from visual_search import SearchEngine, Settings
-from visual_search.ranking import CAPTION_TEXT
+from visual_search.stages.rank import CAPTION_TEXT
 from visual_search.web.startup import MARKER, StartupJob
 from visual_search.web import launch_options
 

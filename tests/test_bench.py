@@ -12,9 +12,9 @@ import pytest
 
 from conftest import REPO
 from visual_search.measure.bench import _parse_sizes
-from visual_search.catalog import vector_key
+from visual_search.library.catalog import vector_key
 from visual_search.measure.stages import fill
-from visual_search.store import CAPTION, VISUAL
+from visual_search.stages.store import CAPTION, VISUAL
 from visual_search.errors import InvalidQuery
 
 

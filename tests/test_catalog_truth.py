@@ -16,11 +16,11 @@ import pytest
 import consistency
 from conftest import REPO, SAMPLES
 from visual_search import ModelLoadError, SearchEngine
-from visual_search.captioner import BlipCaptioner
-from visual_search.catalog import vector_key
+from visual_search.stages.caption import BlipCaptioner
+from visual_search.library.catalog import vector_key
 from visual_search.cli import main as cli_main
-from visual_search.clip_encoder import ClipEncoder
-from visual_search.store import CAPTION, VISUAL
+from visual_search.stages.visual import ClipEncoder
+from visual_search.stages.store import CAPTION, VISUAL
 
 QUERIES = ["a cat", "snowy mountains", "a cup of coffee", "two dogs at a door", "galaxies in deep space"]
 # Runs in a fresh process: start as the app or the CLI does (reconcile), answer the queries, and say

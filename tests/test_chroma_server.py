@@ -18,8 +18,8 @@ import consistency
 from conftest import REPO, SAMPLES, free_port
 from images import jpeg
 from visual_search import SearchEngine, Settings, StoreUnavailable
-from visual_search import store as store_module
-from visual_search.store import CAPTION, VISUAL
+from visual_search.stages import store as store_module
+from visual_search.stages.store import CAPTION, VISUAL
 
 CHROMA = Path(sys.executable).with_name("chroma")
 FEW = sorted(SAMPLES.glob("*.jpg"))[:4]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
-from visual_search.onnxrt.clip_bpe import ClipBpeTokenizer, save_tokenizer
+from visual_search.models.onnxrt.clip_bpe import ClipBpeTokenizer, save_tokenizer
 
 CORPUS = [
     "a dog running on the beach", "A Dog ON the BEACH!!", "x", "", "   ", "2 cats & 3 dogs, 1,000,000 stars",

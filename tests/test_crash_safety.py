@@ -28,7 +28,7 @@ import consistency
 from conftest import REPO
 from images import jpeg, png
 from visual_search import Settings
-from visual_search.store import CAPTION, VISUAL
+from visual_search.stages.store import CAPTION, VISUAL
 
 WORKER = Path(__file__).with_name("crash_worker.py")
 FOLDER_SIZE = 40

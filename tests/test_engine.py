@@ -12,7 +12,7 @@ import consistency
 from conftest import SAMPLES
 from images import jpeg, png
 from visual_search import IndexOutOfDate, InvalidQuery, NotFound, SearchEngine
-from visual_search.store import CAPTION, VISUAL
+from visual_search.stages.store import CAPTION, VISUAL
 
 FEW = sorted(SAMPLES.glob("*.jpg"))[:4]
 

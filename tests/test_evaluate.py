@@ -15,7 +15,7 @@ from conftest import REPO, SAMPLES
 from visual_search import SearchEngine
 from visual_search.cli import main
 from visual_search.measure.evaluate import PendingCaption, append_csv, evaluate
-from visual_search.ranking import CLIP_TEXT_IMAGE
+from visual_search.stages.rank import CLIP_TEXT_IMAGE
 
 # Two human captions per image (the second is used as a query in --reference-captions mode too).
 CAPTIONS = {

@@ -11,7 +11,7 @@ from visual_search.explain import (
     breakdown, caption_image, caption_indexed, caption_map, caption_vector, encode_query, pca_2d,
     relevance_formula, storage, summarize,
 )
-from visual_search.store import CAPTION
+from visual_search.stages.store import CAPTION
 
 from conftest import SAMPLES
 

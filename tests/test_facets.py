@@ -10,13 +10,14 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from visual_search import Settings, SearchEngine, retrieval
-from visual_search.filters import SearchFilter
-from visual_search.lanes import Lanes
-from visual_search.ranking import Calibration, hybrid, relevance
+from visual_search import Settings, SearchEngine
+from visual_search.search import candidates as retrieval
+from visual_search.search.filters import SearchFilter
+from visual_search.search.lanes import Lanes
+from visual_search.stages.rank import Calibration, hybrid, relevance
 from visual_search.records import ImageRecord
-from visual_search.store import CAPTION, VISUAL, VectorStore, make_client
-from visual_search.visibility import where_for
+from visual_search.stages.store import CAPTION, VISUAL, VectorStore, make_client
+from visual_search.demo.visibility import where_for
 
 from conftest import SAMPLES
 
@@ -192,7 +193,7 @@ def _wait_for_facets(engine: SearchEngine, timeout_s: float = 60.0) -> None:
 def test_whole_collection_reads_come_back_whole_across_pages(tmp_path, monkeypatch):
     """SQLite refuses one read of more than ~32k rows' fields (a 100k-image bench run failed so), so the
     store reads in pages: with pages of 7 rows, every read still returns all 300 images exactly once."""
-    import visual_search.store as store_module
+    import visual_search.stages.store as store_module
 
     c = Collection(tmp_path)
     monkeypatch.setattr(store_module, "GET_PAGE", 7)
@@ -200,6 +201,6 @@ def test_whole_collection_reads_come_back_whole_across_pages(tmp_path, monkeypat
     assert len(c.store.facets) == N
     ids = list(c.records)
     assert set(c.store.records()) == set(ids) and len(c.store.captions()) == N
-    assert set(c.store.owners(VISUAL)) == set(ids)
+    assert set(c.store.stored_metadata(VISUAL)) == set(ids)
     stored = c.store.embeddings(CAPTION, ids)
     assert list(stored) == ids and np.allclose(np.stack(list(stored.values())), c.caption, atol=1e-6)

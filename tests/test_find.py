@@ -16,7 +16,8 @@ from conftest import REPO, SAMPLES
 from visual_search import SearchEngine, ranking, retrieval
 from visual_search.cli import main
 from visual_search.errors import InvalidQuery
-from visual_search.filters import SearchFilter, check_sort
+from visual_search.search.filters import SearchFilter
+from visual_search.search.searcher import check_sort
 
 NONSENSE = "xyzzy qwerty"
 UNRELATED = "a quarterly financial report spreadsheet"

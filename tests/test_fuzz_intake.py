@@ -17,7 +17,7 @@ from PIL import Image
 
 from conftest import SAMPLES
 from visual_search.errors import RejectedImage
-from visual_search.intake import MAX_ASPECT_RATIO, load_image
+from visual_search.library.intake import MAX_ASPECT_RATIO, load_image
 
 MAX_BYTES = 2 << 20
 MAX_PIXELS = 2_000_000  # keeps every decode the fuzzer can reach small and fast

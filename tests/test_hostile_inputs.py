@@ -27,7 +27,7 @@ from conftest import REPO
 from images import encode, jpeg, picture, png
 from visual_search import SearchEngine
 from visual_search.errors import RejectedImage
-from visual_search.intake import MAX_NAME_CHARS, display_name, load_image
+from visual_search.library.intake import MAX_NAME_CHARS, display_name, load_image
 
 MAX_MB = 1.0  # the tests' VS_MAX_FILE_MB: an "oversized" file stays small on disk
 RED, GREEN, BLUE, GREY = (255, 0, 0), (0, 255, 0), (0, 0, 255), (128, 128, 128)

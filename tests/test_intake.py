@@ -14,7 +14,7 @@ from PIL import Image
 
 from images import encode, jpeg, picture, png
 from visual_search.errors import RejectedImage
-from visual_search.intake import display_name, load_image, walk
+from visual_search.library.intake import display_name, load_image, walk
 
 MB = 1 << 20
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from images import jpeg
 from visual_search.cli import main
-from visual_search.intake import is_image_kind, load_image
+from visual_search.library.intake import is_image_kind, load_image
 
 # The transpose that, applied to an upright picture, gives the pixels a camera stores with EXIF orientation n.
 STORED_AS = {1: None, 2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,

@@ -8,9 +8,9 @@ import time
 import numpy as np
 import pytest
 
-from visual_search.lanes import Lanes
-from visual_search.query import QueryEncoder
-from visual_search.ranking import Calibration
+from visual_search.search.lanes import Lanes
+from visual_search.stages.query import QueryEncoder
+from visual_search.stages.rank import Calibration
 
 
 def _where() -> str:

@@ -8,7 +8,7 @@ import numpy as np
 import psutil
 import pytest
 
-from visual_search.memory import release_freed_memory
+from visual_search.models.memory import release_freed_memory
 
 
 def _rss_mb() -> float:

@@ -8,10 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
-from visual_search.captioner import BlipCaptioner
-from visual_search.clip_encoder import ClipEncoder
+from visual_search.stages.caption import BlipCaptioner
+from visual_search.stages.visual import ClipEncoder
 from visual_search.errors import ModelLoadError
-from visual_search.text_encoder import ClipTextEncoder, SentenceTransformerEncoder
+from visual_search.stages.embed import ClipTextEncoder, SentenceTransformerEncoder
 
 IMAGES = [Image.new("RGB", (40, 30), c) for c in ("red", "green", "blue")]
 
@@ -85,7 +85,7 @@ class _Counted:
 
 
 def test_query_vectors_are_cached_per_channel(minilm, tiny_clip):
-    from visual_search.query import QueryEncoder
+    from visual_search.stages.query import QueryEncoder
 
     text, clip = _Counted(SentenceTransformerEncoder(minilm, "cpu"), "encode"), _Counted(
         ClipEncoder(tiny_clip, None, "cpu"), "encode_texts")
@@ -98,7 +98,7 @@ def test_query_vectors_are_cached_per_channel(minilm, tiny_clip):
 
 
 def test_clip_as_the_text_model_encodes_a_query_once_for_both_channels(tiny_clip):
-    from visual_search.query import QueryEncoder
+    from visual_search.stages.query import QueryEncoder
 
     clip = _Counted(ClipEncoder(tiny_clip, None, "cpu"), "encode_texts")
     queries = QueryEncoder(ClipTextEncoder(clip), clip)

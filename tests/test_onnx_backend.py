@@ -20,10 +20,10 @@ from conftest import REPO, SAMPLES
 from test_clip_bpe import CORPUS
 from test_text_encoder import TEXTS
 from visual_search import SearchEngine, Settings
-from visual_search.backend import caption_encoder, clip_text_encoder
+from visual_search.models.backend import caption_encoder, clip_text_encoder
 from visual_search.errors import ModelLoadError
-from visual_search.onnxrt.cache import Entry
-from visual_search.onnxrt.encoders import OnnxClipText, OnnxTextEncoder
+from visual_search.models.onnxrt.cache import Entry
+from visual_search.models.onnxrt.encoders import OnnxClipText, OnnxTextEncoder
 
 HEAVY = ("torch", "transformers", "open_clip", "timm", "torchvision", "sentence_transformers")
 
@@ -35,7 +35,7 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 @pytest.fixture
 def backend_log(caplog):
     """What backend.py logged; read at its own logger (the CLI stops its records at `visual_search`)."""
-    log = logging.getLogger("visual_search.backend")
+    log = logging.getLogger("visual_search.models.backend")
     log.addHandler(caplog.handler)
     caplog.handler.setLevel(logging.INFO)
     try:
@@ -138,7 +138,7 @@ def test_an_engine_without_models_given_searches_on_onnx(settings, onnx_text, on
 
 
 def test_clip_as_the_text_model_uses_the_onnx_tower_for_both_channels(settings, onnx_clip):
-    from visual_search.text_encoder import ClipTextEncoder
+    from visual_search.stages.embed import ClipTextEncoder
 
     engine = SearchEngine(replace(settings, text_model="clip"))
     assert isinstance(engine.query_text_encoder, ClipTextEncoder) and engine.query_text_encoder.clip is engine.clip_text
@@ -160,7 +160,7 @@ def _whitespace_clip(tiny_clip: str, folder: Path) -> str:
 
 
 def test_an_export_that_does_not_verify_falls_back_to_torch_once_and_says_why(tiny_clip, tmp_path, backend_log):
-    from visual_search.clip_encoder import ClipEncoder
+    from visual_search.stages.visual import ClipEncoder
 
     name = _whitespace_clip(tiny_clip, tmp_path / "cased-clip")
     settings = Settings(data_dir=tmp_path / "data", clip_model=name, clip_pretrained=None, device="cpu")

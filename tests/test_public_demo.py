@@ -16,9 +16,9 @@ import consistency
 from images import jpeg
 from visual_search import SearchEngine
 from visual_search.errors import NotAllowed, NotFound, QuotaExceeded
-from visual_search.fair_share import FairShare
-from visual_search.store import CAPTION, VISUAL
-from visual_search.visibility import REFUSED, where_visible
+from visual_search.demo.fair_share import FairShare
+from visual_search.stages.store import CAPTION, VISUAL
+from visual_search.demo.visibility import REFUSED, where_visible
 
 A, B = "visitor-a-0123456789abcdef", "visitor-b-0123456789abcdef"
 SECRET = "a purple giraffe riding a skateboard"

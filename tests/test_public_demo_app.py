@@ -12,7 +12,7 @@ from gradio_client import Client, handle_file
 import consistency
 from images import jpeg
 from visual_search import SearchEngine
-from visual_search.visibility import REFUSED
+from visual_search.demo.visibility import REFUSED
 from visual_search.web.common import md
 from visual_search.web.visitors import (SIGN_IN_FAILS_IN_ALL, SIGN_IN_FAILS_PER_ADDRESS, SIGN_IN_REFUSED,
                                         SIGN_IN_WINDOW_S, Access, is_admin_profile)

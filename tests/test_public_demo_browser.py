@@ -10,7 +10,7 @@ from PIL import Image
 import consistency
 from images import encode, jpeg
 from visual_search import SearchEngine
-from visual_search.visibility import REFUSED
+from visual_search.demo.visibility import REFUSED
 
 from conftest import launch_app
 from browser import CHROMIUM, FLAGS

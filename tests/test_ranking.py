@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from visual_search import ranking
-from visual_search.ranking import Calibration, cosine, hybrid, relevance, top_k
+from visual_search.stages import rank as ranking
+from visual_search.stages.rank import Calibration, cosine, hybrid, relevance, top_k
 
 CALIBRATIONS = [ranking.CAPTION_TEXT, ranking.CLIP_TEXT_TEXT, ranking.CLIP_TEXT_IMAGE, ranking.CLIP_IMAGE_IMAGE]
 

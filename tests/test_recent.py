@@ -1,6 +1,6 @@
 """The sliding window behind the public demo's rate limits (recent.py)."""
 
-from visual_search.recent import FORGET_PAST, RecentTimes
+from visual_search.demo.recent import FORGET_PAST, RecentTimes
 
 
 def test_events_leave_the_window_and_idle_keys_are_forgotten():

@@ -6,10 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from visual_search import Settings, retrieval
-from visual_search.ranking import Calibration
+from visual_search import Settings
+from visual_search.search import candidates as retrieval
+from visual_search.stages.rank import Calibration
 from visual_search.records import ImageRecord
-from visual_search.store import VectorStore, make_client
+from visual_search.stages.store import VectorStore, make_client
 
 IDENTITY = Calibration(floor=0.0, ceiling=1.0)  # relevance = cosine, to read the numbers easily
 

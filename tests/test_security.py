@@ -117,9 +117,9 @@ def _linked_copy(src: Path, dst: Path) -> Path:
 
 @pytest.mark.parametrize("which", ["blip", "minilm", "clip"])
 def test_safetensors_win_over_a_planted_pickle(which, tiny_blip, minilm, tiny_clip, tmp_path):
-    from visual_search.captioner import BlipCaptioner
-    from visual_search.clip_encoder import ClipEncoder
-    from visual_search.text_encoder import SentenceTransformerEncoder
+    from visual_search.stages.caption import BlipCaptioner
+    from visual_search.stages.visual import ClipEncoder
+    from visual_search.stages.embed import SentenceTransformerEncoder
 
     marker = tmp_path / "pwned"
     src = {"blip": Path(tiny_blip), "minilm": Path(minilm), "clip": Path(tiny_clip.removeprefix("local-dir:"))}[which]
@@ -139,8 +139,8 @@ def test_safetensors_win_over_a_planted_pickle(which, tiny_blip, minilm, tiny_cl
 @pytest.mark.parametrize("which", ["blip", "clip"])
 def test_a_pickle_only_model_with_code_in_it_is_refused_not_run(which, tiny_blip, tiny_clip, tmp_path):
     """No safetensors at all: the loaders fall back to torch.load(weights_only=True), which refuses code."""
-    from visual_search.captioner import BlipCaptioner
-    from visual_search.clip_encoder import ClipEncoder
+    from visual_search.stages.caption import BlipCaptioner
+    from visual_search.stages.visual import ClipEncoder
 
     marker = tmp_path / "pwned"
     src = Path(tiny_blip) if which == "blip" else Path(tiny_clip.removeprefix("local-dir:"))

@@ -10,8 +10,8 @@ import numpy as np
 from conftest import SAMPLES
 from tiny_models import build_tiny_clip
 from visual_search import SearchEngine
-from visual_search.clip_encoder import ClipEncoder
-from visual_search.tagging import DEFAULT_VOCABULARY, MAX_TAGS, Tagger, read_vocabulary, tags_for
+from visual_search.stages.visual import ClipEncoder
+from visual_search.stages.tags import DEFAULT_VOCABULARY, MAX_TAGS, Tagger, read_vocabulary, tags_for
 
 VOCAB = ["dog", "cat", "beach", "car", "tree"]
 
@@ -68,7 +68,7 @@ def test_tags_follow_a_model_change_unless_a_person_set_them(tiny_settings, shar
     assert changed.reconcile() == 2
     assert changed.get(mine.id).tags == ("holiday", "beach")  # a person's tags survive
     assert changed.get(other.id).tags_model == new_clip.identity  # chosen again by the new model
-    from visual_search.filters import SearchFilter
+    from visual_search.search.filters import SearchFilter
 
     hit = changed.search("a photo", k=5, min_relevance=0.0, filter=SearchFilter.parse(tag="beach")).results
     assert [r.record.id for r in hit] == [mine.id] and hit[0].record.tags == ("holiday", "beach")

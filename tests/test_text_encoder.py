@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from visual_search.errors import ModelLoadError
-from visual_search.text_encoder import SentenceTransformerEncoder
+from visual_search.stages.embed import SentenceTransformerEncoder
 
 TEXTS = [
     "a dog running on the beach",

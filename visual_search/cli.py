@@ -11,7 +11,7 @@ import logging
 import sys
 
 from .errors import VisualSearchError
-from .progress import progress_bar
+from .library.progress import progress_bar
 
 EXIT_REJECTED = 2
 
@@ -59,7 +59,7 @@ def _print_results(response, as_json: bool) -> None:
 
 def _options(args) -> dict:
     """The result options `search` and `similar` share, as the engine's keyword arguments."""
-    from .filters import SearchFilter
+    from .search.filters import SearchFilter
 
     return {"offset": args.offset, "min_relevance": args.min_relevance, "sort": args.sort,
             "filter": SearchFilter.parse(args.after, args.before, args.name, args.tag)}
@@ -69,7 +69,7 @@ def _image_or_id(engine, value: str) -> tuple[bytes | str, str]:
     """An image file's bytes and name, or an indexed id as given."""
     from pathlib import Path
 
-    from .intake import read_file
+    from .library.intake import read_file
 
     target = Path(value)
     if target.is_file():

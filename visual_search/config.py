@@ -92,7 +92,7 @@ class Settings:
     max_k: int = 100
     max_query_chars: int = 1000
     min_relevance: float = 0.2  # results below it are hidden (the app can reveal them); ranking.py says what 0.2 means
-    tag_vocabulary: Path = field(default_factory=lambda: Path(__file__).resolve().parent / "tag_vocabulary.txt")
+    tag_vocabulary: Path = field(default_factory=lambda: Path(__file__).resolve().parent / "stages" / "tag_vocabulary.txt")
     sample_dir: Path = field(default_factory=lambda: Path(__file__).resolve().parent.parent / "sample_images")
     # Public demo (README "Public demo", SECURITY.md): private uploads per visitor, a read-only shared
     # collection, per-visitor caps. Default: on when running on a Hugging Face Space.

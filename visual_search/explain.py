@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import ranking
-from .intake import load_image
-from .query import clean_text
-from .store import CAPTION
-from .visibility import visible, where_for
+from .stages import rank
+from .library.intake import load_image
+from .stages.query import clean_text
+from .stages.store import CAPTION
+from .demo.visibility import visible, where_for
 
 if TYPE_CHECKING:
     from .engine import SearchEngine
@@ -90,8 +90,8 @@ class RelevanceRow:
 class Breakdown:
     rows: list[RelevanceRow]
     alpha: float
-    caption_calibration: ranking.Calibration
-    visual_calibration: ranking.Calibration
+    caption_calibration: rank.Calibration
+    visual_calibration: rank.Calibration
     elapsed_ms: float
 
 
@@ -166,17 +166,17 @@ def breakdown(engine: "SearchEngine", query: str, k: int = 5, alpha: float | Non
     """Stage 4: the engine's own search, with each result's cosines and relevances side by side."""
     response = engine.search(query, k=k, alpha=alpha, min_relevance=0.0, visitor=visitor)  # explains all k
     rows = [
-        RelevanceRow(rank, r.record.id, r.record.filename, r.record.caption, r.caption_cosine, r.caption_score,
+        RelevanceRow(n, r.record.id, r.record.filename, r.record.caption, r.caption_cosine, r.caption_score,
                      r.visual_cosine, r.visual_score, r.relevance, r.record.path)
-        for rank, r in enumerate(response.results, 1)
+        for n, r in enumerate(response.results, 1)
     ]
-    return Breakdown(rows, response.alpha, engine.queries.calibration, ranking.CLIP_TEXT_IMAGE, response.elapsed_ms)
+    return Breakdown(rows, response.alpha, engine.queries.calibration, rank.CLIP_TEXT_IMAGE, response.elapsed_ms)
 
 
-def relevance_formula(cosine: float, calibration: ranking.Calibration) -> str:
+def relevance_formula(cosine: float, calibration: rank.Calibration) -> str:
     """The calibration written out for one cosine, e.g. `clamp((0.52 - 0.10) / (0.80 - 0.10), 0, 1) = 0.60`
     (clamp: below 0 counts as 0, above 1 as 1)."""
-    value = float(ranking.relevance(cosine, calibration))
+    value = float(rank.relevance(cosine, calibration))
     return (f"clamp(({cosine:.2f} - {calibration.floor:.2f}) / ({calibration.ceiling:.2f} - "
             f"{calibration.floor:.2f}), 0, 1) = {value:.2f}")
 
@@ -217,5 +217,5 @@ def caption_map(engine: "SearchEngine", query_vector: np.ndarray | None = None, 
     ids = [i for i in ids if i in vectors]
     matrix = np.stack([vectors[i] for i in ids]) if ids else np.zeros((0, 0))
     points, query, explained = pca_2d(matrix, query_vector)
-    cosines = None if query_vector is None or not ids else ranking.cosine(query_vector, matrix)
+    cosines = None if query_vector is None or not ids else rank.cosine(query_vector, matrix)
     return CaptionMap(ids, [records.get(i, {}).get("caption", "") for i in ids], points, query, explained, cosines)

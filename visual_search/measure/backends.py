@@ -30,9 +30,9 @@ CLI_QUERY = "a dog running on the beach at sunset"
 def onnx_encoders(settings: Settings, models: dict) -> dict:
     """The ONNX twins of the loaded torch query encoders, exported and verified first when the
     cache has none (backend.py). A refused export gives back the torch encoder: `verified` says."""
-    from ..backend import caption_encoder, clip_text_encoder
-    from ..onnxrt.encoders import OnnxClipText, OnnxTextEncoder
-    from ..text_encoder import ClipTextEncoder
+    from ..models.backend import caption_encoder, clip_text_encoder
+    from ..models.onnxrt.encoders import OnnxClipText, OnnxTextEncoder
+    from ..stages.embed import ClipTextEncoder
 
     auto = replace(settings, backend="auto")
     t0 = time.perf_counter()
@@ -204,8 +204,8 @@ def image_towers(clip, captioner, images: list, folder: Path) -> dict:
     `min_cosine` compares every output vector (BLIP: every patch token) with torch's."""
     import torch
 
-    from ..onnxrt.encoders import session
-    from ..onnxrt.export import export_graph, failure, graph
+    from ..models.onnxrt.encoders import session
+    from ..models.onnxrt.export import export_graph, failure, graph
 
     group = images[:WRITE_GROUP]
     towers = {

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..config import Settings
 from ..errors import InvalidQuery
-from ..intake import image_files
+from ..library.intake import image_files
 from .filter_costs import format_rows as format_filter_rows
 
 DEFAULT_SIZES = "1000,10000,100000"
@@ -91,7 +91,7 @@ def load_models(settings: Settings, random_weights: bool, folder: Path) -> tuple
     engine = SearchEngine(replace(settings, backend="torch"))  # the torch models; backends.py adds ONNX twins
     makers = {name: (lambda name=name: getattr(engine, name)) for name in ("captioner", "clip", "text_encoder")}
     if random_weights:
-        from ..captioner import BlipCaptioner
+        from ..stages.caption import BlipCaptioner
 
         makers["captioner"] = lambda: BlipCaptioner(rm.caption_model, settings.device, max_new_tokens=CAPTION_TOKENS,
                                                     batch_size=settings.caption_batch, min_new_tokens=CAPTION_TOKENS)
@@ -113,7 +113,8 @@ def bench(tmp: Path, sizes: list[int], random_weights: bool, n_images: int | Non
     from . import levers as lv
     from . import peers as peers_
     from . import stages as st
-    from ..engine import WRITE_GROUP, SearchEngine
+    from ..engine import SearchEngine
+    from ..library.indexer import WRITE_GROUP
 
     t0 = time.perf_counter()
     watch = st.CpuWatch()

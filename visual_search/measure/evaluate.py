@@ -3,7 +3,7 @@
 Protocol: the images are indexed in a scratch data dir (the user's index is never touched); every
 reference caption is a query whose one correct answer is its own image. Ranks are exact over the
 whole set: full score matrices are computed from the vectors the engine stored and the engine's
-own encoders, through `ranking.relevance` / `ranking.hybrid` - the functions the search uses - so
+own encoders, through `rank.relevance` / `rank.hybrid` - the functions the search uses - so
 the figures measure what users get (the search itself re-scores only per-channel top candidates).
 
 `--reference-captions` indexes one held-out human caption per image instead of the generated one
@@ -25,15 +25,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import ranking
+from ..stages import rank
 from .caption_files import FORMATS, read_captions
 from ..config import Settings
-from ..engine import MAX_CAPTION_CHARS, SearchEngine
+from ..engine import SearchEngine
+from ..library.edits import MAX_CAPTION_CHARS
 from ..errors import InvalidQuery, VisualSearchError
 from .metrics import DISTRIBUTION_COLUMNS, distribution, ranks_of_correct, summarize
-from ..progress import progress_bar
-from ..query import check_alpha, clean_text
-from ..store import CAPTION, VISUAL
+from ..library.progress import progress_bar
+from ..stages.query import check_alpha, clean_text
+from ..stages.store import CAPTION, VISUAL
 
 DEFAULT_ALPHAS = (0.25, 0.5, 0.75)
 # Suggested calibration: relevance 0 above this share of non-matching pairs, 1 for the best matches.
@@ -191,7 +192,7 @@ def _matrix(engine: SearchEngine, kind: str, ids: list[str]) -> np.ndarray:
 def score(engine: SearchEngine, ids: list[str], queries: list[str], truth: np.ndarray, alphas: list[float]) -> dict:
     """Exact ranks of every query's image on each channel, and the cosine distributions."""
     caption_m, visual_m = _matrix(engine, CAPTION, ids), _matrix(engine, VISUAL, ids)
-    cap_cal, vis_cal = engine.text_encoder.calibration, ranking.CLIP_TEXT_IMAGE
+    cap_cal, vis_cal = engine.text_encoder.calibration, rank.CLIP_TEXT_IMAGE
     names = ["caption", "visual"] + [f"hybrid@{a:g}" for a in alphas]
     ranks: dict[str, list[np.ndarray]] = {n: [] for n in names}
     cosines = {c: {"correct": [], "incorrect": []} for c in ("caption", "visual")}
@@ -200,13 +201,13 @@ def score(engine: SearchEngine, ids: list[str], queries: list[str], truth: np.nd
     for lo in range(0, len(queries), QUERY_CHUNK):
         batch, right = queries[lo : lo + QUERY_CHUNK], truth[lo : lo + QUERY_CHUNK]
         caption_q, visual_q = engine.queries.encode_many(batch)
-        cap_cos, vis_cos = ranking.cosine_matrix(caption_q, caption_m), ranking.cosine_matrix(visual_q, visual_m)
-        cap_rel, vis_rel = ranking.relevance(cap_cos, cap_cal), ranking.relevance(vis_cos, vis_cal)
+        cap_cos, vis_cos = rank.cosine_matrix(caption_q, caption_m), rank.cosine_matrix(visual_q, visual_m)
+        cap_rel, vis_rel = rank.relevance(cap_cos, cap_cal), rank.relevance(vis_cos, vis_cal)
         # Ties in relevance (clipped at 0 or 1) fall back to cosine order, as the search's candidate order does.
         ranks["caption"].append(ranks_of_correct(cap_rel, right, cap_cos))
         ranks["visual"].append(ranks_of_correct(vis_rel, right, vis_cos))
         for a in alphas:
-            total = ranking.hybrid(cap_rel, vis_rel, a)
+            total = rank.hybrid(cap_rel, vis_rel, a)
             ranks[f"hybrid@{a:g}"].append(ranks_of_correct(total, right, cap_cos if a > 0 else vis_cos))
         for channel, cos in (("caption", cap_cos), ("visual", vis_cos)):
             _collect(cosines[channel], cos, right, per_query, rng)
@@ -236,7 +237,7 @@ def _collect(into: dict[str, list], cos: np.ndarray, right: np.ndarray, per_quer
         into["incorrect"].append(cos[np.repeat(rows, per_query).reshape(cols.shape)[keep], cols[keep]])
 
 
-def _calibration(cos: dict[str, list], current: ranking.Calibration) -> dict:
+def _calibration(cos: dict[str, list], current: rank.Calibration) -> dict:
     correct, incorrect = np.concatenate(cos["correct"]), np.concatenate(cos["incorrect"])
     floor = float(np.percentile(incorrect, FLOOR_PERCENTILE)) if incorrect.size else None
     ceiling = float(np.percentile(correct, CEILING_PERCENTILE)) if correct.size else None
@@ -251,7 +252,7 @@ def _calibration(cos: dict[str, list], current: ranking.Calibration) -> dict:
     }
 
 
-def _constant_name(cal: ranking.Calibration) -> str:
+def _constant_name(cal: rank.Calibration) -> str:
     return next((n for n, v in vars(ranking).items() if v is cal), "custom")
 
 
@@ -282,7 +283,7 @@ def format_report(r: dict) -> str:
         cur, sug = c["current"], c["suggested"]
         suggestion = (f"suggested floor {sug['floor']:.2f} ceiling {sug['ceiling']:.2f}" if sug
                       else "no suggestion: correct pairs do not score above incorrect ones")
-        lines.append(f"  {channel:<8} ranking.{c['constant']}: floor {cur['floor']:.2f} ceiling {cur['ceiling']:.2f}"
+        lines.append(f"  {channel:<8} rank.{c['constant']}: floor {cur['floor']:.2f} ceiling {cur['ceiling']:.2f}"
                      f"  ->  {suggestion}  ({c['correct_at_zero']:.0%} of correct pairs now at relevance 0, "
                      f"{c['incorrect_above_zero']:.0%} of incorrect above 0)")
     skipped = {k: v for k, v in r["skipped"].items() if v}

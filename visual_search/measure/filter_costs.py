@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
-from ..filters import SearchFilter
+from ..search.filters import SearchFilter
 
 TARGET_RATIO = 1.5
 

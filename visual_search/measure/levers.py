@@ -21,8 +21,9 @@ import torch
 from PIL import Image
 
 from .stages import encode_both, pct, time_each
-from ..engine import WRITE_GROUP, SearchEngine
-from ..lanes import SEQUENTIAL
+from ..engine import SearchEngine
+from ..library.indexer import WRITE_GROUP
+from ..search.lanes import SEQUENTIAL
 
 
 @contextmanager

@@ -18,10 +18,10 @@ import numpy as np
 from PIL import Image
 
 from .stages import pct, time_each
-from ..clip_encoder import SELF_CONTAINED
+from ..stages.visual import SELF_CONTAINED
 from ..config import Settings
-from ..engine import WRITE_GROUP
-from ..store import VISUAL, VectorStore, make_client
+from ..library.indexer import WRITE_GROUP
+from ..stages.store import VISUAL, VectorStore, make_client
 
 
 def chroma_openclip(clip, model_name: str, checkpoint: str | None, images: list[Image.Image], texts: list[str],

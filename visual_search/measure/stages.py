@@ -20,12 +20,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..catalog import vector_key
-from ..engine import CANDIDATE_POOL, WRITE_GROUP, SearchEngine
+from ..library.catalog import vector_key
+from ..engine import SearchEngine
+from ..library.indexer import WRITE_GROUP
+from ..search.candidates import CANDIDATE_POOL
 from .filter_costs import filter_costs
-from ..intake import load_image
+from ..library.intake import load_image
 from ..records import ImageRecord
-from ..store import CAPTION, VISUAL
+from ..stages.store import CAPTION, VISUAL
 
 SUBJECTS = (
     "a dog", "a cat", "two children", "an old man", "a red car", "a cup of coffee", "a mountain lake", "a bicycle",

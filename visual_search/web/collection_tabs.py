@@ -15,9 +15,9 @@ import pandas as pd
 
 from ..engine import SearchEngine
 from ..errors import VisualSearchError
-from ..intake import ACCEPTED_FORMATS, display_name
+from ..library.intake import ACCEPTED_FORMATS, display_name
 from ..records import ImageRecord
-from ..visibility import check_may_change
+from ..demo.visibility import check_may_change
 from .common import Busy, failure, gone, md, selected_record, tag_line
 from .uploads import UploadJob, UploadJobs
 from .visitors import Access

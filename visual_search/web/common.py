@@ -16,7 +16,7 @@ import gradio as gr
 import pandas as pd
 
 from ..errors import NotFound, VisualSearchError
-from ..intake import display_name, read_file
+from ..library.intake import display_name, read_file
 from ..records import ImageRecord, SearchResponse, SearchResult
 
 if TYPE_CHECKING:

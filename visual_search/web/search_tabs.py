@@ -9,7 +9,8 @@ import gradio as gr
 
 from ..engine import SearchEngine
 from ..errors import NotFound, VisualSearchError
-from ..filters import SORTS, SearchFilter
+from ..search.filters import SearchFilter
+from ..search.searcher import SORTS
 from ..records import SearchResponse
 from .visitors import Access
 from .common import (

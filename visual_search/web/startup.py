@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import VisualSearchError
-from ..intake import image_files
+from ..library.intake import image_files
 
 if TYPE_CHECKING:
     from ..engine import SearchEngine

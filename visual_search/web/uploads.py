@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from gradio.utils import get_upload_folder
 
-from ..engine import WRITE_GROUP
+from ..library.indexer import WRITE_GROUP
 from ..errors import VisualSearchError
 
 if TYPE_CHECKING:

@@ -24,7 +24,7 @@ from typing import Callable
 import gradio as gr
 
 from ..config import Settings
-from ..recent import RecentTimes
+from ..demo.recent import RecentTimes
 
 VISITOR_ID = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
 MAX_SESSIONS = 50_000  # sessions remembered (oldest forgotten first: they get a new visitor id)

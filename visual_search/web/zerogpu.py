@@ -10,7 +10,7 @@ Everywhere else there is no wrap and the functions run in this process.
 
 from __future__ import annotations
 
-from ..compute import GpuWrap
+from ..models.compute import GpuWrap
 from ..config import on_zero_gpu
 
 

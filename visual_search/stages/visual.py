@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from .device import resolve_device
-from .model_errors import model_load_error
+from ..models.device import resolve_device
+from ..models.load_errors import model_load_error
 
 if TYPE_CHECKING:
     import torch

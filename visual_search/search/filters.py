@@ -15,9 +15,10 @@ column it reads, if it is a new field).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
-from .errors import InvalidQuery
+from ..errors import InvalidQuery
+from ..times import parse_iso
 
 MAX_NAME_CHARS = 200
 MAX_TAG_CHARS = 60
@@ -28,20 +29,10 @@ def parse_day(text: str | None, what: str) -> datetime | None:
     raw = (text or "").strip()
     if not raw:
         return None
-    try:
-        value = datetime.fromisoformat(raw)
-    except ValueError:
-        raise InvalidQuery(f"The '{what}' date must be an ISO date such as 2026-12-01, got {raw[:40]!r}.") from None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-
-
-def timestamp(iso: str) -> int:
-    """Seconds since the epoch of an ISO 8601 time (what the store keeps to filter by date); 0 if unreadable."""
-    try:
-        value = datetime.fromisoformat(iso)
-    except (TypeError, ValueError):
-        return 0
-    return int((value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp())
+    value = parse_iso(raw)
+    if value is None:
+        raise InvalidQuery(f"The '{what}' date must be an ISO date such as 2026-12-01, got {raw[:40]!r}.")
+    return value
 
 
 def normalise_tag(tag: str) -> str:
@@ -94,37 +85,3 @@ class SearchFilter:
         if not clauses:
             return None
         return clauses[0] if len(clauses) == 1 else {"$and": clauses}
-
-
-
-SORTS = ("relevance", "newest")
-MAX_OFFSET = 10_000
-
-
-def check_offset(offset: object) -> int:
-    """How many results to pass over (a later page); a whole number from 0."""
-    try:
-        value = int(offset)  # type: ignore[arg-type]
-        if value != offset and not (isinstance(offset, str) and offset.strip().isdigit()):
-            raise ValueError
-    except (TypeError, ValueError):
-        raise InvalidQuery(f"The offset must be a whole number from 0, got {offset!r}.") from None
-    if not 0 <= value <= MAX_OFFSET:
-        raise InvalidQuery(f"The offset must be from 0 to {MAX_OFFSET:,}, got {value}.")
-    return value
-
-
-def check_min_relevance(value: object) -> float:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise InvalidQuery(f"The minimum relevance must be a number from 0 to 1, got {value!r}.") from None
-    if not 0.0 <= number <= 1.0:  # NaN fails this too
-        raise InvalidQuery(f"The minimum relevance must be from 0 to 1, got {value!r}.")
-    return number
-
-
-def check_sort(sort: object) -> str:
-    if sort not in SORTS:
-        raise InvalidQuery(f"Sort by {' or '.join(SORTS)}, got {sort!r}.")
-    return str(sort)

@@ -31,7 +31,7 @@ PROMPT = "a photo of {}."
 
 def read_vocabulary(path: Path) -> list[str]:
     """One tag a line; blank lines and `#` comments left out; each tag once, in file order."""
-    from .filters import normalise_tag
+    from ..search.filters import normalise_tag
 
     lines = (normalise_tag(line) for line in path.read_text(encoding="utf-8").splitlines()
              if not line.lstrip().startswith("#"))

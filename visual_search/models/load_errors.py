@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import ModelLoadError
+from ..errors import ModelLoadError
 
 OFFLINE = ("the Hugging Face Hub cannot be reached (no network, or HF_HUB_OFFLINE=1) and the model is not in "
            "the local cache")

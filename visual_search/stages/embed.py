@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING, Protocol, Sequence
 
 import numpy as np
 
-from .device import resolve_device
-from .errors import ModelLoadError
-from .model_errors import model_load_error
-from .ranking import CAPTION_TEXT, CLIP_TEXT_TEXT, Calibration
+from ..models.device import resolve_device
+from ..errors import ModelLoadError
+from ..models.load_errors import model_load_error
+from .rank import CAPTION_TEXT, CLIP_TEXT_TEXT, Calibration
 
 if TYPE_CHECKING:
     import torch
 
-    from .clip_encoder import ClipEncoder
+    from .visual import ClipEncoder
 
 
 class TextEncoder(Protocol):

@@ -24,11 +24,11 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from .config import Settings
-from .filters import timestamp
-from .errors import StoreUnavailable
-from .facets import Facet, Facets
-from .records import ImageRecord
+from ..config import Settings
+from ..times import timestamp
+from ..errors import StoreUnavailable
+from ..search.facets import Facet, Facets
+from ..records import ImageRecord
 
 CAPTION, VISUAL = "caption", "visual"
 MAX_BATCH = 5000  # Chroma refuses batches above 5461
@@ -137,10 +137,16 @@ class VectorStore:
         got = self._get(CAPTION, ["documents"])
         return dict(zip(got["ids"], got["documents"]))
 
-    def owners(self, kind: str) -> dict[str, str | None]:
-        """The owner stored beside each vector (None: a vector written before owners were stored)."""
+    def stored_metadata(self, kind: str) -> dict[str, dict]:
+        """The metadata stored beside each vector of one channel ({} for a vector stored without any)."""
         got = self._get(kind, ["metadatas"])
-        return {i: (m or {}).get("owner") for i, m in zip(got["ids"], got["metadatas"])}
+        return {i: dict(m or {}) for i, m in zip(got["ids"], got["metadatas"])}
+
+    @staticmethod
+    def stale(kind: str, record: ImageRecord, stored: dict) -> bool:
+        """The filterable fields stored on `kind`'s collection differ from what `record` says (a field
+        added after the image was indexed, an owner written before owners were stored)."""
+        return any(stored.get(k) != v for k, v in _filterable(record).items())
 
     def count_where(self, where: dict | None) -> int:
         """Images matching `where` (all when None), e.g. those one visitor may see."""

@@ -10,8 +10,8 @@ restriction at all: local use, the CLI, maintenance jobs.
 
 from __future__ import annotations
 
-from .errors import NotAllowed, NotFound
-from .records import ImageRecord
+from ..errors import NotAllowed, NotFound
+from ..records import ImageRecord
 
 SHARED = ""
 REFUSED = ("The shared collection is read-only in this demo: sign in as a curator to edit or delete it. "

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from .errors import InvalidQuery
-from .lanes import SEQUENTIAL, Lanes, OneLane
+from ..errors import InvalidQuery
+from ..search.lanes import SEQUENTIAL, Lanes, OneLane
 
 if TYPE_CHECKING:
-    from .clip_encoder import ClipEncoder
-    from .text_encoder import TextEncoder
+    from .visual import ClipEncoder
+    from .embed import TextEncoder
 
 
 # What to write instead of nothing, by what the text is for.

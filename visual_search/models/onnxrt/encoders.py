@@ -15,8 +15,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..ranking import CAPTION_TEXT, Calibration
-from ..text_encoder import ModelSpec
+from ...stages.rank import CAPTION_TEXT, Calibration
+from ...stages.embed import ModelSpec
 from .cache import META
 from .clip_bpe import ClipBpeTokenizer
 

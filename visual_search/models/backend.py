@@ -15,8 +15,8 @@ import logging
 import time
 from typing import Callable, TypeVar
 
-from .config import Settings
-from .errors import ModelLoadError
+from ..config import Settings
+from ..errors import ModelLoadError
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -38,7 +38,7 @@ def caption_encoder(settings: Settings, load_torch: Callable[[], _T]) -> _T:
             lambda ts: ours.tokens(ours.spec.prepare(ts))["input_ids"].tolist(), enc.encode, ours.encode)
 
     def on_cpu():
-        from .text_encoder import SentenceTransformerEncoder
+        from ..stages.embed import SentenceTransformerEncoder
 
         return SentenceTransformerEncoder(identity, "cpu")
 
@@ -59,7 +59,7 @@ def clip_text_encoder(settings: Settings, load_clip: Callable[[], _T], identity:
                                    clip.encode_texts, ours.encode_texts)
 
     def on_cpu():
-        from .clip_encoder import ClipEncoder
+        from ..stages.visual import ClipEncoder
 
         return ClipEncoder(settings.clip_model, settings.clip_pretrained, "cpu")
 

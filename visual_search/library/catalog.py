@@ -21,7 +21,7 @@ from typing import Iterator, Mapping
 
 import numpy as np
 
-from .records import ImageRecord
+from ..records import ImageRecord
 
 _TMP = ".tmp-"
 Vectors = dict[str, np.ndarray]  # vector_key(kind, identity) -> float32 vector
@@ -87,6 +87,16 @@ class Catalog:
     def get(self, image_id: str) -> ImageRecord | None:
         doc = self._doc(image_id)
         return None if doc is None else self._from_doc(doc)
+
+    def find(self, key: object) -> ImageRecord | None:
+        """The record of a full id, or of an id prefix of 8+ hex characters that only one image has."""
+        key = str(key or "").strip().lower()
+        if _IMAGE_ID.fullmatch(key):
+            return self.get(key)
+        if 8 <= len(key) < 64 and all(c in "0123456789abcdef" for c in key):
+            matches = [p.stem for p in self.root.glob(f"{key[:2]}/{key}*.json")]
+            return self.get(matches[0]) if len(matches) == 1 else None
+        return None
 
     def vectors(self, image_id: str) -> Vectors:
         """The stored vectors of an image, by `vector_key` (empty when none or no such image)."""

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
-from .config import CLIP_TEXT_MODEL, Settings
+from ..config import CLIP_TEXT_MODEL, Settings
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -46,7 +46,7 @@ class Understanding:
 
 
 def clip_identity(settings: Settings) -> str:
-    from .clip_encoder import ClipEncoder
+    from ..stages.visual import ClipEncoder
 
     return ClipEncoder.identity_of(settings.clip_model, settings.clip_pretrained)
 
@@ -70,7 +70,7 @@ class Models:
     def captioner(self):
         with self._lock:
             if self._captioner is None:
-                from .captioner import BlipCaptioner
+                from ..stages.caption import BlipCaptioner
 
                 s = self.settings
                 self._captioner = BlipCaptioner(
@@ -82,7 +82,7 @@ class Models:
     def clip(self):
         with self._lock:
             if self._clip is None:
-                from .clip_encoder import ClipEncoder
+                from ..stages.visual import ClipEncoder
 
                 s = self.settings
                 self._clip = ClipEncoder(s.clip_model, s.clip_pretrained, s.device)
@@ -95,7 +95,7 @@ class Models:
         with self._lock:
             if self._text_encoder is None:
                 from .backend import caption_encoder
-                from .text_encoder import ClipTextEncoder, SentenceTransformerEncoder
+                from ..stages.embed import ClipTextEncoder, SentenceTransformerEncoder
 
                 s = self.settings
                 self._text_encoder = (  # ONNX Runtime once its export verified (backend.py): the same vectors

@@ -21,7 +21,8 @@ from typing import Callable, Iterable, Mapping
 
 import numpy as np
 
-from .filters import SearchFilter, normalise_tag, timestamp
+from ..times import timestamp
+from .filters import SearchFilter, normalise_tag
 
 _NAME_CACHE = 8  # the last few file-name masks: typing a name into the filter row repeats them
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from .errors import NotAnImage, RejectedImage
+from ..errors import NotAnImage, RejectedImage
 
 try:  # HEIC/HEIF (iPhone photos); Pillow itself reads AVIF
     import pillow_heif

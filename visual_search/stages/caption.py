@@ -10,8 +10,8 @@ from typing import Protocol, Sequence
 import torch
 from PIL import Image
 
-from .device import resolve_device
-from .model_errors import model_load_error
+from ..models.device import resolve_device
+from ..models.load_errors import model_load_error
 
 
 class Captioner(Protocol):

@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import ranking
+from ..stages import rank
 from .facets import Selection
 from .lanes import SEQUENTIAL, Lanes, OneLane
-from .ranking import Calibration
-from .store import CAPTION, VISUAL, Hit, VectorStore
+from ..stages.rank import Calibration
+from ..stages.store import CAPTION, VISUAL, Hit, VectorStore
 
 CANDIDATE_POOL = 40  # first depth asked of each channel...
 POOL_PER_RESULT = 4  # ... or this many times the results needed, if more
@@ -131,8 +131,8 @@ def _bound(q: Query, cap_hits, vis_hits) -> float:
     A channel not asked adds 0: its weight is 0, or the query has no words (caption cosine 0,
     relevance 0 as every caption floor is above 0).
     """
-    cap = float(ranking.relevance(cap_hits[-1].cosine, q.caption_cal)) if cap_hits else 0.0
-    vis = float(ranking.relevance(vis_hits[-1].cosine, q.visual_cal)) if vis_hits else 0.0
+    cap = float(rank.relevance(cap_hits[-1].cosine, q.caption_cal)) if cap_hits else 0.0
+    vis = float(rank.relevance(vis_hits[-1].cosine, q.visual_cal)) if vis_hits else 0.0
     return q.alpha * cap + (1 - q.alpha) * vis
 
 
@@ -150,9 +150,9 @@ def _score(q: Query, cap: _Lane, vis: _Lane) -> Candidates:
     ids = [i for i in dict.fromkeys([*cap.cosines, *vis.cosines]) if i in cap_cos and i in vis_cos]
     cap_arr = np.array([cap_cos[i] for i in ids], np.float64)
     vis_arr = np.array([vis_cos[i] for i in ids], np.float64)
-    cap_rel, vis_rel = ranking.relevance(cap_arr, q.caption_cal), ranking.relevance(vis_arr, q.visual_cal)
-    total = ranking.hybrid(cap_rel, vis_rel, q.alpha)
-    order = ranking.top_k(total, len(ids))
+    cap_rel, vis_rel = rank.relevance(cap_arr, q.caption_cal), rank.relevance(vis_arr, q.visual_cal)
+    total = rank.hybrid(cap_rel, vis_rel, q.alpha)
+    order = rank.top_k(total, len(ids))
     return Candidates([ids[i] for i in order], total[order], cap_rel[order], vis_rel[order], cap_arr[order],
                       vis_arr[order])
 
@@ -161,4 +161,4 @@ def _cosines(vector: np.ndarray, stored: dict[str, np.ndarray]) -> dict[str, flo
     """Exact cosines of `vector` with the `stored` vectors."""
     if not stored:
         return {}
-    return dict(zip(stored, ranking.cosine(vector, np.stack(list(stored.values()))).tolist()))
+    return dict(zip(stored, rank.cosine(vector, np.stack(list(stored.values()))).tolist()))

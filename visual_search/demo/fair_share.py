@@ -11,8 +11,8 @@ import time
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from .config import Settings
-from .errors import QuotaExceeded
+from ..config import Settings
+from ..errors import QuotaExceeded
 from .recent import RecentTimes
 
 WINDOW_S = 60.0

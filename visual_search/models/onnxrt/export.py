@@ -26,8 +26,8 @@ from .cache import write_meta
 from .clip_bpe import save_tokenizer
 
 if TYPE_CHECKING:
-    from ..clip_encoder import ClipEncoder
-    from ..text_encoder import SentenceTransformerEncoder
+    from ...stages.visual import ClipEncoder
+    from ...stages.embed import SentenceTransformerEncoder
 
 MIN_COSINE = 0.99999
 PROBES = (  # short and long, cased, unicode, emoji, other scripts, markup, what a tokenizer trips on

@@ -1,0 +1,157 @@
+"""Indexing: files, folders or uploads in -> stored originals, records and vectors (stages 1-2).
+
+Each file is read and checked when its turn comes (library/intake.py), so a large upload never sits
+in memory all at once. Images go through the models a group at a time, OUTSIDE the writer lock: a
+visitor's upload never makes another person's caption edit wait for BLIP. Only the writes take the
+lock, and duplicates are judged again under it (another writer may have added the same file).
+
+Write order for one image, chosen so that a process killed at any point leaves a state that the
+reconciler repairs: original file -> catalog record with its vectors -> thumbnail -> visual vector
+-> caption vector in Chroma.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from ..demo.fair_share import FairShare
+from ..demo.visibility import visible
+from ..errors import NotAnImage, RejectedImage
+from ..models.memory import release_freed_memory
+from ..times import now_iso
+from ..records import Added, Duplicate, Failed, ImageRecord, IndexReport, Skipped
+from .intake import IntakeImage, check_image_kind, load_image, read_file, walk
+from .reconcile import Reconciler
+from .state import Progress, State
+
+WRITE_GROUP = 8  # images embedded and written together (CLIP batches; progress granularity)
+PRIVATE_DUPLICATE = "this exact file is already among another visitor's uploads, and cannot be added twice"
+Source = tuple[str, Callable[[], bytes] | str]  # (label, reader of the bytes, or why the file was refused)
+
+
+class Indexer:
+    def __init__(self, state: State, reconciler: Reconciler, fair_share: FairShare,
+                 count: Callable[[str | None], int]) -> None:
+        self.s = state
+        self.reconciler = reconciler
+        self.fair_share = fair_share
+        self._count = count
+
+    def paths(self, paths: Sequence[str | os.PathLike], progress: Progress | None = None) -> IndexReport:
+        """Index files and folders (recursively). Bad files are reported, good ones indexed."""
+        hidden: list[Path] = []
+        items = walk(list(paths), hidden)
+        named = {Path(p) for p in paths}  # a file met in a folder that is no image at all is skipped, not failed
+        report = self.index(((str(p), problem or self._reader(p, in_folder=p not in named)) for p, problem in items),
+                            len(items), progress)
+        report.skipped[:0] = [Skipped(str(p), "hidden file") for p in hidden]
+        return report
+
+    def files(self, files: Sequence[tuple[str, str | os.PathLike]], progress: Progress | None = None,
+              visitor: str | None = None) -> IndexReport:
+        """Uploads as (display name, where the bytes are); the name is never a path. A `visitor`'s
+        (public demo) are theirs alone, within their fair share: a refused upload writes nothing."""
+        sources = ((name, self._reader(Path(path))) for name, path in files)
+        if visitor is None:
+            return self.index(sources, len(files), progress)
+        own = [r for r in self.s.catalog.records() if r.owner == visitor]
+        held_bytes = sum(_size(Path(r.path)) for r in own)
+        with self.fair_share.admit(visitor, len(files), sum(_size(Path(p)) for _, p in files), len(own), held_bytes):
+            return self.index(sources, len(files), progress, visitor)
+
+    def contents(self, files: Sequence[tuple[str, bytes]], progress: Progress | None = None) -> IndexReport:
+        """(file name, content) pairs; the name is only displayed, never used as a path."""
+        return self.index(((name, (lambda d=data: d)) for name, data in files), len(files), progress)
+
+    def _reader(self, path: Path, in_folder: bool = False) -> Callable[[], bytes]:
+        limit = self.s.settings.max_file_bytes
+        if in_folder:
+            return lambda: check_image_kind(read_file(path, limit))
+        return lambda: read_file(path, limit)
+
+    def index(self, sources: Iterable[Source], total: int, progress: Progress | None,
+              visitor: str | None = None) -> IndexReport:
+        report = IndexReport()
+        if not self.s.writer.reconciled:  # once per process: finish what an earlier run left undone
+            self.reconciler.reconcile(progress)
+        group: list[tuple[str, IntakeImage]] = []
+        seen: set[str] = set()
+        for done, (label, source) in enumerate(sources, 1):
+            image = self._load(label, source, report)
+            if image is not None and self._new(label, image, seen, visitor, report):
+                seen.add(image.id)
+                group.append((label, image))
+            if len(group) >= WRITE_GROUP:
+                self._add_group(group, visitor or "", report)
+                group = []
+            if progress:
+                progress(done, total, label)
+        self._add_group(group, visitor or "", report)
+        report.count = self._count(visitor)
+        return report
+
+    def _load(self, label: str, source: Callable[[], bytes] | str, report: IndexReport) -> IntakeImage | None:
+        s = self.s.settings
+        try:
+            if isinstance(source, str):
+                raise RejectedImage(source)
+            return load_image(source(), label, s.max_file_bytes, s.max_pixels)
+        except NotAnImage as exc:
+            report.skipped.append(Skipped(label, str(exc)))
+        except RejectedImage as exc:
+            report.failed.append(Failed(label, str(exc)))
+        return None
+
+    def _new(self, label: str, image: IntakeImage, seen: set[str], visitor: str | None, report: IndexReport) -> bool:
+        """Not yet indexed (else reported: a duplicate, or another visitor's private file)."""
+        held = self.s.catalog.get(image.id) if image.id not in seen else None
+        if held is not None and not visible(held, visitor):
+            report.failed.append(Failed(label, PRIVATE_DUPLICATE))
+        elif image.id in seen or held is not None:
+            report.duplicates.append(Duplicate(image.id, label))
+        else:
+            return True
+        return False
+
+    def _add_group(self, group: list[tuple[str, IntakeImage]], owner: str, report: IndexReport) -> None:
+        if not group:
+            return
+        t0 = time.perf_counter()
+        s = self.s
+        got = s.compute.understand([img.image for _, img in group])  # all model work, no lock held
+        tags = s.tagger.tag(got.visual_vectors)
+        now = now_iso()
+        cap_key, vis_key = s.keys()
+        written: list[tuple[int, ImageRecord]] = []
+        with s.writer():
+            for i, (label, img) in enumerate(group):
+                if s.catalog.has(img.id):  # another writer added it while the models ran
+                    self._new(label, img, set(), owner or None, report)
+                    continue
+                path = s.catalog.put_original(img.id, img.ext, img.data)
+                record = ImageRecord(
+                    id=img.id, path=str(path), filename=img.filename, caption=got.captions[i], width=img.width,
+                    height=img.height, added_at=now, caption_model=s.models.caption_model,
+                    tags=tags[i], tags_model=s.models.visual_identity, owner=owner,
+                )
+                s.catalog.put_record(record, {vis_key: got.visual_vectors[i], cap_key: got.caption_vectors[i]})
+                s.thumbnails.put(img.id, img.image)
+                written.append((i, record))
+            if written:
+                rows = [i for i, _ in written]
+                s.store.upsert_visual([r for _, r in written], got.visual_vectors[rows])
+                s.store.upsert_captions([r for _, r in written], got.caption_vectors[rows])
+        release_freed_memory()  # the captioner's activations, or they stay resident (models/memory.py)
+        each = (time.perf_counter() - t0) / len(group)
+        report.added.extend(Added(r.id, group[i][0], r.caption, each) for i, r in written)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0

@@ -1,0 +1,123 @@
+"""Make the index agree with the catalog: after a crash, a model change, or a missing index folder.
+
+The catalog is the truth; Chroma is an index rebuilt from the vectors stored in the catalog. Only
+images without vectors for the current models (or not captioned by the current captioner) run a
+model, on the stored originals, never the user's files. Stored metadata that lacks a field the
+current code writes (a filter clause added later, search/filters.py) is written again from the
+record: no model runs for that either.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from ..models.memory import release_freed_memory
+from ..records import ImageRecord
+from ..stages.store import CAPTION, VISUAL
+from .intake import load_image
+from .state import Progress, State
+
+REBUILD_GROUP = 500  # stored vectors copied into the index per Chroma call while rebuilding it
+REPAIR_GROUP = 8  # stored images run through the models together
+
+
+class Reconciler:
+    def __init__(self, state: State) -> None:
+        self.s = state
+
+    def reconcile(self, progress: Progress | None = None) -> int:
+        """Returns how many images went into the index again."""
+        with self.s.writer():
+            return self._run(progress)
+
+    def _run(self, progress: Progress | None) -> int:
+        s = self.s
+        s.writer.reconciled = True
+        entries = {r.id: (r, keys) for r, keys in s.catalog.entries(sweep=True)}
+        store = s.store
+        caption_meta, visual_meta = store.stored_metadata(CAPTION), store.stored_metadata(VISUAL)
+        have_caption, have_visual = set(caption_meta), set(visual_meta)
+        store.delete(sorted((have_caption | have_visual) - entries.keys()))
+        self._adopt_index_vectors(entries, have_caption, have_visual)
+        stored = store.captions() if have_caption else {}
+        todo = [r for r, _ in entries.values()
+                if r.id not in have_visual or r.id not in have_caption or stored.get(r.id) != r.caption
+                or store.stale(CAPTION, r, caption_meta[r.id]) or store.stale(VISUAL, r, visual_meta[r.id])]
+        cap_key, vis_key = s.keys()
+        caption_model = s.models.caption_model
+        ready = [r for r in todo if {cap_key, vis_key} <= entries[r.id][1]
+                 and (r.caption_edited or r.caption_model == caption_model)]
+        ready_ids = {r.id for r in ready}
+        compute = [r for r in todo if r.id not in ready_ids]
+        done = 0
+        for part, size, step, what in ((ready, REBUILD_GROUP, self._index_stored, "rebuilding the index from the catalog"),
+                                       (compute, REPAIR_GROUP, self._repair, "re-indexing stored images")):
+            for start in range(0, len(part), size):
+                step(part[start : start + size])
+                done += len(part[start : start + size])
+                if progress:
+                    progress(done, len(todo), what)
+        return len(todo)
+
+    def _adopt_index_vectors(self, entries: dict[str, tuple[ImageRecord, frozenset[str]]], have_caption: set[str],
+                             have_visual: set[str]) -> None:
+        """Records written before the catalog kept vectors: copy the index's vectors into them once."""
+        s = self.s
+        cap_key, vis_key = s.keys()
+        caption_model = s.models.caption_model
+        for kind, key, have in ((CAPTION, cap_key, have_caption), (VISUAL, vis_key, have_visual)):
+            lacking = [i for i, (r, keys) in entries.items() if key not in keys and i in have
+                       and (kind == VISUAL or r.caption_edited or r.caption_model == caption_model)]
+            for start in range(0, len(lacking), REBUILD_GROUP):
+                got = s.store.embeddings(kind, lacking[start : start + REBUILD_GROUP])
+                if kind == CAPTION:  # only a vector of the record's own words is worth keeping
+                    docs = s.store.records(got)
+                    got = {i: v for i, v in got.items() if docs.get(i, {}).get("caption") == entries[i][0].caption}
+                for image_id, vector in got.items():
+                    record, keys = entries[image_id]
+                    s.catalog.put_record(record, {**s.catalog.vectors(image_id), key: vector})
+                    entries[image_id] = (record, keys | {key})
+
+    def _index_stored(self, records: list[ImageRecord]) -> None:
+        """Put catalogued images into the index from their stored vectors: no model runs."""
+        cap_key, vis_key = self.s.keys()
+        vectors = {r.id: self.s.catalog.vectors(r.id) for r in records}
+        self.s.store.upsert_visual(records, np.stack([vectors[r.id][vis_key] for r in records]))
+        self.s.store.upsert_captions(records, np.stack([vectors[r.id][cap_key] for r in records]))
+
+    def _repair(self, records: list[ImageRecord]) -> None:
+        """Images whose vectors for the current models are missing: run the models on the stored originals."""
+        s = self.s
+        cap_key, vis_key = s.keys()
+        caption_model = s.models.caption_model
+        stored = {r.id: s.catalog.vectors(r.id) for r in records}
+        images = [load_image(Path(r.path).read_bytes(), r.filename, 1 << 62, s.settings.max_pixels).image
+                  for r in records]
+        recaption = [not r.caption_edited and r.caption_model != caption_model for r in records]
+        need_visual = any(vis_key not in stored[r.id] for r in records)
+        got = s.compute.understand(images, [None if redo else r.caption for r, redo in zip(records, recaption)],
+                                   visual=need_visual)
+        fresh = []
+        for i, r in enumerate(records):
+            updated = replace(r, caption=got.captions[i], caption_model=caption_model) if recaption[i] else r
+            kept = {k: v for k, v in stored[r.id].items() if not (recaption[i] and k.startswith(CAPTION + "|"))}
+            kept[cap_key] = got.caption_vectors[i]
+            if got.visual_vectors is not None:
+                kept[vis_key] = got.visual_vectors[i]
+            fresh.append((updated, kept))
+        retagged = self._retag([r for r, _ in fresh], np.stack([v[vis_key] for _, v in fresh]))
+        fresh = [(r, kept) for r, (_, kept) in zip(retagged, fresh)]
+        for r, kept in fresh:
+            s.catalog.put_record(r, kept)
+        s.store.upsert_visual([r for r, _ in fresh], np.stack([v[vis_key] for _, v in fresh]))
+        s.store.upsert_captions([r for r, _ in fresh], np.stack([v[cap_key] for _, v in fresh]))
+        release_freed_memory()
+
+    def _retag(self, records: list[ImageRecord], vectors: np.ndarray) -> list[ImageRecord]:
+        """Tags chosen by another CLIP model are chosen again (a person's tags are kept)."""
+        identity = self.s.models.visual_identity
+        return [replace(r, tags=tags, tags_model=identity) if not r.tags_edited and r.tags_model != identity else r
+                for r, tags in zip(records, self.s.tagger.tag(vectors))]

@@ -1,0 +1,188 @@
+"""One query's path, stages 3 and 4: check the request, encode the query, find the candidates,
+cut off, order, page.
+
+    search("two dogs")                      the request, checked (page, weights, words)
+      -> QueryEncoder.encode                stage 3 (stages/query.py): the same text encoder as the captions
+      -> gather                             candidates of both channels, scored (candidates.py, stages/store.py,
+                                            stages/rank.py: cosine -> relevance in [0, 1], the hybrid)
+      -> cut-off, order, page               here
+      -> SearchResult                       each with its record, read from the catalog (the truth)
+
+A filter and a public-demo visitor's visibility are decided inside each channel's query, never
+applied afterwards (filter_table.py); what it costs to decide them is not this module's concern.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..config import Settings
+from ..errors import IndexOutOfDate, InvalidQuery, NotFound
+from ..library.catalog import Catalog
+from ..library.intake import load_image
+from ..models.query_models import QueryModels
+from ..records import ImageRecord, SearchResponse, SearchResult
+from ..stages import rank
+from ..stages.query import check_alpha, check_k, clean_text
+from ..stages.store import CAPTION, VISUAL, VectorStore
+from ..times import timestamp
+from .candidates import Candidates, Query, gather
+from .filter_table import FilterTable
+from .filters import SearchFilter
+from .lanes import Lanes, OneLane
+
+SORTS = ("relevance", "newest")
+MAX_OFFSET = 10_000
+
+
+@dataclass(frozen=True)
+class Page:
+    """Which results of a query to return, checked."""
+
+    k: int
+    offset: int
+    min_relevance: float
+    sort: str
+
+
+class Searcher:
+    def __init__(self, settings: Settings, catalog: Catalog, store: Callable[[], VectorStore],
+                 query_models: QueryModels, table: FilterTable, get: Callable[[str, str | None], ImageRecord]) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self._store = store
+        self.query_models = query_models
+        self.table = table
+        self._get = get
+        self.lanes: Lanes | OneLane = Lanes()  # a search's two channels at once (lanes.py; SEQUENTIAL: in turn)
+        self._seen_images = False
+
+    def search(self, query: str, k: int = 10, alpha: float | None = None, visitor: str | None = None, *,
+               offset: int = 0, min_relevance: float | None = None, sort: str = "relevance",
+               filter: SearchFilter | None = None, like: str | bytes | None = None) -> SearchResponse:
+        """Text search: caption channel, visual channel and their hybrid, best first.
+
+        `like` (an indexed id or image bytes) adds a picture to the words: the visual channel then
+        searches with the image and text vectors combined in CLIP space (rank.combine)."""
+        t0 = time.perf_counter()
+        s = self.settings
+        text = clean_text(query, s.max_query_chars)
+        alpha = check_alpha(s.default_alpha if alpha is None else alpha)
+        page = self.page(k, offset, min_relevance, sort)
+        if self._catalog_empty():  # answer at once, without loading models
+            return SearchResponse(text, [], (time.perf_counter() - t0) * 1000, alpha, page.offset)
+        queries = self.query_models.queries
+        caption_vec, visual_vec = queries.encode(text, self.lanes)
+        visual_cal = rank.CLIP_TEXT_IMAGE
+        if like is not None:
+            visual_vec, visual_cal = rank.combine(self._image_query(like, visitor=visitor)[1], visual_vec)
+        q = Query(caption_vec, visual_vec, queries.calibration, visual_cal, alpha)
+        return self._answer(text, q, page, filter, visitor, t0)
+
+    def similar(self, image: str | bytes, k: int = 10, filename: str = "query image", *, offset: int = 0,
+                min_relevance: float | None = None, sort: str = "relevance",
+                filter: SearchFilter | None = None, visitor: str | None = None) -> SearchResponse:
+        """Image-to-image search by an indexed id or by image bytes; relevance is the visual score.
+        An indexed image comes back first, with relevance 1.00 (cosine 1 with itself)."""
+        t0 = time.perf_counter()
+        page = self.page(k, offset, min_relevance, sort)
+        label, visual_vec, caption_vec = self._image_query(image, filename, visitor)
+        q = Query(caption_vec, visual_vec, self.query_models.queries.calibration, rank.CLIP_IMAGE_IMAGE, 0.0)
+        return self._answer(label, q, page, filter, visitor, t0)
+
+    def page(self, k: object, offset: object, min_relevance: object, sort: object) -> Page:
+        cut = self.settings.min_relevance if min_relevance is None else min_relevance
+        return Page(check_k(k, self.settings.max_k), check_offset(offset), check_min_relevance(cut), check_sort(sort))
+
+    def _image_query(self, image: str | bytes, filename: str = "query image",
+                     visitor: str | None = None) -> tuple[str, np.ndarray, np.ndarray | None]:
+        """(label, CLIP image vector, caption vector or None) of an indexed id or of image bytes."""
+        if isinstance(image, str):
+            record = self._get(image, visitor)
+            store = self._store()
+            visual_vec = store.embeddings(VISUAL, [record.id]).get(record.id)
+            if visual_vec is None:
+                raise NotFound(f"Image {record.id[:12]} is still being indexed; try again shortly.")
+            return record.filename, visual_vec, store.embeddings(CAPTION, [record.id]).get(record.id)
+        loaded = load_image(image, filename, self.settings.max_file_bytes, self.settings.max_pixels)
+        return loaded.filename, self.query_models.models.embed_images([loaded.image])[0], None
+
+    def _answer(self, label: str, q: Query, page: Page, filter: SearchFilter | None, visitor: str | None,
+                t0: float) -> SearchResponse:
+        """Candidates (filtered inside the index) -> cut-off -> order -> one page of results."""
+        need = page.offset + page.k
+        store = self._store()
+        found = gather(store, q, need, page.min_relevance, page.sort == "newest",
+                       *self.table.restriction(filter, visitor), lanes=self.lanes)
+        passing = [j for j, score in enumerate(found.total) if score >= page.min_relevance]
+        if page.sort == "newest":  # newest first; equal times keep the relevance order
+            meta = store.records(found.ids[j] for j in passing)
+            passing.sort(key=lambda j: timestamp(meta.get(found.ids[j], {}).get("added_at", "")), reverse=True)
+        chosen = passing[page.offset : need]
+        hidden = max(0, min(page.k, len(found.ids) - page.offset) - len(chosen))
+        results = self._results(found, chosen)
+        if not found.ids and (filter is None or not filter.active):
+            self._refuse_if_out_of_date()  # no count() on every search: it scans the collection
+        return SearchResponse(label, results, (time.perf_counter() - t0) * 1000, q.alpha, page.offset, hidden,
+                              page.min_relevance)
+
+    def _results(self, found: Candidates, chosen: list[int]) -> list[SearchResult]:
+        """The chosen candidates as results, their records read from the catalog (the truth, and a
+        tenth of the time of asking the index for them: docs/benchmarks.md)."""
+        out = []
+        for j in chosen:
+            record = self.catalog.get(found.ids[j])
+            if record is None:  # removed, its vectors not yet (store outage)
+                continue
+            out.append(SearchResult(record, float(found.total[j]), float(found.caption_score[j]),
+                                    float(found.visual_score[j]), float(found.caption_cosine[j]),
+                                    float(found.visual_cosine[j])))
+        return out
+
+    def _catalog_empty(self) -> bool:
+        """No image indexed yet. Scans the catalog only until it has seen one, not on every search."""
+        if not self._seen_images:
+            self._seen_images = not self.catalog.empty()
+        return not self._seen_images
+
+    def _refuse_if_out_of_date(self) -> None:
+        """An empty answer from empty collections while images are stored: they await re-embedding."""
+        if self._store().count() == 0 and not self.catalog.empty():
+            raise IndexOutOfDate(
+                "The stored images have no vectors for the current models yet (the models changed, or an "
+                "indexing run was interrupted). The app rebuilds them in the background; from the command "
+                "line run `python -m visual_search reindex`."
+            )
+
+
+def check_offset(offset: object) -> int:
+    """How many results to pass over (a later page); a whole number from 0."""
+    try:
+        value = int(offset)  # type: ignore[arg-type]
+        if value != offset and not (isinstance(offset, str) and offset.strip().isdigit()):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise InvalidQuery(f"The offset must be a whole number from 0, got {offset!r}.") from None
+    if not 0 <= value <= MAX_OFFSET:
+        raise InvalidQuery(f"The offset must be from 0 to {MAX_OFFSET:,}, got {value}.")
+    return value
+
+
+def check_min_relevance(value: object) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InvalidQuery(f"The minimum relevance must be a number from 0 to 1, got {value!r}.") from None
+    if not 0.0 <= number <= 1.0:  # NaN fails this too
+        raise InvalidQuery(f"The minimum relevance must be from 0 to 1, got {value!r}.")
+    return number
+
+
+def check_sort(sort: object) -> str:
+    if sort not in SORTS:
+        raise InvalidQuery(f"Sort by {' or '.join(SORTS)}, got {sort!r}.")
+    return str(sort)
