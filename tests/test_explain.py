@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from visual_search import InvalidQuery, ranking
+from visual_search import InvalidQuery
+from visual_search.stages import rank as ranking
 from visual_search.explain import (
     breakdown, caption_image, caption_indexed, caption_map, caption_vector, encode_query, pca_2d,
     relevance_formula, storage, summarize,

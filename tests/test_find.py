@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from conftest import REPO, SAMPLES
-from visual_search import SearchEngine, ranking, retrieval
+from visual_search import SearchEngine
+from visual_search.search import candidates as retrieval
+from visual_search.stages import rank as ranking
 from visual_search.cli import main
 from visual_search.errors import InvalidQuery
 from visual_search.search.filters import SearchFilter

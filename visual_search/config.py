@@ -76,6 +76,11 @@ class Settings:
     text_model: str = DEFAULT_TEXT_MODEL
     clip_model: str = DEFAULT_CLIP_MODEL
     clip_pretrained: str | None = DEFAULT_CLIP_PRETRAINED
+    # The family of each model (models/registry.py says which class builds it). The text family
+    # "clip" (also chosen by VS_TEXT_MODEL=clip) embeds captions with CLIP's own text tower.
+    caption_family: str = "blip"
+    text_family: str = ""  # "": "clip" when text_model is "clip", else "sentence-transformers"
+    visual_family: str = "open_clip"
     device: str | None = None  # None: cuda when available, else cpu
     # Where queries are encoded. None: the same device as the models. On ZeroGPU "cpu": a search
     # then spends no GPU quota and waits for no GPU hand-over (README "Deploy").
@@ -114,6 +119,9 @@ class Settings:
             text_model=_env("VS_TEXT_MODEL", DEFAULT_TEXT_MODEL),
             clip_model=_env("VS_CLIP_MODEL", DEFAULT_CLIP_MODEL),
             clip_pretrained=None if pretrained.lower() == "none" else pretrained,
+            caption_family=_env("VS_CAPTION_FAMILY", cls.caption_family),
+            text_family=os.environ.get("VS_TEXT_FAMILY", "").strip(),
+            visual_family=_env("VS_VISUAL_FAMILY", cls.visual_family),
             device=os.environ.get("VS_DEVICE", "").strip() or None,
             query_device=os.environ.get("VS_QUERY_DEVICE", "").strip() or ("cpu" if on_zero_gpu() else None),
             index_dir=Path(os.environ["VS_INDEX_DIR"].strip()) if os.environ.get("VS_INDEX_DIR", "").strip() else None,
@@ -137,6 +145,18 @@ class Settings:
             admin_password=os.environ.get("VS_ADMIN_PASSWORD", ""),
         )
         return replace(settings, **overrides) if overrides else settings
+
+    def family(self, role: str) -> str:
+        """The configured family of a model role: "captioner", "text" or "visual" (models/registry.py)."""
+        if role == "text":
+            return self.text_family or (CLIP_TEXT_MODEL if self.text_model == CLIP_TEXT_MODEL
+                                        else "sentence-transformers")
+        return {"captioner": self.caption_family, "visual": self.visual_family}[role]
+
+    @property
+    def clip_text_captions(self) -> bool:
+        """Captions are embedded by CLIP's own text tower (the "clip" text family)."""
+        return self.family("text") == CLIP_TEXT_MODEL
 
     @property
     def max_file_bytes(self) -> int:

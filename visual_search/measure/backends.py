@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import CLIP_TEXT_MODEL, Settings
+from ..config import Settings
 from .stages import WRITE_GROUP, pct, time_each
 
 BACKENDS = ("torch", "onnx")
@@ -37,11 +37,11 @@ def onnx_encoders(settings: Settings, models: dict) -> dict:
     auto = replace(settings, backend="auto")
     t0 = time.perf_counter()
     clip_text = clip_text_encoder(auto, lambda: models["clip"], models["clip"].identity)
-    text = (ClipTextEncoder(clip_text) if settings.text_model == CLIP_TEXT_MODEL
+    text = (ClipTextEncoder(clip_text) if settings.clip_text_captions
             else caption_encoder(auto, lambda: models["text_encoder"]))
     return {"text_encoder": text, "clip_text": clip_text, "load_s": round(time.perf_counter() - t0, 1),
             "verified": {"text": isinstance(text, OnnxTextEncoder) or isinstance(clip_text, OnnxClipText)
-                         and settings.text_model == CLIP_TEXT_MODEL, "clip_text": isinstance(clip_text, OnnxClipText)}}
+                         and settings.clip_text_captions, "clip_text": isinstance(clip_text, OnnxClipText)}}
 
 
 def exports(settings: Settings) -> list[dict]:

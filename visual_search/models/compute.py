@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
-from ..config import CLIP_TEXT_MODEL, Settings
+from ..config import Settings
+from .registry import builder
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -70,22 +71,14 @@ class Models:
     def captioner(self):
         with self._lock:
             if self._captioner is None:
-                from ..stages.caption import BlipCaptioner
-
-                s = self.settings
-                self._captioner = BlipCaptioner(
-                    s.caption_model, s.device, max_new_tokens=s.caption_max_tokens, batch_size=s.caption_batch
-                )
+                self._captioner = builder("captioner", self.settings)(self.settings)
             return self._captioner
 
     @property
     def clip(self):
         with self._lock:
             if self._clip is None:
-                from ..stages.visual import ClipEncoder
-
-                s = self.settings
-                self._clip = ClipEncoder(s.clip_model, s.clip_pretrained, s.device)
+                self._clip = builder("visual", self.settings)(self.settings)
                 if self.after_clip_load is not None:
                     self.after_clip_load()
             return self._clip
@@ -94,14 +87,7 @@ class Models:
     def text_encoder(self):
         with self._lock:
             if self._text_encoder is None:
-                from .backend import caption_encoder
-                from ..stages.embed import ClipTextEncoder, SentenceTransformerEncoder
-
-                s = self.settings
-                self._text_encoder = (  # ONNX Runtime once its export verified (backend.py): the same vectors
-                    ClipTextEncoder(self.clip) if s.text_model == CLIP_TEXT_MODEL
-                    else caption_encoder(s, lambda: SentenceTransformerEncoder(s.text_model, s.device))
-                )
+                self._text_encoder = builder("text", self.settings)(self.settings, lambda: self.clip)
             return self._text_encoder
 
     def load(self) -> None:
@@ -110,6 +96,10 @@ class Models:
 
     def loaded(self, name: str) -> bool:
         return getattr(self, f"_{name}") is not None
+
+    def peek(self, name: str):
+        """The model if loaded, else None; takes no lock (safe inside another model's loading)."""
+        return getattr(self, f"_{name}")
 
     def owns(self, name: str) -> bool:
         """Loaded here, not given by the caller."""
@@ -128,7 +118,7 @@ class Models:
     def text_identity(self) -> str:
         if self._text_encoder is not None:
             return self._text_encoder.identity
-        if self.settings.text_model == CLIP_TEXT_MODEL:
+        if self.settings.clip_text_captions:
             return f"clip-text:{self.visual_identity}"
         return self.settings.text_model
 

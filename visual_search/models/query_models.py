@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 
-from ..config import CLIP_TEXT_MODEL
 from ..stages.query import QueryEncoder
 from ..stages.tags import Tagger, model_scale
 from .compute import Models
@@ -58,7 +57,7 @@ class QueryModels:
     def text_encoder(self):
         """The caption channel's query encoder: the captions' own (ONNX Runtime when verified), or with
         VS_TEXT_MODEL=clip, CLIP's text tower."""
-        if self.settings.text_model == CLIP_TEXT_MODEL:
+        if self.settings.clip_text_captions:
             from ..stages.embed import ClipTextEncoder
 
             return ClipTextEncoder(self.clip_text)
@@ -85,10 +84,10 @@ class QueryModels:
     def drop_unused_text_tower(self) -> None:
         """Queries on ONNX Runtime: a torch CLIP loaded here only embeds images now (~250 MB less).
         Takes no lock of ours: it runs inside a model's loading."""
-        if self._clip_text is None or self.settings.text_model == CLIP_TEXT_MODEL:
+        if self._clip_text is None or self.settings.clip_text_captions:
             return
         for side in (self.index_models, self._own):
-            clip = side._clip if side is not None else None
+            clip = side.peek("clip") if side is not None else None
             if clip is not None and clip is not self._clip_text and side.owns("clip") and not clip.text_dropped:
                 clip.drop_text_tower()
                 release_freed_memory()

@@ -1,16 +1,15 @@
-"""The filterable fields of every indexed image, in memory: who may see it, when it was added, its
-tags and its file name.
+"""The filterable fields of every indexed image, in memory: one column per `Column` of filters.py.
 
 Why: a Chroma `where` costs tens of milliseconds at 10,000 images whatever it lets through (the
 metadata is read from SQLite on every query: 40 ms for "the newer half", 61 ms for a public-demo
 visitor's `owner in (...)`, against 2 ms for the unfiltered query), which made a filtered search
 cost 4-28x an unfiltered one. From this table a filter's passing set is a numpy mask in
-microseconds, and retrieval.py asks the index for more neighbours and keeps those that pass, or
+microseconds, and candidates.py asks the index for more neighbours and keeps those that pass, or
 gives it the passing ids when they are few: the answer is still the best of every image that passes.
 
-The store keeps the table in step with its own writes (store.py). Writes by another process on the
-same data dir are noticed by the engine (a stamp file touched by every writer) and the table is
-read again; an id the table does not know is looked up before it is judged (`Selection.keep`).
+The store keeps the table in step with its own writes (stages/store.py); filter_table.py notices
+other processes' writes. An id the table does not know is looked up before it is judged
+(`Selection.keep`).
 """
 
 from __future__ import annotations
@@ -21,29 +20,24 @@ from typing import Callable, Iterable, Mapping
 
 import numpy as np
 
-from ..times import timestamp
-from .filters import SearchFilter, normalise_tag
+from ..demo.visibility import visible_mask
+from .filters import COLUMNS, SearchFilter
 
-_NAME_CACHE = 8  # the last few file-name masks: typing a name into the filter row repeats them
+_NAME_CACHE = 8  # the last few substring masks: typing a name into the filter row repeats them
 
 
 @dataclass(frozen=True)
 class Facet:
-    """What a filter or a visitor's visibility reads of one image."""
+    """What a filter or a visitor's visibility reads of one image: a value per column."""
 
     id: str
-    added_ts: int
-    owner: str
-    tags: frozenset[str]
-    name: str  # the file name in lower case
+    values: Mapping[str, object]
 
     @classmethod
     def from_metadata(cls, image_id: str, meta: Mapping) -> "Facet":
-        """From the metadata the store keeps beside a caption vector (store._to_metadata)."""
-        ts = meta.get("added_ts")
-        return cls(image_id, int(ts) if ts is not None else timestamp(meta.get("added_at", "")),
-                   str(meta.get("owner") or ""), frozenset(normalise_tag(t) for t in meta.get("tags") or ()),
-                   str(meta.get("filename") or "").lower())
+        """From the metadata the store keeps beside a caption vector; a column it lacks (an image indexed
+        before the column existed) is derived from the record fields stored there."""
+        return cls(image_id, {name: col.from_meta(meta) for name, col in COLUMNS.items()})
 
 
 @dataclass(frozen=True)
@@ -91,22 +85,21 @@ class Facets:
     """A column table of Facet rows; rows of removed images stay, marked dead, until the next load."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self.loaded = False
         self._clear()
 
     def _clear(self) -> None:
         self._rows: dict[str, int] = {}
         self._ids: list[str] = []
-        self._names: list[str] = []
-        self._row_tags: list[frozenset[str]] = []
-        self._tag_rows: dict[str, set[int]] = {}
-        self._owner_codes: dict[str, int] = {"": 0}
-        self._ts = np.zeros(0, np.int64)
-        self._owner = np.zeros(0, np.int32)
         self._alive = np.zeros(0, bool)
-        self._names_cache: dict[str, np.ndarray] = {}
         self._live = 0
+        self._numbers = {n: np.zeros(0, np.int64) for n, c in COLUMNS.items() if c.kind in ("int", "category")}
+        self._codes: dict[str, dict[object, int]] = {n: {"": 0} for n, c in COLUMNS.items() if c.kind == "category"}
+        self._texts: dict[str, list[str]] = {n: [] for n, c in COLUMNS.items() if c.kind == "text"}
+        self._sets: dict[str, list[frozenset[str]]] = {n: [] for n, c in COLUMNS.items() if c.kind == "set"}
+        self._members: dict[str, dict[str, set[int]]] = {n: {} for n in self._sets}
+        self._text_cache: dict[tuple[str, str], np.ndarray] = {}
 
     def load(self, facets: Iterable[Facet]) -> None:
         """Replace the whole table (the store's metadata, read once)."""
@@ -138,76 +131,84 @@ class Facets:
                 if row is not None and self._alive[row]:
                     self._alive[row] = False
                     self._live -= 1
-                    self._untag(row)
-            self._names_cache.clear()
+                    self._unset(row)
+            self._text_cache.clear()
 
     def _put(self, f: Facet) -> None:
         row = self._rows.get(f.id)
         if row is None:
             row = len(self._ids)
-            if row == len(self._ts):  # grow by doubling: appends stay O(1) amortised
+            if row == len(self._alive):  # grow by doubling: appends stay O(1) amortised
                 size = max(64, 2 * row)
-                self._ts, self._owner, self._alive = (np.resize(a, size) for a in (self._ts, self._owner, self._alive))
+                self._alive = np.resize(self._alive, size)
                 self._alive[row:] = False
+                self._numbers = {n: np.resize(a, size) for n, a in self._numbers.items()}
             self._rows[f.id] = row
             self._ids.append(f.id)
-            self._names.append(f.name)
-            self._row_tags.append(frozenset())
+            for column in self._texts.values():
+                column.append("")
+            for column in self._sets.values():
+                column.append(frozenset())
             self._live += 1
         else:
-            self._untag(row)
-            self._names[row] = f.name
-        self._ts[row] = f.added_ts
-        self._owner[row] = self._owner_codes.setdefault(f.owner, len(self._owner_codes))
+            self._unset(row)
+        for name, array in self._numbers.items():
+            value = f.values[name]
+            codes = self._codes.get(name)
+            array[row] = codes.setdefault(value, len(codes)) if codes is not None else value
+        for name, column in self._texts.items():
+            column[row] = str(f.values[name])
+        for name, column in self._sets.items():
+            column[row] = frozenset(f.values[name])
+            for member in column[row]:
+                self._members[name].setdefault(member, set()).add(row)
         self._alive[row] = True
-        self._row_tags[row] = f.tags
-        for tag in f.tags:
-            self._tag_rows.setdefault(tag, set()).add(row)
-        self._names_cache.clear()
+        self._text_cache.clear()
 
-    def _untag(self, row: int) -> None:
-        for tag in self._row_tags[row]:
-            self._tag_rows.get(tag, set()).discard(row)
-        self._row_tags[row] = frozenset()
+    def _unset(self, row: int) -> None:
+        for name, column in self._sets.items():
+            for member in column[row]:
+                self._members[name].get(member, set()).discard(row)
+            column[row] = frozenset()
+
+    # ---- masks over the live rows: what a Clause's `mask` calls ---------------------------------
+    def compare(self, column: str, op: Callable, value: int) -> np.ndarray:
+        return op(self._numbers[column][: len(self._ids)], value)
+
+    def equals(self, column: str, *values: object) -> np.ndarray:
+        """Rows whose category is any of `values` (a value never stored matches no row)."""
+        codes = [self._codes[column][v] for v in values if v in self._codes[column]]
+        return np.isin(self._numbers[column][: len(self._ids)], codes)
+
+    def has(self, column: str, member: str) -> np.ndarray:
+        mask = np.zeros(len(self._ids), bool)
+        mask[list(self._members[column].get(member, ()))] = True
+        return mask
+
+    def contains(self, column: str, needle: str) -> np.ndarray:
+        key = (column, needle)
+        got = self._text_cache.get(key)  # emptied by every put and remove
+        if got is None:
+            got = np.fromiter((needle in text for text in self._texts[column]), bool, count=len(self._ids))
+            if len(self._text_cache) >= _NAME_CACHE:
+                self._text_cache.pop(next(iter(self._text_cache)))
+            self._text_cache[key] = got
+        return got
 
     def select(self, search_filter: SearchFilter | None, visitor: str | None) -> Selection | None:
         """The rows that `search_filter` and `visitor`'s visibility let through; None when that is every row."""
         with self._lock:
-            n = len(self._ids)
-            mask = self._alive[:n].copy()
-            if visitor is not None:  # visibility.py: the shared collection, and the visitor's own uploads
-                own = self._owner_codes.get(visitor) if visitor else None
-                seen = self._owner[:n] == 0
-                if own is not None:
-                    seen |= self._owner[:n] == own
-                mask &= seen
-            f = search_filter
-            if f is not None and f.active:
-                if f.after:
-                    mask &= self._ts[:n] >= int(f.after.timestamp())
-                if f.before:
-                    mask &= self._ts[:n] < int(f.before.timestamp())
-                if f.tag:
-                    tagged = np.zeros(n, bool)
-                    tagged[list(self._tag_rows.get(f.tag, ()))] = True
-                    mask &= tagged
-                if f.name:
-                    mask &= self._name_mask(f.name.lower(), n)
+            mask = self._alive[: len(self._ids)].copy()
+            if visitor is not None:
+                mask &= visible_mask(self, visitor)
+            if search_filter is not None and search_filter.active:
+                mask &= search_filter.mask(self)
             count = int(mask.sum())
             if count == self._live:
                 return None
-            return Selection(mask, self._rows, count, self._live, self._ids, f, visitor)
+            return Selection(mask, self._rows, count, self._live, self._ids, search_filter, visitor)
 
     def count(self, visitor: str | None) -> int:
         """How many images `visitor` may see."""
         selection = self.select(None, visitor)
         return self._live if selection is None else selection.count
-
-    def _name_mask(self, needle: str, n: int) -> np.ndarray:
-        got = self._names_cache.get(needle)  # emptied by every put and remove
-        if got is None:
-            got = np.fromiter((needle in name for name in self._names), bool, count=n)
-            if len(self._names_cache) >= _NAME_CACHE:
-                self._names_cache.pop(next(iter(self._names_cache)))
-            self._names_cache[needle] = got
-        return got

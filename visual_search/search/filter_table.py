@@ -87,5 +87,5 @@ class FilterTable:
             allowed = store.facets.select(search_filter if active else None, visitor)
             return None, None, allowed and allowed.with_lookup(store.lookup_facets)
         where = where_for(visitor, search_filter.where() if active else None)
-        ids = store.name_ids(search_filter.name, where) if active and search_filter.needs_ids else None
+        ids = store.name_ids(search_filter.substring(), where) if active and search_filter.needs_ids else None
         return where, ids, None

@@ -25,9 +25,9 @@ from urllib.parse import urlparse
 import numpy as np
 
 from ..config import Settings
-from ..times import timestamp
 from ..errors import StoreUnavailable
 from ..search.facets import Facet, Facets
+from ..search.filters import COLUMNS, STORED
 from ..records import ImageRecord
 
 CAPTION, VISUAL = "caption", "visual"
@@ -265,9 +265,10 @@ def _to_metadata(r: ImageRecord) -> dict:
 
 
 def _filterable(r: ImageRecord) -> dict:
-    """What a query's `where` reads: a SearchFilter's fields and the owner (visibility.py).
-    Chroma refuses an empty list: no tags, no key."""
-    return {"added_ts": timestamp(r.added_at), "owner": r.owner, **({"tags": list(r.tags)} if r.tags else {})}
+    """What a query's `where` reads: every stored filter column (search/filters.py) and the owner
+    (demo/visibility.py). Chroma refuses an empty list: no tags, no key."""
+    values = {name: COLUMNS[name].of(r) for name in STORED}
+    return {k: v for k, v in values.items() if v != []}
 
 
 def _facet(r: ImageRecord) -> Facet:
