@@ -27,6 +27,11 @@ EPOCH = datetime(2026, 3, 1, tzinfo=timezone.utc)
 N, DIM = 300, 8
 OWNERS = ["", "", "", "", "visitor-1", "visitor-2"]
 TAGS = ["cat", "dog", "beach", "night", "car"]
+SHAPES = [(4000, 3000), (3000, 4000), (1000, 1000)]  # landscape, portrait, square
+
+
+def _shape(r: ImageRecord) -> str:
+    return "square" if r.width == r.height else "portrait" if r.height > r.width else "landscape"
 
 
 def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -38,7 +43,7 @@ def _record(i: int, rng: np.random.Generator) -> ImageRecord:
     tags = tuple(sorted({TAGS[j] for j in rng.choice(len(TAGS), size=rng.integers(0, 3), replace=False)}))
     added = (EPOCH + timedelta(hours=int(rng.integers(0, 24 * 60)))).isoformat(timespec="seconds")
     return ImageRecord(id=f"{i:064x}", path=f"{i}.jpg", filename=f"{'Beach' if i % 7 == 0 else 'IMG'}_{i:04d}.JPG",
-                       caption=f"image {i}", width=1, height=1, added_at=added, tags=tags,
+                       caption=f"image {i}", width=SHAPES[i % 3][0], height=SHAPES[i % 3][1], added_at=added, tags=tags,
                        owner=OWNERS[int(rng.integers(0, len(OWNERS)))])
 
 
@@ -59,7 +64,7 @@ class Collection:
         added = datetime.fromisoformat(r.added_at)
         return ((visitor is None or r.owner in ("", visitor)) and (not f.after or added >= f.after)
                 and (not f.before or added < f.before) and (not f.tag or f.tag in r.tags)
-                and f.name.lower() in r.filename.lower())
+                and f.name.lower() in r.filename.lower() and (not f.orientation or _shape(r) == f.orientation))
 
     def brute_force(self, q: retrieval.Query, f: SearchFilter, visitor: str | None, need: int) -> list[str]:
         ids = list(self.records)
@@ -95,6 +100,8 @@ FILTERS = [
     SearchFilter(name="beach"),  # 1 in 7, in another case than stored
     SearchFilter(name="img_01"),
     SearchFilter(tag="nothing-has-this"),
+    SearchFilter(orientation="portrait"),  # a clause added through its declaration alone (issue 20)
+    SearchFilter(orientation="square", tag="cat"),
 ]
 
 

@@ -12,6 +12,9 @@ import sys
 
 from .errors import VisualSearchError
 from .library.progress import progress_bar
+from .search.filters import CLAUSES, SearchFilter
+
+FILTER_KEYS = tuple(c.key for c in CLAUSES)
 
 EXIT_REJECTED = 2
 
@@ -59,10 +62,9 @@ def _print_results(response, as_json: bool) -> None:
 
 def _options(args) -> dict:
     """The result options `search` and `similar` share, as the engine's keyword arguments."""
-    from .search.filters import SearchFilter
-
+    clauses = {key: getattr(args, key) for key in FILTER_KEYS}
     return {"offset": args.offset, "min_relevance": args.min_relevance, "sort": args.sort,
-            "filter": SearchFilter.parse(args.after, args.before, args.name, args.tag)}
+            "filter": SearchFilter.parse(**clauses)}
 
 
 def _image_or_id(engine, value: str) -> tuple[bytes | str, str]:
@@ -160,10 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="hide results below this relevance in [0, 1] (default VS_MIN_RELEVANCE)")
         sp.add_argument("--sort", choices=("relevance", "newest"), default="relevance",
                         help="order of the results above the cut-off (default relevance)")
-        sp.add_argument("--after", metavar="DATE", help="only images added on or after this ISO date (UTC)")
-        sp.add_argument("--before", metavar="DATE", help="only images added before this ISO date (UTC)")
-        sp.add_argument("--name", metavar="TEXT", help="only images whose file name contains TEXT (any case)")
-        sp.add_argument("--tag", metavar="TAG", help="only images with this tag")
+        for clause in CLAUSES:  # one flag per filter clause (search/filters.py)
+            sp.add_argument(f"--{clause.key}", metavar=None if clause.choices else clause.metavar, help=clause.help,
+                            choices=clause.choices or None)
     add("list", cmd_list, "List indexed images.").add_argument("--json", action="store_true")
     add("remove", cmd_remove, "Remove an image (id or id prefix) from the index.").add_argument("id")
     sp = add("caption", cmd_caption, "Replace an image's caption by your own text.")

@@ -81,6 +81,7 @@ class Clause:
     mask: Callable[["Facets", object], np.ndarray]  # the rows of the in-memory table that pass
     choices: tuple[str, ...] = ()  # a fixed set of values: a dropdown in the app, choices on the CLI
     placeholder: str = ""
+    metavar: str = "TEXT"  # the CLI's name for the value
 
 
 def _day(what: str) -> Callable[[str], datetime | None]:
@@ -114,14 +115,16 @@ def _choice(key: str, choices: tuple[str, ...]) -> Callable[[str], str]:
 CLAUSES: tuple[Clause, ...] = (
     Clause("after", "Added after", "only images added on or after this ISO date (UTC)", "added_ts", _day("after"),
            lambda v: {"added_ts": {"$gte": int(v.timestamp())}},
-           lambda t, v: t.compare("added_ts", np.greater_equal, int(v.timestamp())), placeholder="2026-12-01"),
+           lambda t, v: t.compare("added_ts", np.greater_equal, int(v.timestamp())), placeholder="2026-12-01",
+           metavar="DATE"),
     Clause("before", "Added before", "only images added before this ISO date (UTC)", "added_ts", _day("before"),
            lambda v: {"added_ts": {"$lt": int(v.timestamp())}},
-           lambda t, v: t.compare("added_ts", np.less, int(v.timestamp())), placeholder="2026-12-31"),
+           lambda t, v: t.compare("added_ts", np.less, int(v.timestamp())), placeholder="2026-12-31",
+           metavar="DATE"),
     Clause("name", "File name contains", "only images whose file name contains TEXT (any case)", "name", _name,
            None, lambda t, v: t.contains("name", v.lower())),
     Clause("tag", "Tag", "only images with this tag", "tags", lambda text: normalise_tag(text or ""),
-           lambda v: {"tags": {"$contains": v}}, lambda t, v: t.has("tags", v)),
+           lambda v: {"tags": {"$contains": v}}, lambda t, v: t.has("tags", v), metavar="TAG"),
     Clause("orientation", "Shape", "only portrait, landscape or square images", "orientation",
            _choice("orientation", ORIENTATIONS), lambda v: {"orientation": v},
            lambda t, v: t.equals("orientation", v), choices=ORIENTATIONS),

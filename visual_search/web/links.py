@@ -3,6 +3,7 @@ programs (the `/search_results` endpoint)."""
 
 from __future__ import annotations
 
+import json
 from typing import Mapping, Sequence
 from urllib.parse import quote
 
@@ -10,28 +11,39 @@ import gradio as gr
 from gradio import route_utils
 
 from ..records import SearchResult
+from ..search.filters import CLAUSES
 
-# Runs in the browser after a search: the query, k and weight go into the address bar (no reload),
-# so the link can be shared and a reload keeps the search.
-SHOW_IN_URL = """(q, k, alpha) => {
+FILTER_KEYS = [c.key for c in CLAUSES]  # each clause's URL parameter is its key (search/filters.py)
+
+# Runs in the browser after a search: the query, k, weight and every filter clause go into the
+# address bar (no reload), so the link can be shared and a reload keeps the search.
+SHOW_IN_URL = """(q, k, alpha, ...clauses) => {
   const url = new URL(window.location.href);
   if (q && q.trim()) { url.searchParams.set('q', q); } else { url.searchParams.delete('q'); }
   url.searchParams.set('k', k);
   url.searchParams.set('alpha', alpha);
+  %s.forEach((key, i) => {
+    const v = clauses[i];
+    if (v !== null && v !== undefined && String(v).trim()) { url.searchParams.set(key, v); } else { url.searchParams.delete(key); }
+  });
   window.history.replaceState(null, '', url);
   return [];
-}"""
+}""" % json.dumps(FILTER_KEYS)
+MAX_PARAM_CHARS = 200
 
 
-def link_params(params: Mapping[str, str], max_k: int, default_alpha: float) -> tuple[str, int, float] | None:
-    """(query, k, alpha) from a link's `?q=&k=&alpha=`, None without a query. Out-of-range or
-    malformed k and alpha fall back to the defaults: a hand-edited link still opens a search."""
+def link_params(params: Mapping[str, str], max_k: int, default_alpha: float
+                ) -> tuple[str, int, float, list[str]] | None:
+    """(query, k, alpha, filter clause values) from a link's `?q=&k=&alpha=&after=...`, None without a
+    query. Out-of-range or malformed k and alpha fall back to the defaults: a hand-edited link still
+    opens a search; a malformed filter value is the search's to refuse, with its message."""
     query = (params.get("q") or "").strip()
     if not query:
         return None
     k = _number(params.get("k"), int, 8)
     alpha = _number(params.get("alpha"), float, default_alpha)
-    return query, k if 1 <= k <= max_k else min(8, max_k), alpha if 0.0 <= alpha <= 1.0 else default_alpha
+    clauses = [(params.get(key) or "")[:MAX_PARAM_CHARS] for key in FILTER_KEYS]
+    return query, k if 1 <= k <= max_k else min(8, max_k), alpha if 0.0 <= alpha <= 1.0 else default_alpha, clauses
 
 
 def _number(raw: str | None, kind: type, default):

@@ -1,6 +1,6 @@
 """The "Search" and "Find similar" tabs: a text query or an image in, ranked tiles out.
 
-Handlers only call the engine and format what it returns (see ui_common.view).
+Handlers only call the engine and format what it returns (see common.view).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import gradio as gr
 
 from ..engine import SearchEngine
 from ..errors import NotFound, VisualSearchError
-from ..search.filters import SearchFilter
+from ..search.filters import CLAUSES, Clause, SearchFilter
 from ..search.searcher import SORTS
 from ..records import SearchResponse
 from .visitors import Access
@@ -27,6 +27,16 @@ EXAMPLES = [
     "paint brushes", "a bird on a branch", "rowing boats at sunset", "a kite in the sky", "autumn leaves",
     "a pier in the fog", "a path through the woods",
 ]
+
+def filter_control(clause: Clause) -> gr.components.Component:
+    """A clause's control in the filter row: a choice for a fixed set of values, else a text box."""
+    elem_id = f"search-{clause.key}"
+    if clause.choices:
+        return gr.Dropdown([("any", ""), *[(c, c) for c in clause.choices]], value="", label=clause.label,
+                           min_width=110, elem_id=elem_id)
+    return gr.Textbox("", label=clause.label, placeholder=clause.placeholder, max_lines=1, min_width=110,
+                      elem_id=elem_id)
+
 
 def _with_hidden(shown: ResultsView, response: SearchResponse) -> ResultsView:
     """The status line says how many results the cut-off hid (the "Show them" button reveals them)."""
@@ -51,14 +61,15 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
     s = engine.settings
     top = min(50, s.max_k)
 
-    def search(query: str, k: float, alpha: float, min_rel: float = s.min_relevance, sort: str = "relevance",
-               after: str = "", before: str = "", name: str = "", tag: str = "", request: gr.Request = None):
+    def search(request: gr.Request, query: str, k: float, alpha: float, min_rel: float = s.min_relevance,
+               sort: str = "relevance", *clauses: str):
         """One page of results; the response is kept so that "Show more" can append the next one, and
-        the collection's version it was drawn at, so that coming back after a write draws it again."""
+        the collection's version it was drawn at, so that coming back after a write draws it again.
+        `clauses`: the filter row's values, one per clause of search/filters.py, in their order."""
         drawn = engine.changes
         visitor = access.who(request).visitor
         try:
-            f = SearchFilter.parse(after, before, name, tag)
+            f = SearchFilter.parse(*clauses)
             response = engine.search(query, k=k, alpha=alpha, min_relevance=min_rel, sort=sort, filter=f,
                                      visitor=visitor)
         except VisualSearchError as exc:
@@ -68,27 +79,25 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
             shown = _with_hidden(view(response, engine.count(visitor), busy(), "for", engine.thumbnail), response)
         return (*shown.outputs(), "", gr.update(visible=False), *_more(response, k), drawn)
 
-    def redraw(query: str, k: float, alpha: float, min_rel: float, sort: str, after: str, before: str,
-               name: str, tag: str, drawn: int | None, request: gr.Request = None):
+    def redraw(request: gr.Request, drawn: int | None, *controls):
         """Back on the Search tab: results drawn before a write (an upload, an edit, a delete) are
         searched again, so no tile of a deleted image and no stale count stays on the page."""
         if drawn is None or drawn == engine.changes:
             return (gr.update(),) * len(search_out)
-        out = list(search(query, k, alpha, min_rel, sort, after, before, name, tag, request))
+        out = list(search(request, *controls))
         out[2] += " · ↻ searched again: the collection changed"
         return tuple(out)
 
-    def show_more(query: str, k: float, alpha: float, min_rel: float, sort: str, after: str, before: str,
-                  name: str, tag: str, shown: SearchResponse | None, request: gr.Request = None):
+    def show_more(request: gr.Request, shown: SearchResponse | None, query: str, k: float, alpha: float,
+                  min_rel: float, sort: str, *clauses: str):
         """The next page appended: the query's vectors come from the encoders' cache, not the models."""
         if shown is None:
-            return search(query, k, alpha, min_rel, sort, after, before, name, tag, request)
+            return search(request, query, k, alpha, min_rel, sort, *clauses)
         drawn = engine.changes
         visitor = access.who(request).visitor
         try:
             nxt = engine.search(shown.query, k=k, alpha=alpha, min_relevance=min_rel, sort=sort,
-                                filter=SearchFilter.parse(after, before, name, tag), offset=len(shown.results),
-                                visitor=visitor)
+                                filter=SearchFilter.parse(*clauses), offset=len(shown.results), visitor=visitor)
         except VisualSearchError as exc:
             return (*ResultsView.message(failure(exc)).outputs(), "", gr.update(visible=False), *_more(None, k),
                     drawn)
@@ -108,8 +117,9 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
         """A page opened with `?q=...`: fill the controls from the link and run its search."""
         params = link_params(request.query_params, top, s.default_alpha)
         if params is None:
-            return (gr.update(),) * (3 + len(search_out))
-        return *params, *search(*params, request=request)
+            return (gr.update(),) * (len(controls) + len(search_out))
+        query, k, alpha, clauses = params
+        return query, k, alpha, *clauses, *search(request, query, k, alpha, s.min_relevance, "relevance", *clauses)
 
     def search_results(query: str, k: int = 8, alpha: float = s.default_alpha,
                        request: gr.Request = None) -> list[dict]:
@@ -187,10 +197,7 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
             min_rel = gr.Slider(0.0, 1.0, value=s.min_relevance, step=0.05, label="Minimum relevance", min_width=160,
                                 info="results below it are hidden")
             sort = gr.Radio(list(SORTS), value="relevance", label="Sort", min_width=160)
-            after = gr.Textbox("", label="Added after", placeholder="2026-12-01", max_lines=1, min_width=110)
-            before = gr.Textbox("", label="Added before", placeholder="2026-12-31", max_lines=1, min_width=110)
-            name = gr.Textbox("", label="File name contains", max_lines=1, min_width=110)
-            tag = gr.Textbox("", label="Tag", max_lines=1, min_width=90, elem_id="search-tag")
+            filters = {c.key: filter_control(c) for c in CLAUSES}  # one control per clause (search/filters.py)
         examples = gr.Examples(EXAMPLES, inputs=[query], label="Try one of these", examples_per_page=len(EXAMPLES))
         status, gallery = results_gallery("Results", "search")
         with gr.Row(visible=False) as hidden_row:
@@ -229,22 +236,22 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
                     s_like = gr.Button("Find images like this one", variant="secondary", scale=0, min_width=240)
                 s_table = results_details("similar")
 
-    search_in = [query, k, alpha, min_rel, sort, after, before, name, tag]
+    search_in = [query, k, alpha, min_rel, sort, *filters.values()]
     search_out = [gallery, table, status, ids, picked, pick_row, kept, more_row, hidden_row, drawn]
-    controls = [query, k, alpha]
+    controls = [query, k, alpha, *filters.values()]
     for started in (go.click(search, search_in, search_out, api_name="search"),
                     query.submit(search, search_in, search_out, api_visibility="private"),
                     examples.load_input_event.then(search, search_in, search_out, api_visibility="private")):
         started.then(None, controls, None, js=SHOW_IN_URL)
     demo.load(from_link, None, controls + search_out, api_visibility="private")
-    more.click(show_more, [*search_in, kept], search_out, api_name="show_more")
+    more.click(show_more, [kept, *search_in], search_out, api_name="show_more")
     reveal.click(lambda: 0.0, None, min_rel, api_visibility="private").then(
         search, search_in, search_out, api_visibility="private")
     gallery.select(pick, [ids], [picked, pick_row, picked_md, picked_tags], api_visibility="private")
-    picked_tags.input(lambda t: t or "", picked_tags, tag, api_visibility="private").then(
+    picked_tags.input(lambda t: t or "", picked_tags, filters["tag"], api_visibility="private").then(
         search, search_in, search_out, api_visibility="private")
 
-    search_tab.select(redraw, [*search_in, drawn], search_out, api_visibility="private")
+    search_tab.select(redraw, [drawn, *search_in], search_out, api_visibility="private")
 
     similar_out = [s_gallery, s_table, s_status, s_ids, s_drawn]
     find.click(similar_to_upload, [image, k2, words], similar_out, api_name="similar")
