@@ -71,7 +71,7 @@ def main() -> None:
     import spaces
     from gradio.context import LocalContext
 
-    from visual_search.measure.stages import time_each
+    from visual_search.measure.synthetic import time_each
 
     folder = Path(tempfile.mkdtemp(prefix="vs-handover-"))
     models = _models("tiny" if args.tiny else "random", folder)

@@ -13,7 +13,7 @@ import pytest
 from conftest import REPO
 from visual_search.measure.bench import _parse_sizes
 from visual_search.library.catalog import vector_key
-from visual_search.measure.stages import fill
+from visual_search.measure.synthetic import fill
 from visual_search.stages.store import CAPTION, VISUAL
 from visual_search.errors import InvalidQuery
 

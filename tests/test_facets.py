@@ -1,4 +1,4 @@
-"""Filters decided in memory (facets.py) give exactly the answer of a brute-force search over every
+"""Filters decided in memory (search/facets.py) give exactly the answer of a brute-force search over every
 image that passes, and of Chroma deciding the same filter; they follow writes, including writes by
 another engine on the same data dir (another process)."""
 

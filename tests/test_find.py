@@ -64,7 +64,7 @@ def _cli(capsys, engine: SearchEngine, monkeypatch, *argv: str) -> dict:
 
 def test_default_cut_off_is_documented_and_unrelated_text_scores_zero(samples):
     assert samples.settings.min_relevance == 0.2
-    assert ranking.relevance(0.326, ranking.CAPTION_TEXT) == 0.0  # p95 of unrelated pairs (ranking.py)
+    assert ranking.relevance(0.326, ranking.CAPTION_TEXT) == 0.0  # p95 of unrelated pairs (stages/rank.py)
     everything = samples.search(UNRELATED, k=20, alpha=1.0, min_relevance=0.0).results
     assert len(everything) == 20 and all(r.caption_score == 0.0 for r in everything)
     for text in (NONSENSE, UNRELATED):

@@ -1,4 +1,4 @@
-"""A search's two channels at once (lanes.py): both answers come back, errors are not lost, a busy
+"""A search's two channels at once (search/lanes.py): both answers come back, errors are not lost, a busy
 lane never makes a search wait, and a forked ZeroGPU-style child gets a lane that runs."""
 
 import multiprocessing

@@ -1,4 +1,4 @@
-"""Memory freed after captioning goes back to the OS instead of staying resident (memory.py)."""
+"""Memory freed after captioning goes back to the OS instead of staying resident (models/memory.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The query encoders on ONNX Runtime (backend.py, onnxrt/): exported from the real models on
+"""The query encoders on ONNX Runtime (models/backend.py, models/onnxrt/): exported from the real models on
 first use, held to torch on every probe, cached, and run by a search process that never
 imports torch. Refused exports fall back to torch, say why, and are not retried every run."""
 
@@ -34,7 +34,7 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @pytest.fixture
 def backend_log(caplog):
-    """What backend.py logged; read at its own logger (the CLI stops its records at `visual_search`)."""
+    """What models/backend.py logged; read at its own logger (the CLI stops its records at `visual_search`)."""
     log = logging.getLogger("visual_search.models.backend")
     log.addHandler(caplog.handler)
     caplog.handler.setLevel(logging.INFO)
@@ -113,7 +113,7 @@ def test_search_similar_and_caption_run_without_torch(settings, engine, onnx_tex
 
 
 def test_torch_and_onnx_agree_on_top_ten_and_relevance(settings, engine, onnx_text, onnx_clip):
-    from visual_search.measure.stages import fill, queries
+    from visual_search.measure.synthetic import fill, queries
 
     fill(engine, 0, 400, np.random.default_rng(1))
     engine.index_paths(sorted(SAMPLES.glob("*.jpg"))[:6])

@@ -1,4 +1,4 @@
-"""The sliding window behind the public demo's rate limits (recent.py)."""
+"""The sliding window behind the public demo's rate limits (demo/recent.py)."""
 
 from visual_search.demo.recent import FORGET_PAST, RecentTimes
 

@@ -16,7 +16,7 @@ DEFAULT_CLIP_MODEL = "ViT-B-32"
 DEFAULT_CLIP_PRETRAINED = "laion2b_s34b_b79k"
 # The value of VS_TEXT_MODEL that selects CLIP's own text tower for the caption channel.
 CLIP_TEXT_MODEL = "clip"
-BACKENDS = ("auto", "onnx", "torch")  # VS_BACKEND: what runs the query encoders (backend.py)
+BACKENDS = ("auto", "onnx", "torch")  # VS_BACKEND: what runs the query encoders (models/backend.py)
 
 
 def on_zero_gpu() -> bool:
@@ -96,7 +96,7 @@ class Settings:
     default_alpha: float = 0.5
     max_k: int = 100
     max_query_chars: int = 1000
-    min_relevance: float = 0.2  # results below it are hidden (the app can reveal them); ranking.py says what 0.2 means
+    min_relevance: float = 0.2  # results below it are hidden (the app can reveal them); stages/rank.py says what 0.2 means
     tag_vocabulary: Path = field(default_factory=lambda: Path(__file__).resolve().parent / "stages" / "tag_vocabulary.txt")
     sample_dir: Path = field(default_factory=lambda: Path(__file__).resolve().parent.parent / "sample_images")
     # Public demo (README "Public demo", SECURITY.md): private uploads per visitor, a read-only shared
@@ -173,12 +173,12 @@ class Settings:
 
     @property
     def thumbs_dir(self) -> Path:
-        """Small WebP tiles, derived from the originals (visual_search/thumbnails.py)."""
+        """Small WebP tiles, derived from the originals (visual_search/library/thumbnails.py)."""
         return self.data_dir / "thumbs"
 
     @property
     def onnx_cache(self) -> Path:
-        """Where exported query encoders are kept (onnxrt/cache.py)."""
+        """Where exported query encoders are kept (models/onnxrt/cache.py)."""
         return self.onnx_dir or self.data_dir / "onnx"
 
     @property

@@ -18,10 +18,10 @@ class ImageRecord:
     added_at: str  # ISO 8601, UTC
     caption_model: str = ""
     caption_edited: bool = False
-    tags: tuple[str, ...] = ()  # CLIP zero-shot against the tag vocabulary (tagging.py), or a person's
+    tags: tuple[str, ...] = ()  # CLIP zero-shot against the tag vocabulary (stages/tags.py), or a person's
     tags_model: str = ""  # the CLIP identity that chose them; "" when none did
     tags_edited: bool = False  # a person's tags are never recomputed
-    owner: str = ""  # "" : the shared collection; else the public-demo visitor who uploaded it (visibility.py)
+    owner: str = ""  # "" : the shared collection; else the public-demo visitor who uploaded it (demo/visibility.py)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tags", tuple(self.tags))  # JSON brings a list
@@ -32,7 +32,7 @@ class ImageRecord:
 
 @dataclass(frozen=True)
 class SearchResult:
-    """One ranked hit. `relevance` is in [0, 1]; the channel scores are too (see ranking.py)."""
+    """One ranked hit. `relevance` is in [0, 1]; the channel scores are too (see stages/rank.py)."""
 
     record: ImageRecord
     relevance: float

@@ -13,7 +13,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -29,7 +28,7 @@ CLI_QUERY = "a dog running on the beach at sunset"
 
 def onnx_encoders(settings: Settings, models: dict) -> dict:
     """The ONNX twins of the loaded torch query encoders, exported and verified first when the
-    cache has none (backend.py). A refused export gives back the torch encoder: `verified` says."""
+    cache has none (models/backend.py). A refused export gives back the torch encoder: `verified` says."""
     from ..models.backend import caption_encoder, clip_text_encoder
     from ..models.onnxrt.encoders import OnnxClipText, OnnxTextEncoder
     from ..stages.embed import ClipTextEncoder

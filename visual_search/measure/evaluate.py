@@ -253,7 +253,7 @@ def _calibration(cos: dict[str, list], current: rank.Calibration) -> dict:
 
 
 def _constant_name(cal: rank.Calibration) -> str:
-    return next((n for n, v in vars(ranking).items() if v is cal), "custom")
+    return next((n for n, v in vars(rank).items() if v is cal), "custom")
 
 
 # ---- output ----------------------------------------------------------------------------------------

@@ -21,8 +21,8 @@ TARGET_RATIO = 1.5
 
 
 def _filters(n: int) -> dict[str, SearchFilter]:
-    """Filters of the synthetic collection (measure/stages.py): the newer half, 1 in 10 by tag, 1 in 10 by name."""
-    from .stages import SYNTHETIC_EPOCH
+    """Filters of the synthetic collection (measure/synthetic.py): the newer half, 1 in 10 by tag, 1 in 10 by name."""
+    from .synthetic import SYNTHETIC_EPOCH
 
     half = SYNTHETIC_EPOCH + timedelta(minutes=n // 2)
     return {
@@ -40,7 +40,7 @@ def filter_costs(engine, texts: list[str], n: int, k: int = 10) -> dict:
     load is timed too); each query is searched under every filter in turn, so that a busy machine
     slows them alike.
     """
-    from .stages import pct
+    from .synthetic import pct
 
     for t in texts:  # warm the query cache: what is compared is the search, not the encoders
         engine.search(t, k=k, min_relevance=0.0)
@@ -75,7 +75,7 @@ def format_rows(n: int, costs: dict) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     from ..config import Settings
     from ..engine import SearchEngine
-    from .stages import fill, queries
+    from .synthetic import fill, queries
 
     import numpy as np
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .stages import encode_both, pct, time_each
+from .synthetic import encode_both, pct, time_each
 from ..engine import SearchEngine
 from ..library.indexer import WRITE_GROUP
 from ..search.lanes import SEQUENTIAL

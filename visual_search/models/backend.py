@@ -1,7 +1,7 @@
 """Which runtime encodes queries: ONNX Runtime when the model's export verified, else torch.
 
-VS_BACKEND=auto (default) exports each query encoder on first use (onnxrt/export.py), holds the
-export to torch on probe texts, caches it (onnxrt/cache.py) and from then on encodes with ONNX
+VS_BACKEND=auto (default) exports each query encoder on first use (models/onnxrt/export.py), holds the
+export to torch on probe texts, caches it (models/onnxrt/cache.py) and from then on encodes with ONNX
 Runtime: queries in about half the time (docs/benchmarks.md), and a search process that never
 imports torch, transformers or open_clip. An export that does not verify is remembered with its reason and logged, and torch
 serves that encoder. VS_BACKEND=onnx makes a refusal an error; VS_BACKEND=torch never exports.

@@ -1,14 +1,16 @@
 """The compute boundary: every model run, as a function of plain data.
 
-Images in -> captions and vectors out; texts in -> vectors out. Nothing here opens the catalog or
-the vector store, writes a file, or keeps state beyond the loaded models, so each function can run
-in another process and only its return value has to come back. That is how Hugging Face ZeroGPU
-runs a `@spaces.GPU` function (a forked worker; arguments and results are pickled), and what lets a
-stage be tested or batched alone. The engine (engine.py) is the only caller that stores the results.
+Images in -> captions and vectors out; texts in -> vectors out. The compute functions never open
+the catalog or the vector store and keep no state beyond the loaded models, so each can run in
+another process and only its return value has to come back. That is how Hugging Face ZeroGPU runs
+a `@spaces.GPU` function (a forked worker; arguments and results are pickled), and what lets a
+stage be tested or batched alone. The library's write side (library/) stores the results. The one
+file a model load may write is a verified ONNX export of a query encoder (backend.py, in
+VS_ONNX_DIR), made once per model and library versions.
 
-`Models` loads the three models of one configuration on first use; `Compute` is the set of
-functions the engine calls, each possibly wrapped for a GPU (`GpuWrap`) with a duration estimated
-from its input.
+`Models` loads the three models of one configuration on first use, each built by the class the
+registry names (registry.py); `Compute` is the set of functions the write side calls, each
+possibly wrapped for a GPU (`GpuWrap`) with a duration estimated from its input.
 """
 
 from __future__ import annotations

@@ -10,9 +10,3 @@ def resolve_device(requested: str | None = None) -> str:
 
     return "cuda" if torch.cuda.is_available() else "cpu"
 
-
-def is_local_path(model_id: str) -> bool:
-    """A model id that names an existing folder or file is loaded from disk, not the hub."""
-    from pathlib import Path
-
-    return Path(model_id).expanduser().exists()

@@ -1,7 +1,7 @@
 """The models that encode queries (stage 3), and CLIP's tag prompts, wired once per engine.
 
 A query needs the captions' own text encoder (caption channel) and CLIP's text tower (visual
-channel). Both run on ONNX Runtime once their exports verified (backend.py), else on torch. With
+channel). Both run on ONNX Runtime once their exports verified (models/backend.py), else on torch. With
 VS_QUERY_DEVICE apart from the models' device (ZeroGPU: cpu), the torch side of queries is a set of
 models of its own there, so a search never waits for a GPU hand-over nor spends GPU quota.
 """

@@ -33,7 +33,7 @@ def _sentence_transformers(s: Settings, clip: Callable[[], object]):
     from ..stages.embed import SentenceTransformerEncoder
     from .backend import caption_encoder
 
-    # ONNX Runtime once its export verified (backend.py): the same vectors
+    # ONNX Runtime once its export verified (models/backend.py): the same vectors
     return caption_encoder(s, lambda: SentenceTransformerEncoder(s.text_model, s.device))
 
 

@@ -13,9 +13,9 @@ which sorting newest first needs), no unseen image could change the answer. Othe
 multiplied by 4, up to MAX_POOL per channel (then the answer is the best of that many).
 
 Each channel is one lane: ask its index, read the other channel's vectors of what it found. The two
-lanes share nothing until they are scored together, so the engine runs them at once (lanes.py).
+lanes share nothing until they are scored together, so the engine runs them at once (search/lanes.py).
 
-A filter decided in memory (`allowed`, facets.py) is applied to what each channel returns, and the
+A filter decided in memory (`allowed`, search/facets.py) is applied to what each channel returns, and the
 same bound holds, since it bounds every unseen image, passing or not. The first depth is scaled by
 how few pass, to about FILTERED_PER_RESULT passing candidates per result needed (a filter that lets
 1 in 10 through asks 20 per result); when so few pass that the index would be asked deeper than

@@ -1,4 +1,4 @@
-"""The filterable fields of every indexed image, in memory: one column per `Column` of filters.py.
+"""The filterable fields of every indexed image, in memory: one column per `Column` of search/filters.py.
 
 Why: a Chroma `where` costs tens of milliseconds at 10,000 images whatever it lets through (the
 metadata is read from SQLite on every query: 40 ms for "the newer half", 61 ms for a public-demo

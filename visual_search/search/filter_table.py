@@ -1,6 +1,6 @@
 """Where a search's filter and a visitor's visibility are decided: in memory, or by Chroma.
 
-The in-memory table (facets.py) answers in microseconds, but must be read once (seconds at 100k
+The in-memory table (search/facets.py) answers in microseconds, but must be read once (seconds at 100k
 images) and kept current. A long-running process (the app) loads it in the background on its second
 filtered search; a one-off process (the CLI) never does and lets Chroma decide with a `where`.
 Writes by this process keep the table current (the store updates it); a write by another process

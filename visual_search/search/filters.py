@@ -3,7 +3,7 @@
 A clause says everything about itself in one `Clause` entry of CLAUSES: the stored column it reads
 (and how a record fills it, so images indexed before the clause existed are backfilled by
 `reconcile` from their records, without a model), how a person types it (parse), how the index
-expresses it (a Chroma `where`), how the in-memory table masks it (facets.py), its CLI flag
+expresses it (a Chroma `where`), how the in-memory table masks it (search/facets.py), its CLI flag
 (`--key`), its URL parameter and API name (`key`), and its control in the app's filter row.
 The store, the table, the CLI, the web filter row and links all read CLAUSES.
 

@@ -58,7 +58,7 @@ class Searcher:
         self.query_models = query_models
         self.table = table
         self._get = get
-        self.lanes: Lanes | OneLane = Lanes()  # a search's two channels at once (lanes.py; SEQUENTIAL: in turn)
+        self.lanes: Lanes | OneLane = Lanes()  # a search's two channels at once (search/lanes.py; SEQUENTIAL: in turn)
         self._seen_images = False
 
     def search(self, query: str, k: int = 10, alpha: float | None = None, visitor: str | None = None, *,

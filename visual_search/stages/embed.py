@@ -2,7 +2,7 @@
 time) into unit vectors. The same encoder must serve both, or the vectors are not comparable.
 
 Any object with `identity`, `dim`, `calibration` and `encode(texts) -> (n, dim) float32 array of
-unit rows` can replace these (onnxrt/encoders.py runs the same models on ONNX Runtime). torch and
+unit rows` can replace these (models/onnxrt/encoders.py runs the same models on ONNX Runtime). torch and
 transformers are imported when a model loads, not with this module.
 """
 

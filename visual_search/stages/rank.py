@@ -13,7 +13,7 @@ spread over [0, 1], while CLIP text-vs-image cosines of a matching pair rarely p
 A query of an image plus words (`search "at night" --like IMAGE`) is one CLIP vector, the sum of
 the two unit vectors, normalised:  q = (v_image + v_text) / |v_image + v_text|. Then
 cos(q, x) = (cos(v_image, x) + cos(v_text, x)) / |v_image + v_text|, so its calibration follows
-from the two it combines (`combined()`): floor = (floor_ii + floor_ti) / n, ceiling = (ceiling_ii +
+from the two it combines (`combine()`): floor = (floor_ii + floor_ti) / n, ceiling = (ceiling_ii +
 ceiling_ti) / n with n = |v_image + v_text|. The caption channel scores the words alone.
 
 The hybrid score is `alpha * caption_relevance + (1 - alpha) * visual_relevance`; alpha = 1 is the

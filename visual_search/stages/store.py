@@ -2,12 +2,13 @@
 
 Two collections per model combination:
   * caption collection: the caption vector of each image, the caption as document, and the
-    record as metadata (so a search needs no second lookup to display a result);
+    record's fields as metadata (what a rebuild compares and `sort="newest"` reads; results
+    themselves are read from the catalog, the truth);
   * visual collection: the CLIP image vector of each image, with the metadata a search filters by
-    (`added_ts`, `tags`; filters.py), so that both channels filter inside their own query, and the
-    file name (lower case) as document, for the name filter.
-Both keep each image's owner (visibility.py), so a query can filter by owner inside Chroma. The
-store also keeps those filterable fields in memory (facets.py), in step with its own writes, once
+    (every stored column of search/filters.py), so that both channels filter inside their own
+    query, and the file name (lower case) as document, for the name filter.
+Both keep each image's owner (demo/visibility.py), so a query can filter by owner inside Chroma. The
+store also keeps those filterable fields in memory (search/facets.py), in step with its own writes, once
 `load_facets` has read them: a filter is then decided without a Chroma `where`.
 Their names are derived from the model identities, so vectors of different models never mix: a
 model change opens fresh, empty collections, which the engine fills from the catalog.

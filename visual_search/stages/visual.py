@@ -80,7 +80,7 @@ class ClipEncoder:
 
     def drop_text_tower(self) -> None:
         """Free the text tower's weights (63M parameters, ~250 MB, for ViT-B-32) when queries are
-        encoded elsewhere (the ONNX export, backend.py) and this model only embeds images."""
+        encoded elsewhere (the ONNX export, models/backend.py) and this model only embeds images."""
         import torch
 
         parts = [name for name, child in [*self.model.named_children(), *self.model.named_parameters(recurse=False)]
@@ -108,7 +108,7 @@ class ClipEncoder:
 
     def text_tower(self, tokens: "torch.Tensor") -> "torch.Tensor":
         """The text tower on tokens already cut after the longest text's end token (`trimmable`
-        models only); what the ONNX export runs too (onnxrt/export.py)."""
+        models only); what the ONNX export runs too (models/onnxrt/export.py)."""
         import torch
 
         m, length = self.model, tokens.shape[1]

@@ -1,8 +1,9 @@
 """The Gradio app: `build_demo(engine)` lays out the tabs; `launch_options(settings)` says what the
 server may serve. One engine per process is passed in (tests pass one on a temporary data dir).
 
-Tabs: Search · Find similar · Add images · Library · How it works. Each lives in a `ui_*.py`
-module; none holds pipeline logic, they call the engine (and explain.py) and format the answer.
+Tabs: Search · Find similar (search_tabs.py) · Add images · Library (collection_tabs.py) · How it
+works (explain_tab.py). None holds pipeline logic: they call the engine (and explain.py) and format
+the answer.
 """
 
 from __future__ import annotations

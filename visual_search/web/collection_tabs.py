@@ -2,7 +2,7 @@
 
 Uploaded files reach the engine as (display name, gradio's temp file): the name a browser sent is
 shown, never used as a path. The engine reads each file in turn and checks its size and content
-(intake.py).
+(library/intake.py).
 """
 
 from __future__ import annotations

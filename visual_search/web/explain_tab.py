@@ -19,12 +19,12 @@ from .visitors import Access
 INTRO = """
 **Four stages** turn a pile of pictures into something you can search by describing it:
 
-1. **Understanding images** (`captioner.py`): a captioning model (BLIP) writes a sentence for each picture.
-2. **Storing understanding** (`text_encoder.py`, `store.py`): the sentence becomes a vector, a list of numbers
+1. **Understanding images** (`stages/caption.py`): a captioning model (BLIP) writes a sentence for each picture.
+2. **Storing understanding** (`stages/embed.py`, `stages/store.py`): the sentence becomes a vector, a list of numbers
    that stands for its meaning, kept in a vector database (Chroma).
-3. **Facilitating search** (`query.py`): your query goes through the *same* text model, so it becomes a vector
+3. **Facilitating search** (`stages/query.py`): your query goes through the *same* text model, so it becomes a vector
    of the same kind.
-4. **Generating results** (`ranking.py`): the vectors closest to the query's (cosine similarity) are turned
+4. **Generating results** (`stages/rank.py`): the vectors closest to the query's (cosine similarity) are turned
    into a relevance between 0 and 1 and ranked. A second channel compares the query with the pictures
    themselves (CLIP); the caption ⟷ visual weight mixes the two.
 """
@@ -171,7 +171,7 @@ def _stage4_md(result: explain.Breakdown) -> str:
     cap, vis, a = result.caption_calibration, result.visual_calibration, result.alpha
     text = ("### Stage 4 · generating results\nEach stored vector is compared with the query's by **cosine "
             "similarity** (1 = same direction). A cosine becomes a **relevance** from 0 to 1 by a calibration: "
-            f"at or below its *floor* it counts as 0, at or above its *ceiling* as 1 (`ranking.py`). Captions: "
+            f"at or below its *floor* it counts as 0, at or above its *ceiling* as 1 (`stages/rank.py`). Captions: "
             f"floor {cap.floor:.2f}, ceiling {cap.ceiling:.2f}. Pictures (CLIP): floor {vis.floor:.2f}, "
             f"ceiling {vis.ceiling:.2f}.\n\nThe final score is **{a:.2f} × caption relevance + {1 - a:.2f} × visual "
             "relevance**.")

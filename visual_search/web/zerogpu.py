@@ -2,7 +2,7 @@
 
 On a ZeroGPU Space (`SPACES_ZERO_GPU=true`) each wrapped function runs in a forked worker process
 that holds a GPU for the call; its arguments and its return value are pickled across, and nothing
-it changes in memory comes back. That is why only the pure functions of `visual_search/compute.py`
+it changes in memory comes back. That is why only the pure functions of `visual_search/models/compute.py`
 are wrapped, never a handler that writes the catalog or Chroma. Each asks for a duration estimated
 from its input (`compute.understand_seconds`...), not the default 60 s of the visitor's quota.
 Everywhere else there is no wrap and the functions run in this process.

@@ -5,5 +5,5 @@
   clip_bpe.py  - open_clip's CLIP tokenizer, reproduced without torch
   cache.py     - where exports live under the data dir, keyed by model identity and library versions
 
-`visual_search/backend.py` decides, per encoder, whether a search runs here or on torch.
+`visual_search/models/backend.py` decides, per encoder, whether a search runs here or on torch.
 """

@@ -1,6 +1,6 @@
 """The query encoders on ONNX Runtime: exported graphs plus `tokenizers`, no torch anywhere.
 
-Each mirrors its torch twin step for step (text_encoder.py, clip_encoder.py): the same prompt and
+Each mirrors its torch twin step for step (stages/embed.py, stages/visual.py): the same prompt and
 lower-casing, the same tokens, the same trimming, and a graph exported from the torch code itself
 that returns unit vectors. Built from an export folder (cache.py) that export.py wrote and verified.
 """
@@ -51,7 +51,7 @@ def _meta(folder: Path) -> dict:
 class OnnxTextEncoder:
     """The caption-channel text encoder (a sentence-transformers model) on ONNX Runtime.
 
-    Its session has one intra-op thread: a query encodes beside CLIP's text tower (query.py), which
+    Its session has one intra-op thread: a query encodes beside CLIP's text tower (stages/query.py), which
     has every core, and the pair took 14.3 against 15.6 ms in a search with two threads here
     (docs/benchmarks.md). Batches (captions at index time, evaluation) instead run in parts side
     by side on the same session, one per core: as fast as two intra-op threads (92 against 100 ms
@@ -59,7 +59,7 @@ class OnnxTextEncoder:
     """
 
     calibration: Calibration = CAPTION_TEXT
-    concurrent = True  # runs beside the other query encoder (query.py): ONNX Runtime releases the GIL
+    concurrent = True  # runs beside the other query encoder (stages/query.py): ONNX Runtime releases the GIL
 
     def __init__(self, folder: Path, identity: str, meta: dict | None = None, batch_size: int = 64) -> None:
         from tokenizers import Tokenizer
