@@ -13,7 +13,7 @@ import pytest
 from visual_search import Settings, SearchEngine
 from visual_search.search import candidates as retrieval
 from visual_search.search.filters import SearchFilter
-from visual_search.search.lanes import Lanes
+from visual_search.search.candidates import Lanes
 from visual_search.stages.rank import Calibration, hybrid, relevance
 from visual_search.records import ImageRecord
 from visual_search.stages.store import CAPTION, VISUAL, VectorStore, make_client

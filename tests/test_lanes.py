@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from visual_search.search.lanes import Lanes
+from visual_search.search.candidates import Lanes
 from visual_search.stages.query import QueryEncoder
 from visual_search.stages.rank import Calibration
 
@@ -103,8 +103,8 @@ def test_the_two_query_encoders_run_at_once_only_where_both_allow_it(concurrent)
     """ONNX Runtime's encoders say they may run beside each other; torch's do not."""
     text, clip = _Encoder(concurrent), _Encoder(True)
     queries = QueryEncoder(text, clip)
-    caption, visual = queries.encode("a dog", Lanes())
+    caption, visual = queries.encode("a dog", Lanes().both)
     assert caption.shape == (4,) and visual.shape == (4,)
     assert (text.threads[0] != clip.threads[0]) is concurrent
-    queries.encode("a dog", Lanes())  # a repeated query comes from the cache, in whichever lane
+    queries.encode("a dog", Lanes().both)  # a repeated query comes from the cache, in whichever lane
     assert len(text.threads) == len(clip.threads) == 1

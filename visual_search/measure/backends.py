@@ -163,11 +163,11 @@ import json, os, sys, time
 from visual_search import SearchEngine
 engine = SearchEngine()
 queries = engine.queries
-queries.encode("a warm-up query", engine.lanes)
+queries.encode("a warm-up query", engine.lanes.both)
 ms = []
 for text in json.loads(sys.argv[1]):
     t0 = time.perf_counter()
-    queries.encode(text, engine.lanes)
+    queries.encode(text, engine.lanes.both)
     ms.append((time.perf_counter() - t0) * 1000)
 names = [type(engine.query_text_encoder).__name__, type(engine.clip_text).__name__]
 openmp = {k: v for k, v in os.environ.items() if k.startswith(("OMP_", "GOMP_"))}

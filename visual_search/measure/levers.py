@@ -23,7 +23,7 @@ from PIL import Image
 from .synthetic import encode_both, pct, time_each
 from ..engine import SearchEngine
 from ..library.indexer import WRITE_GROUP
-from ..search.lanes import SEQUENTIAL
+from ..search.candidates import SEQUENTIAL
 
 
 @contextmanager

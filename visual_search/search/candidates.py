@@ -13,7 +13,7 @@ which sorting newest first needs), no unseen image could change the answer. Othe
 multiplied by 4, up to MAX_POOL per channel (then the answer is the best of that many).
 
 Each channel is one lane: ask its index, read the other channel's vectors of what it found. The two
-lanes share nothing until they are scored together, so the engine runs them at once (search/lanes.py).
+lanes share nothing until they are scored together, so the engine runs them at once (Lanes, below).
 
 A filter decided in memory (`allowed`, search/facets.py) is applied to what each channel returns, and the
 same bound holds, since it bounds every unseen image, passing or not. The first depth is scaled by
@@ -26,13 +26,16 @@ Chroma has to decide (`where`, `ids`) goes inside its query: slower (tens of ms 
 from __future__ import annotations
 
 import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import Callable, TypeVar
 
 import numpy as np
 
 from ..stages import rank
 from .facets import Selection
-from .lanes import SEQUENTIAL, Lanes, OneLane
 from ..stages.rank import Calibration
 from ..stages.store import CAPTION, VISUAL, Hit, VectorStore
 
@@ -43,6 +46,62 @@ MAX_POOL = 4096  # deepest a channel is asked; beyond it a page is the best of t
 # a deeper query costs ~11 us per neighbour returned (Chroma 1.5, 2 cores), and the threshold test
 # deepens the few queries where it is not enough.
 FILTERED_PER_RESULT = 2
+
+
+# ---- lanes: a search's two channels at once -------------------------------------------------------
+# A search asks two channels for the same things: two query vectors, two index queries, two reads of
+# the other channel's vectors. ONNX Runtime and Chroma release the GIL while they work, so each pair
+# can overlap instead of waiting in line (measured: docs/benchmarks.md). One extra thread per engine:
+# while another search holds it (concurrent visitors already keep the cores busy), a pair runs one
+# call after the other, as it always did, instead of queueing for the thread.
+
+A = TypeVar("A")
+B = TypeVar("B")
+
+
+class Lanes:
+    """`both(first, second)`: `first` here, `second` on the lane thread, when it is free."""
+
+    def __init__(self) -> None:
+        self._free = threading.Semaphore(1)
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pid = 0
+
+    def both(self, first: Callable[[], A], second: Callable[[], B]) -> tuple[A, B]:
+        """(first(), second()); either's exception is raised once both have finished."""
+        if not self._free.acquire(blocking=False):
+            return first(), second()
+        try:
+            later = self._thread().submit(second)
+            try:
+                a = first()
+            except BaseException:
+                wait([later])
+                raise
+            return a, later.result()
+        finally:
+            self._free.release()
+
+    def _thread(self) -> ThreadPoolExecutor:
+        """The lane's executor, made anew in a forked child (ZeroGPU's workers), where the parent's
+        thread does not exist and a task submitted to its executor would never run."""
+        with self._lock:
+            if self._pool is None or self._pid != os.getpid():
+                self._pool, self._pid = ThreadPoolExecutor(1, thread_name_prefix="vs-lane"), os.getpid()
+            return self._pool
+
+
+class OneLane:
+    """`both` one call after the other: for callers without an engine's lanes (tests, measurements)."""
+
+    @staticmethod
+    def both(first: Callable[[], A], second: Callable[[], B]) -> tuple[A, B]:
+        return first(), second()
+
+
+SEQUENTIAL = OneLane()
+Runner = Lanes | OneLane
 
 
 @dataclass(frozen=True)
@@ -84,7 +143,7 @@ def pool_size(need: int) -> int:
 
 def gather(store: VectorStore, q: Query, need: int, min_relevance: float, complete: bool,
            where: dict | None = None, ids: list[str] | None = None, allowed: Selection | None = None,
-           lanes: Lanes | OneLane = SEQUENTIAL) -> Candidates:
+           lanes: Runner = SEQUENTIAL) -> Candidates:
     """The candidates that decide the best `need` results (or, `complete`, every result above the cut-off),
     among the images `where`, `ids` and `allowed` let through. `lanes` runs the two channels at once."""
     pool = pool_size(need)

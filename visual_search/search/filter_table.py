@@ -74,11 +74,10 @@ class FilterTable:
 
     def restriction(self, search_filter: SearchFilter | None, visitor: str | None
                     ) -> tuple[dict | None, list[str] | None, Selection | None]:
-        """(where, ids, allowed) for `gather`: in memory once the table is current, else a Chroma `where`
+        """(where, ids, allowed) for `gather` of a filtered search or a visitor's (an unrestricted search needs
+        none): in memory once the table is current, else a Chroma `where`
         (plus the exact ids of clauses a `where` cannot say, such as a file-name substring)."""
         active = search_filter is not None and search_filter.active
-        if not active and visitor is None:
-            return None, None, None
         store = self._store()
         self._filtered_searches += 1
         if self._filtered_searches >= 2 and not store.facets.loaded:

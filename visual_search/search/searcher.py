@@ -30,10 +30,9 @@ from ..stages import rank
 from ..stages.query import check_alpha, check_k, clean_text
 from ..stages.store import CAPTION, VISUAL, VectorStore
 from ..times import timestamp
-from .candidates import Candidates, Query, gather
+from .candidates import Candidates, Lanes, Query, Runner, gather
 from .filter_table import FilterTable
 from .filters import SearchFilter
-from .lanes import Lanes, OneLane
 
 SORTS = ("relevance", "newest")
 MAX_OFFSET = 10_000
@@ -58,7 +57,7 @@ class Searcher:
         self.query_models = query_models
         self.table = table
         self._get = get
-        self.lanes: Lanes | OneLane = Lanes()  # a search's two channels at once (search/lanes.py; SEQUENTIAL: in turn)
+        self.lanes: Runner = Lanes()  # a search's two channels at once (candidates.py; SEQUENTIAL: in turn)
         self._seen_images = False
 
     def search(self, query: str, k: int = 10, alpha: float | None = None, visitor: str | None = None, *,
@@ -76,7 +75,7 @@ class Searcher:
         if self._catalog_empty():  # answer at once, without loading models
             return SearchResponse(text, [], (time.perf_counter() - t0) * 1000, alpha, page.offset)
         queries = self.query_models.queries
-        caption_vec, visual_vec = queries.encode(text, self.lanes)
+        caption_vec, visual_vec = queries.encode(text, self.lanes.both)
         visual_cal = rank.CLIP_TEXT_IMAGE
         if like is not None:
             visual_vec, visual_cal = rank.combine(self._image_query(like, visitor=visitor)[1], visual_vec)
@@ -116,8 +115,10 @@ class Searcher:
         """Candidates (filtered inside the index) -> cut-off -> order -> one page of results."""
         need = page.offset + page.k
         store = self._store()
-        found = gather(store, q, need, page.min_relevance, page.sort == "newest",
-                       *self.table.restriction(filter, visitor), lanes=self.lanes)
+        restricted = (filter is not None and filter.active) or visitor is not None
+        where, ids, allowed = self.table.restriction(filter, visitor) if restricted else (None, None, None)
+        found = gather(store, q, need, page.min_relevance, page.sort == "newest", where, ids, allowed,
+                       lanes=self.lanes)
         passing = [j for j, score in enumerate(found.total) if score >= page.min_relevance]
         if page.sort == "newest":  # newest first; equal times keep the relevance order
             meta = store.records(found.ids[j] for j in passing)

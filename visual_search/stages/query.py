@@ -11,12 +11,11 @@ import math
 import threading
 import unicodedata
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
 from ..errors import InvalidQuery
-from ..search.lanes import SEQUENTIAL, Lanes, OneLane
 
 if TYPE_CHECKING:
     from .visual import ClipEncoder
@@ -89,12 +88,13 @@ class QueryEncoder:
         """The visual-channel vector (CLIP's text tower), unit length."""
         return self._encode("visual", query)
 
-    def encode(self, query: str, lanes: Lanes | OneLane = SEQUENTIAL) -> tuple[np.ndarray, np.ndarray]:
-        """(caption-channel vector, visual-channel vector), both at once on `lanes` where the encoders
-        allow it. Both before any store work: CLIP's text tower, the longer of the two, then has
-        the cores to itself instead of sharing them with the caption channel's index queries."""
-        if self.together:
-            return lanes.both(lambda: self.caption(query), lambda: self.visual(query))
+    def encode(self, query: str, both: Callable | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(caption-channel vector, visual-channel vector), both at once through `both(first, second)`
+        (the search's lanes, search/candidates.py) where the encoders allow it. Both before any store
+        work: CLIP's text tower, the longer of the two, then has the cores to itself instead of
+        sharing them with the caption channel's index queries."""
+        if self.together and both is not None:
+            return both(lambda: self.caption(query), lambda: self.visual(query))
         return self.caption(query), self.visual(query)
 
     def encode_many(self, queries: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

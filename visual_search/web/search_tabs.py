@@ -69,7 +69,7 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
         drawn = engine.changes
         visitor = access.who(request).visitor
         try:
-            f = SearchFilter.parse(*clauses)
+            f = SearchFilter.parse(*clauses) if any(clauses) else None  # nothing typed: no filter
             response = engine.search(query, k=k, alpha=alpha, min_relevance=min_rel, sort=sort, filter=f,
                                      visitor=visitor)
         except VisualSearchError as exc:
