@@ -364,7 +364,7 @@ def flooder(url: str, deadline: float, tally: Tally, files: list[Path], batch: i
     be indexed images or a cap's message. Plain HTTP, like the searchers: the flooder's own CPU would
     otherwise be taken from the app on a 2-core machine. One call at a time: gradio's plain-HTTP
     event streams of one session steal each other's messages when they overlap (the app then answers
-    404); the one-job-per-visitor cap is tested in tests/test_public_demo.py."""
+    404); the one-job-per-visitor cap is tested in tests/e2e/test_public_demo.py."""
     session = f"flood{random.randrange(10**12)}"
     chunks = iter([files[i : i + batch] for i in range(0, len(files), batch)] * 1000)
     lock = threading.Lock()

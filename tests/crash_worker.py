@@ -1,4 +1,4 @@
-"""Crash driver for tests/test_crash_safety.py: SIGKILLs real indexer processes, many times, cheaply.
+"""Crash driver for tests/robustness/test_crash_safety.py: SIGKILLs real indexer processes, many times, cheaply.
 
 Starting a Python process that imports torch and loads the models costs ~10 s here, so this driver
 loads the (tiny) models once through the production loaders and then, for every round, forks a

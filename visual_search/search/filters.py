@@ -9,7 +9,7 @@ The store, the table, the CLI, the web filter row and links all read CLAUSES.
 
 A filtered search ranks every image that passes, not the survivors of an unfiltered candidate
 pool: a filter is decided inside each channel's query, in memory or by Chroma, with the same
-result (tests/test_facets.py). To add a clause: one entry below (and a COLUMNS entry if it reads
+result (tests/unit/test_facets.py). To add a clause: one entry below (and a COLUMNS entry if it reads
 a new column), plus its test rows.
 """
 

@@ -10,7 +10,7 @@ than the rest (a texture, a random model) gets none, whatever the absolute cosin
 What could be calibrated here: nothing against real labels, because no trained CLIP weights are
 available offline. MIN_PROBABILITY = 0.10 is a judgement from how CLIP zero-shot behaves (a clear
 subject takes 0.3-0.9 of the mass over a few hundred labels; a second subject 0.1-0.2; noise spreads
-thinly at ~1/len(vocabulary)). What is tested: the rule (tests/test_tagging.py) and that the tiny
+thinly at ~1/len(vocabulary)). What is tested: the rule (tests/unit/test_tagging.py) and that the tiny
 random CLIP, whose scores carry no meaning, gives no tags.
 """
 

@@ -6,7 +6,7 @@ indexer processes 20+ times, some at random delays and some a random few millise
 Chroma write or a catalog write (and then kills the repair itself), and after every kill a fresh
 process reconciles and tests/consistency.py checks the invariant.
 
-Reproduce a run with the seed it prints: VS_TEST_CRASH_SEED=<seed> pytest tests/test_crash_safety.py -s
+Reproduce a run with the seed it prints: VS_TEST_CRASH_SEED=<seed> pytest tests/robustness/test_crash_safety.py -s
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from images import jpeg, png
 from visual_search import Settings
 from visual_search.stages.store import CAPTION, VISUAL
 
-WORKER = Path(__file__).with_name("crash_worker.py")
+WORKER = Path(__file__).resolve().parent.parent / "crash_worker.py"
 FOLDER_SIZE = 40
 MIN_KILLS = 20
 

@@ -20,7 +20,7 @@ from PIL import Image
 from conftest import REPO, SAMPLES, free_port
 from images import encode
 
-STANDIN = Path(__file__).parent / "zerogpu"
+STANDIN = Path(__file__).resolve().parent.parent / "zerogpu"
 CHROMIUM = Path("/usr/bin/chromium")
 N_SAMPLES = len(list(SAMPLES.glob("*.jpg")))
 
