@@ -27,7 +27,7 @@ from ..library.intake import load_image
 from ..models.query_models import QueryModels
 from ..records import ImageRecord, SearchResponse, SearchResult
 from ..stages import rank
-from ..stages.query import check_alpha, check_k, clean_text
+from ..stages.query import check_alpha, check_k, check_whole, clean_text
 from ..stages.store import CAPTION, VISUAL, VectorStore
 from ..times import timestamp
 from .candidates import Candidates, Lanes, Query, Runner, gather
@@ -161,16 +161,8 @@ class Searcher:
 
 
 def check_offset(offset: object) -> int:
-    """How many results to pass over (a later page); a whole number from 0."""
-    try:
-        value = int(offset)  # type: ignore[arg-type]
-        if value != offset and not (isinstance(offset, str) and offset.strip().isdigit()):
-            raise ValueError
-    except (TypeError, ValueError):
-        raise InvalidQuery(f"The offset must be a whole number from 0, got {offset!r}.") from None
-    if not 0 <= value <= MAX_OFFSET:
-        raise InvalidQuery(f"The offset must be from 0 to {MAX_OFFSET:,}, got {value}.")
-    return value
+    """How many results to pass over (a later page)."""
+    return check_whole(offset, 0, MAX_OFFSET, "The offset")
 
 
 def check_min_relevance(value: object) -> float:

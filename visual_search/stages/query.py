@@ -40,16 +40,21 @@ def clean_text(text: object, max_chars: int, what: str = "query") -> str:
     return cleaned
 
 
-def check_k(k: object, max_k: int) -> int:
+def check_whole(value: object, lo: int, hi: int, what: str) -> int:
+    """A whole number in [lo, hi] (a float with a fraction, or text that is not digits, is refused)."""
     try:
-        value = int(k)  # type: ignore[arg-type]
-        if value != k and not (isinstance(k, str) and k.strip().isdigit()):
+        number = int(value)  # type: ignore[arg-type]
+        if number != value and not (isinstance(value, str) and value.strip().isdigit()):
             raise ValueError
     except (TypeError, ValueError):
-        raise InvalidQuery(f"The number of results must be a whole number from 1 to {max_k}, got {k!r}.") from None
-    if not 1 <= value <= max_k:
-        raise InvalidQuery(f"The number of results must be from 1 to {max_k}, got {value}.")
-    return value
+        raise InvalidQuery(f"{what} must be a whole number from {lo} to {hi:,}, got {value!r}.") from None
+    if not lo <= number <= hi:
+        raise InvalidQuery(f"{what} must be from {lo} to {hi:,}, got {number}.")
+    return number
+
+
+def check_k(k: object, max_k: int) -> int:
+    return check_whole(k, 1, max_k, "The number of results")
 
 
 def check_alpha(alpha: object) -> float:
