@@ -27,7 +27,7 @@ from ..library.intake import load_image
 from ..models.query_models import QueryModels
 from ..records import ImageRecord, SearchResponse, SearchResult
 from ..stages import rank
-from ..stages.query import check_alpha, check_k, check_whole, clean_text
+from ..stages.query import check_alpha, check_fraction, check_k, check_whole, clean_text
 from ..stages.store import CAPTION, VISUAL, VectorStore
 from ..times import timestamp
 from .candidates import Candidates, Lanes, Query, Runner, gather
@@ -166,13 +166,7 @@ def check_offset(offset: object) -> int:
 
 
 def check_min_relevance(value: object) -> float:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise InvalidQuery(f"The minimum relevance must be a number from 0 to 1, got {value!r}.") from None
-    if not 0.0 <= number <= 1.0:  # NaN fails this too
-        raise InvalidQuery(f"The minimum relevance must be from 0 to 1, got {value!r}.")
-    return number
+    return check_fraction(value, "The minimum relevance")
 
 
 def check_sort(sort: object) -> str:

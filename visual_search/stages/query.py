@@ -57,14 +57,19 @@ def check_k(k: object, max_k: int) -> int:
     return check_whole(k, 1, max_k, "The number of results")
 
 
-def check_alpha(alpha: object) -> float:
+def check_fraction(value: object, what: str) -> float:
+    """A number from 0 to 1 (NaN is refused)."""
     try:
-        value = float(alpha)  # type: ignore[arg-type]
+        number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise InvalidQuery(f"The caption/visual weight must be a number from 0 to 1, got {alpha!r}.") from None
-    if math.isnan(value) or not 0.0 <= value <= 1.0:
-        raise InvalidQuery(f"The caption/visual weight must be from 0 to 1, got {alpha!r}.")
-    return value
+        raise InvalidQuery(f"{what} must be a number from 0 to 1, got {value!r}.") from None
+    if math.isnan(number) or not 0.0 <= number <= 1.0:
+        raise InvalidQuery(f"{what} must be from 0 to 1, got {value!r}.")
+    return number
+
+
+def check_alpha(alpha: object) -> float:
+    return check_fraction(alpha, "The caption/visual weight")
 
 
 class QueryEncoder:
