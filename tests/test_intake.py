@@ -238,3 +238,45 @@ def test_the_models_inputs_from_the_small_decode_match_those_from_the_full_one()
                         lambda im: clip(im).numpy()):
         diff = np.abs(model_input(work) - model_input(full))  # normalised units: ~0.015 per grey level
         assert diff.mean() < 0.01 and diff.max() < 0.2
+
+
+# ---- Netpbm ----------------------------------------------------------------------------------------
+NETPBM_PLAIN = {
+    "P1": b"P1\n# a 3 x 2 bitmap\n3 2\n1 0 1\n0 1 0\n",
+    "P2": b"P2\n3 2\n255\n0 128 255\n255 128 0\n",
+    "P3": b"P3 3 2 255\n255 0 0  0 255 0  0 0 255\n0 0 0  128 128 128  255 255 255\n",
+}
+
+
+@pytest.mark.parametrize("magic,ext", [("P1", ".pbm"), ("P2", ".pgm"), ("P3", ".ppm"), ("P4", ".pbm"),
+                                       ("P5", ".pgm"), ("P6", ".ppm")])
+def test_netpbm_files_are_read(magic, ext):
+    if magic in NETPBM_PLAIN:
+        data = NETPBM_PLAIN[magic]
+    else:
+        mode = {"P4": "1", "P5": "L", "P6": "RGB"}[magic]
+        data = encode(picture((3, 2)).convert(mode), "PPM")
+        assert data.startswith(magic.encode())
+    img = load(data, name="scan.pnm")
+    assert (img.format, img.ext, img.image.mode, img.width, img.height) == ("PPM", ext, "RGB", 3, 2)
+    if magic == "P1":  # 1 is black in a PBM
+        assert img.image.getpixel((0, 0)) == (0, 0, 0) and img.image.getpixel((1, 0)) == (255, 255, 255)
+    if magic == "P3":
+        assert img.image.getpixel((1, 0)) == (0, 255, 0) and img.image.getpixel((1, 1)) == (128, 128, 128)
+
+
+def test_a_large_netpbm_is_shrunk_like_any_other():
+    img = load(encode(smooth_photo((1600, 800)), "PPM"), name="scan.ppm")
+    assert (img.width, img.height, img.image.size) == (1600, 800, (800, 400))
+
+
+@pytest.mark.parametrize("text", [b"P1 is the first point of the plan\n", b"P6\nnot a size\n", b"P7\n3 2\n"])
+def test_text_that_starts_like_netpbm_is_still_text(text):
+    with pytest.raises(RejectedImage, match="text file"):
+        load(text)
+
+
+def test_a_truncated_netpbm_is_refused():
+    data = encode(picture((40, 30)), "PPM")
+    with pytest.raises(RejectedImage, match="PPM file is corrupt or truncated"):
+        load(data[:-100])

@@ -49,13 +49,16 @@ _SIGNATURES: tuple[tuple[bytes, str, str], ...] = (
 _AVIF_BRANDS = frozenset({b"avif", b"avis"})
 _HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
 # Images of kinds we do not read: refused with a reason, never skipped as "not an image".
+# Netpbm (Pillow's "PPM"): "P1".."P6", then width and height in ASCII, comments ("# ...") allowed between.
+_NETPBM = re.compile(rb"P([1-6])(?:\s+|#[^\r\n]*[\r\n])+\d+(?:\s+|#[^\r\n]*[\r\n])+\d+\s")
+_NETPBM_EXT = {b"1": ".pbm", b"4": ".pbm", b"2": ".pgm", b"5": ".pgm", b"3": ".ppm", b"6": ".ppm"}
 _OTHER_IMAGE_SIGNATURES = (b"8BPS", b"\x00\x00\x01\x00", b"\xff\x0a", b"\x00\x00\x00\x0cJXL ",
                            b"\x00\x00\x00\x0cjP  ", b"\xff\x4f\xff\x51", b"FORM", b"gimp xcf")
-ACCEPTED_FORMATS = "JPEG, PNG, WebP, GIF, BMP, TIFF, AVIF or HEIC"
+ACCEPTED_FORMATS = "JPEG, PNG, WebP, GIF, BMP, TIFF, AVIF, HEIC or Netpbm"
 # File names that usually hold one of them: only to pick files out of a folder of mixed content
 # (the samples); whatever is picked is still judged by its content.
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif", ".heic",
-                            ".heif"})
+                            ".heif", ".pbm", ".pgm", ".ppm", ".pnm"})
 # A picture more elongated than this cannot be described or resized sanely (1 x 100000, say).
 MAX_ASPECT_RATIO = 25.0
 MAX_NAME_CHARS = 200
@@ -109,6 +112,9 @@ def sniff_format(data: bytes) -> tuple[str, str]:
         return "AVIF", ".avif"
     if brands & _HEIF_BRANDS:
         return "HEIF", ".heic"
+    netpbm = _NETPBM.match(data[:4096])
+    if netpbm:
+        return "PPM", _NETPBM_EXT[netpbm[1]]
     raise RejectedImage(f"not a supported image: {_describe_non_image(data)}; accepted: {ACCEPTED_FORMATS}")
 
 
