@@ -19,6 +19,9 @@ from .intake import load_image
 
 SIZE = 384  # longest side, in pixels: sharp in a 4-column grid on a desktop, and on a phone
 QUALITY = 80
+# libwebp's effort, 0-6: 2 encodes a 384-pixel tile of a photo in about half the time of the default 4,
+# for 3% more bytes (17.1 against 16.6 KB over the sample photos).
+METHOD = 2
 SUFFIX = ".webp"
 # Shrink by a whole factor (a box filter) first while the last, Lanczos step still shrinks >= this much:
 # 2.9 against 6.8 ms from a 1000 x 750 bitmap, 48-51 dB PSNR from a Lanczos thumbnail of the full decode.
@@ -43,7 +46,7 @@ def shrink(image: Image.Image) -> Image.Image:
 def make(image: Image.Image) -> bytes:
     """The WebP bytes of a decoded, oriented RGB image, at most SIZE pixels on its longest side."""
     out = io.BytesIO()
-    shrink(image).save(out, format="WEBP", quality=QUALITY, method=4)
+    shrink(image).save(out, format="WEBP", quality=QUALITY, method=METHOD)
     return out.getvalue()
 
 
