@@ -48,10 +48,10 @@ _SIGNATURES: tuple[tuple[bytes, str, str], ...] = (
 # share the container with other brands and are not images.
 _AVIF_BRANDS = frozenset({b"avif", b"avis"})
 _HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
-# Images of kinds we do not read: refused with a reason, never skipped as "not an image".
 # Netpbm (Pillow's "PPM"): "P1".."P6", then width and height in ASCII, comments ("# ...") allowed between.
 _NETPBM = re.compile(rb"P([1-6])(?:\s+|#[^\r\n]*[\r\n])+\d+(?:\s+|#[^\r\n]*[\r\n])+\d+\s")
 _NETPBM_EXT = {b"1": ".pbm", b"4": ".pbm", b"2": ".pgm", b"5": ".pgm", b"3": ".ppm", b"6": ".ppm"}
+# Images of kinds we do not read: refused with a reason, never skipped as "not an image".
 _OTHER_IMAGE_SIGNATURES = (b"8BPS", b"\x00\x00\x01\x00", b"\xff\x0a", b"\x00\x00\x00\x0cJXL ",
                            b"\x00\x00\x00\x0cjP  ", b"\xff\x4f\xff\x51", b"FORM", b"gimp xcf")
 ACCEPTED_FORMATS = "JPEG, PNG, WebP, GIF, BMP, TIFF, AVIF, HEIC or Netpbm"
@@ -222,7 +222,8 @@ def _decode(data: bytes, fmt: str, max_pixels: int) -> tuple[Image.Image, tuple[
         with Image.open(io.BytesIO(data)) as img:
             img.seek(0)  # first frame of an animation or a multi-page TIFF
             full = img.size
-            drafted = img.draft("RGB", (WORK_SIZE, WORK_SIZE)) is not None  # JPEG: DCT-scaled, never below
+            # A JPEG is decoded at 1/2, 1/4 or 1/8 of its size, the smallest that keeps both sides >= WORK_SIZE.
+            drafted = img.draft("RGB", (WORK_SIZE, WORK_SIZE)) is not None
             img.load()
             orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
             work = _shrink(img)
