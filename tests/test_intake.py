@@ -6,18 +6,17 @@ import hashlib
 import io
 import struct
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import SAMPLES
 from images import encode, jpeg, picture, png
 from visual_search.errors import RejectedImage
 from visual_search.intake import WORK_SIZE, display_name, load_image, walk
 
 MB = 1 << 20
-SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
 
 
 def load(data: bytes, name: str = "x.jpg", max_bytes: int = 20 * MB, max_pixels: int = 40_000_000):

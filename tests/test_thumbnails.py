@@ -4,17 +4,15 @@ removed with the image."""
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from conftest import SAMPLES
 from images import encode, picture
 from visual_search import thumbnails
 from visual_search.intake import WORK_SIZE, load_image
 from visual_search.thumbnails import fitted, make, shrink
-
-SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
 
 
 def test_an_indexed_phone_photo_gets_a_small_upright_thumbnail(engine, tmp_path):
