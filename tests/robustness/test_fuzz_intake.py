@@ -2,7 +2,7 @@
 RejectedImage, and nothing else ever escapes (no OSError, struct.error, zlib.error, ValueError...).
 
 Inputs: random bytes, random bytes behind a real format's magic, and real photos from
-sample_images/ (as JPEG and re-encoded to every accepted format) mutated by flips, cuts, inserts
+sample_images/ (as JPEG and re-encoded to every accepted format, Netpbm included) mutated by flips, cuts, inserts
 and duplicated spans. Bounded: a few hundred examples, small pictures, a low pixel limit.
 """
 
@@ -23,7 +23,8 @@ MAX_BYTES = 2 << 20
 MAX_PIXELS = 2_000_000  # keeps every decode the fuzzer can reach small and fast
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 MAGIC = [b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*",
-         b"RIFF\x00\x00\x00\x00WEBPVP8 ", b"RIFF\x00\x00\x00\x00WEBPVP8L"]
+         b"RIFF\x00\x00\x00\x00WEBPVP8 ", b"RIFF\x00\x00\x00\x00WEBPVP8L",
+         b"P1\n5 4\n", b"P3\n4 3\n255\n", b"P4\n48 36\n", b"P5 48 36 255\n", b"P6\n48 36\n255\n"]
 
 
 @lru_cache(maxsize=1)
@@ -41,6 +42,10 @@ def seeds() -> list[bytes]:
         buf = io.BytesIO()
         image.save(buf, fmt, **kwargs)
         out.append(buf.getvalue())
+        if i < 3:  # Netpbm: P6, P5, P4
+            buf = io.BytesIO()
+            small.convert(["RGB", "L", "1"][i]).save(buf, "PPM")
+            out.append(buf.getvalue())
     return out
 
 
@@ -55,7 +60,9 @@ def check(data: bytes) -> None:
     event(f"accepted {img.format}")
     w, h = img.image.size
     assert img.image.mode == "RGB" and w > 0 and h > 0
-    assert w * h <= MAX_PIXELS and max(w, h) / min(w, h) <= MAX_ASPECT_RATIO
+    assert img.width * img.height <= MAX_PIXELS and max(img.width, img.height) / min(img.width, img.height) <= \
+        MAX_ASPECT_RATIO
+    assert w <= max(img.width, img.height) and h <= max(img.width, img.height)  # never larger than the original
     img.image.getpixel((w - 1, h - 1))  # the pixels are really there
 
 

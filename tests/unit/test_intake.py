@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-
 import io
 import struct
 import zlib
@@ -12,9 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import SAMPLES
 from images import encode, jpeg, picture, png
 from visual_search.errors import RejectedImage
-from visual_search.library.intake import display_name, load_image, walk
+from visual_search.library.intake import WORK_SIZE, display_name, load_image, walk
 
 MB = 1 << 20
 
@@ -143,3 +143,139 @@ def test_walk_recurses_sorted_and_does_not_follow_links_outside(tmp_path):
     assert "outside" in found["link.jpg"]
     assert found["missing"] == "no such file or folder"
     assert ".hidden.jpg" not in found
+
+
+# ---- decoded once, at the size the work needs ----------------------------------------------------
+def smooth_photo(size: tuple[int, int], seed: int = 0) -> Image.Image:
+    """Gradients and blocks of colour: a JPEG of it is small and quick to make, unlike random pixels."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    y, x = np.mgrid[0:h, 0:w]
+    arr = np.stack([(x * 255 // w), (y * 255 // h), np.full_like(x, int(rng.integers(0, 256)))], axis=-1)
+    img = Image.fromarray(arr.astype(np.uint8), "RGB")
+    for _ in range(6):
+        x0, y0 = int(rng.integers(0, w - w // 4)), int(rng.integers(0, h - h // 4))
+        img.paste(tuple(int(v) for v in rng.integers(0, 256, 3)), (x0, y0, x0 + w // 4, y0 + h // 4))
+    return img
+
+
+def test_a_large_jpeg_is_decoded_small_but_keeps_its_original_size():
+    data = encode(smooth_photo((3200, 2400)), "JPEG", quality=90)
+    img = load(data)
+    assert (img.width, img.height) == (3200, 2400)  # the record's size: the original's
+    assert img.image.size == (800, 600) and img.image.mode == "RGB"  # DCT-scaled to 1/4
+    assert min(img.image.size) >= WORK_SIZE and img.data == data
+    assert type(img.image) is Image.Image and img.image.info == {}  # a plain bitmap, detached from the file
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF"])
+def test_other_large_formats_are_shrunk_by_a_whole_factor(fmt):
+    img = load(encode(smooth_photo((2000, 1000)), fmt))
+    assert (img.width, img.height) == (2000, 1000) and img.image.size == (1000, 500)
+
+
+def test_a_small_image_is_kept_at_its_size():
+    img = load(encode(smooth_photo((500, 400)), "JPEG"))
+    assert img.image.size == (img.width, img.height) == (500, 400)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_large_rotated_jpeg_comes_out_upright_with_the_upright_size(orientation):
+    upright = Image.new("RGB", (1600, 800), (255, 0, 0))  # red right half
+    upright.paste((0, 0, 255), (0, 0, 800, 800))  # blue left half
+    upright.paste((0, 255, 0), (0, 0, 1600, 160))  # green band at the top
+    stored = {1: None, 2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+              4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_90,
+              7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_270}[orientation]
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    img = load(encode(upright if stored is None else upright.transpose(stored), "JPEG", exif=exif.tobytes()))
+    assert (img.width, img.height) == (1600, 800) and img.image.size == (800, 400)
+    px = img.image.getpixel
+    assert px((100, 300))[2] > 200 and px((700, 300))[0] > 200 and px((400, 20))[1] > 200
+
+
+def test_a_truncated_large_jpeg_is_refused_even_decoded_small():
+    data = encode(smooth_photo((3200, 2400)), "JPEG", quality=90)
+    with pytest.raises(RejectedImage, match="JPEG file is corrupt or truncated"):
+        load(data[: len(data) * 2 // 3])
+
+
+def _jpeg_claiming(width: int, height: int) -> bytes:
+    """A small real JPEG whose frame header claims another size."""
+    data = bytearray(encode(smooth_photo((64, 48)), "JPEG"))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+def test_a_jpeg_bomb_is_refused_from_its_header_before_any_pixel_is_decoded(monkeypatch):
+    from PIL import ImageFile
+
+    def no_decoding(self):
+        raise AssertionError("decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    with pytest.raises(RejectedImage, match="12000 x 9000 = 108 megapixels; the limit is 40 megapixels"):
+        load(_jpeg_claiming(12000, 9000))  # 1/8 of it (1500 x 1125) would fit: the original's size counts
+
+
+def test_the_models_inputs_from_the_small_decode_match_those_from_the_full_one():
+    """BLIP squashes each picture to 384 x 384 and CLIP crops 224 x 224: from the working bitmap they see
+    what they saw from the full decode, to well under one grey level on average."""
+    import open_clip
+    from transformers import BlipImageProcessor
+
+    photo = Image.open(SAMPLES / "cat.jpg").convert("RGB").resize((3200, 2400), Image.Resampling.LANCZOS)
+    data = encode(photo, "JPEG", quality=92)
+    with Image.open(io.BytesIO(data)) as full:
+        full = full.convert("RGB")
+    work = load(data).image
+    blip = BlipImageProcessor(size={"height": 384, "width": 384})
+    clip = open_clip.image_transform(224, is_train=False)
+    for model_input in (lambda im: blip(images=[im], return_tensors="np")["pixel_values"][0],
+                        lambda im: clip(im).numpy()):
+        diff = np.abs(model_input(work) - model_input(full))  # normalised units: ~0.015 per grey level
+        assert diff.mean() < 0.01 and diff.max() < 0.2
+
+
+# ---- Netpbm ----------------------------------------------------------------------------------------
+NETPBM_PLAIN = {
+    "P1": b"P1\n# a 3 x 2 bitmap\n3 2\n1 0 1\n0 1 0\n",
+    "P2": b"P2\n3 2\n255\n0 128 255\n255 128 0\n",
+    "P3": b"P3 3 2 255\n255 0 0  0 255 0  0 0 255\n0 0 0  128 128 128  255 255 255\n",
+}
+
+
+@pytest.mark.parametrize("magic,ext", [("P1", ".pbm"), ("P2", ".pgm"), ("P3", ".ppm"), ("P4", ".pbm"),
+                                       ("P5", ".pgm"), ("P6", ".ppm")])
+def test_netpbm_files_are_read(magic, ext):
+    if magic in NETPBM_PLAIN:
+        data = NETPBM_PLAIN[magic]
+    else:
+        mode = {"P4": "1", "P5": "L", "P6": "RGB"}[magic]
+        data = encode(picture((3, 2)).convert(mode), "PPM")
+        assert data.startswith(magic.encode())
+    img = load(data, name="scan.pnm")
+    assert (img.format, img.ext, img.image.mode, img.width, img.height) == ("PPM", ext, "RGB", 3, 2)
+    if magic == "P1":  # 1 is black in a PBM
+        assert img.image.getpixel((0, 0)) == (0, 0, 0) and img.image.getpixel((1, 0)) == (255, 255, 255)
+    if magic == "P3":
+        assert img.image.getpixel((1, 0)) == (0, 255, 0) and img.image.getpixel((1, 1)) == (128, 128, 128)
+
+
+def test_a_large_netpbm_is_shrunk_like_any_other():
+    img = load(encode(smooth_photo((1600, 800)), "PPM"), name="scan.ppm")
+    assert (img.width, img.height, img.image.size) == (1600, 800, (800, 400))
+
+
+@pytest.mark.parametrize("text", [b"P1 is the first point of the plan\n", b"P6\nnot a size\n", b"P7\n3 2\n"])
+def test_text_that_starts_like_netpbm_is_still_text(text):
+    with pytest.raises(RejectedImage, match="text file"):
+        load(text)
+
+
+def test_a_truncated_netpbm_is_refused():
+    data = encode(picture((40, 30)), "PPM")
+    with pytest.raises(RejectedImage, match="PPM file is corrupt or truncated"):
+        load(data[:-100])

@@ -79,3 +79,16 @@ def test_a_folder_of_mixed_files_indexes_its_images_and_skips_the_rest(settings,
     report = json.loads(capsys.readouterr().out)
     assert code == 2 and report["failed"][0]["error"].startswith("not a supported image: it is a text file")
     assert report["skipped"] == []
+
+
+def test_a_folder_of_netpbm_scans_is_indexed(settings, tmp_path, capsys):
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for i, (name, mode) in enumerate([("page.pbm", "1"), ("page.pgm", "L"), ("page.ppm", "RGB"), ("page.pnm", "RGB")]):
+        buf = io.BytesIO()
+        Image.effect_noise((48, 32), 40 + i).convert(mode).save(buf, "PPM")
+        (folder / name).write_bytes(buf.getvalue())
+    (folder / "plain.pbm").write_bytes(b"P1\n# plain\n4 2\n1 0 1 0\n0 1 0 1\n")
+    code = main(["index", str(folder), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and not report["failed"] and not report["skipped"] and len(report["added"]) == 5

@@ -3,6 +3,10 @@
 The format is identified from the content (magic bytes), never the extension. Size and pixel limits
 are checked before any pixel is decoded, so a decompression bomb costs a header read, not memory.
 Nothing here touches the store: a rejected file leaves no trace.
+
+Each image is decoded once, at the size the work needs (WORK_SIZE): a JPEG straight to 1/2, 1/4 or
+1/8 of its size (DCT scaling, `Image.draft`), other formats shrunk by a whole factor after decoding.
+The models and the thumbnail all read that bitmap; the stored original keeps every pixel.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image
 
 from ..errors import NotAnImage, RejectedImage
 
@@ -44,37 +48,44 @@ _SIGNATURES: tuple[tuple[bytes, str, str], ...] = (
 # share the container with other brands and are not images.
 _AVIF_BRANDS = frozenset({b"avif", b"avis"})
 _HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
+# Netpbm (Pillow's "PPM"): "P1".."P6", then width and height in ASCII, comments ("# ...") allowed between.
+_NETPBM = re.compile(rb"P([1-6])(?:\s+|#[^\r\n]*[\r\n])+\d+(?:\s+|#[^\r\n]*[\r\n])+\d+\s")
+_NETPBM_EXT = {b"1": ".pbm", b"4": ".pbm", b"2": ".pgm", b"5": ".pgm", b"3": ".ppm", b"6": ".ppm"}
 # Images of kinds we do not read: refused with a reason, never skipped as "not an image".
 _OTHER_IMAGE_SIGNATURES = (b"8BPS", b"\x00\x00\x01\x00", b"\xff\x0a", b"\x00\x00\x00\x0cJXL ",
                            b"\x00\x00\x00\x0cjP  ", b"\xff\x4f\xff\x51", b"FORM", b"gimp xcf")
-ACCEPTED_FORMATS = "JPEG, PNG, WebP, GIF, BMP, TIFF, AVIF or HEIC"
+ACCEPTED_FORMATS = "JPEG, PNG, WebP, GIF, BMP, TIFF, AVIF, HEIC or Netpbm"
 # File names that usually hold one of them: only to pick files out of a folder of mixed content
 # (the samples); whatever is picked is still judged by its content.
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif", ".heic",
-                            ".heif"})
+                            ".heif", ".pbm", ".pgm", ".ppm", ".pnm"})
 # A picture more elongated than this cannot be described or resized sanely (1 x 100000, say).
 MAX_ASPECT_RATIO = 25.0
 MAX_NAME_CHARS = 200
+# The short side, in pixels, of the bitmap the work reads: BLIP squashes each picture to 384 x 384 (both
+# sides need 384 pixels), the thumbnail's long side is 384 (thumbnails.SIZE), CLIP crops 224 x 224.
+WORK_SIZE = 384
+# EXIF orientation -> the transpose that shows the picture upright (ImageOps.exif_transpose's table).
+_UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+            5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+            8: Image.Transpose.ROTATE_90}
+_SIDEWAYS = frozenset({5, 6, 7, 8})  # orientations stored with width and height swapped
+# Modes a box filter can shrink as they are; the others (palette, 1-bit, 16-bit) become RGB first.
+_REDUCIBLE = frozenset({"L", "LA", "RGB", "RGBA", "CMYK"})
 
 
 @dataclass(frozen=True)
 class IntakeImage:
-    """A decoded, oriented RGB image plus the exact bytes it came from."""
+    """A decoded, upright RGB image at the size the work needs, plus the exact bytes it came from."""
 
     id: str  # sha256 hex of `data`
     data: bytes
     format: str  # "JPEG", "PNG", ...
     ext: str  # extension the stored original gets
-    image: Image.Image  # RGB, EXIF orientation applied
+    image: Image.Image  # RGB, upright, short side >= WORK_SIZE (or the original's, when smaller); no metadata
     filename: str  # sanitised display name
-
-    @property
-    def width(self) -> int:
-        return self.image.width
-
-    @property
-    def height(self) -> int:
-        return self.image.height
+    width: int  # of the upright original, not of `image`
+    height: int
 
 
 def content_id(data: bytes) -> str:
@@ -101,6 +112,9 @@ def sniff_format(data: bytes) -> tuple[str, str]:
         return "AVIF", ".avif"
     if brands & _HEIF_BRANDS:
         return "HEIF", ".heic"
+    netpbm = _NETPBM.match(data[:4096])
+    if netpbm:
+        return "PPM", _NETPBM_EXT[netpbm[1]]
     raise RejectedImage(f"not a supported image: {_describe_non_image(data)}; accepted: {ACCEPTED_FORMATS}")
 
 
@@ -181,7 +195,7 @@ def load_image(data: bytes, filename: str, max_bytes: int, max_pixels: int) -> I
         raise RejectedImage(_too_big(len(data), max_bytes))
     fmt, ext = sniff_format(data)
     try:
-        image = _decode(data, fmt, max_pixels)
+        image, (width, height) = _decode(data, fmt, max_pixels)
     except RejectedImage:
         raise
     except Image.DecompressionBombError as exc:
@@ -189,9 +203,8 @@ def load_image(data: bytes, filename: str, max_bytes: int, max_pixels: int) -> I
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError,
             ZeroDivisionError, struct.error, MemoryError, RuntimeError, AttributeError) as exc:
         raise RejectedImage(f"{fmt} file is corrupt or truncated ({_short(exc)})") from exc
-    return IntakeImage(
-        id=content_id(data), data=data, format=fmt, ext=ext, image=image, filename=display_name(filename)
-    )
+    return IntakeImage(id=content_id(data), data=data, format=fmt, ext=ext, image=image,
+                       filename=display_name(filename), width=width, height=height)
 
 
 def _short(exc: BaseException) -> str:
@@ -199,7 +212,8 @@ def _short(exc: BaseException) -> str:
     return (text or type(exc).__name__)[:120]
 
 
-def _decode(data: bytes, fmt: str, max_pixels: int) -> Image.Image:
+def _decode(data: bytes, fmt: str, max_pixels: int) -> tuple[Image.Image, tuple[int, int]]:
+    """The working bitmap (see IntakeImage.image) and the upright original's (width, height)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # we enforce our own pixel limit below, before decoding
         with Image.open(io.BytesIO(data)) as probe:
@@ -207,9 +221,27 @@ def _decode(data: bytes, fmt: str, max_pixels: int) -> Image.Image:
             probe.verify()  # checksums (PNG CRC) and structure, without decoding pixels
         with Image.open(io.BytesIO(data)) as img:
             img.seek(0)  # first frame of an animation or a multi-page TIFF
+            full = img.size
+            # A JPEG is decoded at 1/2, 1/4 or 1/8 of its size, the smallest that keeps both sides >= WORK_SIZE.
+            drafted = img.draft("RGB", (WORK_SIZE, WORK_SIZE)) is not None
             img.load()
-            oriented = ImageOps.exif_transpose(img)
-            return to_rgb(oriented)
+            orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
+            work = _shrink(img)
+            if orientation in _UPRIGHT:
+                work = work.transpose(_UPRIGHT[orientation])
+            if work is img:  # nothing made a new bitmap: detach it from the file
+                work = img.copy()
+    work.info = {}  # pixels only; the metadata stays in the stored original
+    width, height = full if drafted else img.size
+    return work, ((height, width) if orientation in _SIDEWAYS else (width, height))
+
+
+def _shrink(img: Image.Image) -> Image.Image:
+    """`img` in RGB, shrunk by the largest whole factor (a box filter) that keeps its short side >= WORK_SIZE."""
+    if img.mode not in _REDUCIBLE:
+        img = to_rgb(img)
+    factor = min(img.size) // WORK_SIZE
+    return to_rgb(img.reduce(factor) if factor >= 2 else img)
 
 
 def _check_header(img: Image.Image, fmt: str, max_pixels: int) -> None:
@@ -236,7 +268,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
         rgba = img.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")
-    return img.convert("RGB") if img.mode != "RGB" else img.copy()
+    return img.convert("RGB") if img.mode != "RGB" else img
 
 
 def _deep_to_l(img: Image.Image) -> Image.Image:

@@ -3,7 +3,8 @@
 A phone photo is 3-5 MB (the intake takes up to 20 MB); a results page of originals weighs tens of
 megabytes, and every copy goes through the web server. A 384-pixel WebP is ~20-40 KB. Thumbnails
 are derived data, kept apart from the catalog under VS_DATA_DIR/thumbs/, keyed by the image's
-content id, and remade from the stored original whenever one is missing.
+content id, and remade from the stored original whenever one is missing. They are made from the
+intake's working bitmap (at least intake.WORK_SIZE on its short side), never from a full-size decode.
 """
 
 from __future__ import annotations
@@ -18,15 +19,34 @@ from .intake import load_image
 
 SIZE = 384  # longest side, in pixels: sharp in a 4-column grid on a desktop, and on a phone
 QUALITY = 80
+# libwebp's effort, 0-6: 2 encodes a 384-pixel tile of a photo in about half the time of the default 4,
+# for 3% more bytes (17.1 against 16.6 KB over the sample photos).
+METHOD = 2
 SUFFIX = ".webp"
+# Shrink by a whole factor (a box filter) first while the last, Lanczos step still shrinks >= this much:
+# 2.9 against 6.8 ms from a 1000 x 750 bitmap, 48-51 dB PSNR from a Lanczos thumbnail of the full decode.
+REDUCING_GAP = 1.0
+
+
+def fitted(size: tuple[int, int]) -> tuple[int, int]:
+    """The thumbnail's size for an image of `size`: at most SIZE on its longest side, never enlarged."""
+    w, h = size
+    if max(w, h) <= SIZE:
+        return size
+    scale = SIZE / max(w, h)
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+def shrink(image: Image.Image) -> Image.Image:
+    """`image` at most SIZE pixels on its longest side (itself when it is no larger)."""
+    size = fitted(image.size)
+    return image if size == image.size else image.resize(size, Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
 
 
 def make(image: Image.Image) -> bytes:
     """The WebP bytes of a decoded, oriented RGB image, at most SIZE pixels on its longest side."""
-    small = image.copy()
-    small.thumbnail((SIZE, SIZE), Image.Resampling.LANCZOS)
     out = io.BytesIO()
-    small.save(out, format="WEBP", quality=QUALITY, method=4)
+    shrink(image).save(out, format="WEBP", quality=QUALITY, method=METHOD)
     return out.getvalue()
 
 

@@ -1,0 +1,280 @@
+"""Intake benchmark: the work around the models per image, on 12-megapixel phone JPEGs.
+
+Instant stand-in models (one fixed caption, fixed vectors) are plugged into SearchEngine, so what is
+timed is everything else indexing does: read and hash the bytes, check and decode them, make the
+thumbnail, write the original, the record and the vectors, upsert the index. Warm: imports done and
+the store opened (one photo indexed) before the clock starts. Today's intake (intake.py and
+thumbnails.py as they were at --old, read from git) runs in the same process on the same photos,
+side by side; they take turns, --rounds times each on a fresh collection, and the best round is kept.
+The share of the CPU other processes used meanwhile is printed: on a shared machine, read it first.
+
+The photos are generated (4000 x 3000, smooth shapes, sensor-like noise, EXIF; every other one stored
+sideways with orientation 6, as phones store portraits): JPEGs of ~4 MB, like a phone's. Also printed:
+`load_image` and the thumbnail alone; the models' own input preparation from each intake's bitmap
+(BLIP's image processor at 384 px and open_clip's 224 px transform, the CPU work a real model adds
+before its first layer); and the new intake + thumbnail on 2 threads (what a pipeline overlapping
+images could reach; Pillow decodes and hashes without holding the GIL).
+
+    python benchmarks/intake.py                  # 24 photos
+    python benchmarks/intake.py -n 40 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import visual_search  # noqa: E402
+from visual_search import SearchEngine, Settings  # noqa: E402
+from visual_search.library import intake, thumbnails  # noqa: E402
+from visual_search.measure.stages import CpuWatch  # noqa: E402
+
+OLD_REV = "532b003"  # the last commit before issue 22's light intake
+PHOTO_SIZE = (4000, 3000)
+GENERATOR = "v1"  # in the cached photos' names: a changed generator makes new ones
+MAX_BYTES, MAX_PIXELS = 20 << 20, 100_000_000
+
+
+# ---- the photos -------------------------------------------------------------------------------
+def phone_photo(seed: int, size: tuple[int, int] = PHOTO_SIZE) -> bytes:
+    """A JPEG like a phone's: smooth light and shapes, per-pixel sensor noise, quality 92, EXIF."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    sw, sh = w // 8, h // 8
+    y, x = np.mgrid[0:sh, 0:sw].astype(np.float32)
+    base = np.stack([rng.uniform(40, 200) + rng.uniform(-60, 60) * x / sw + rng.uniform(-60, 60) * y / sh
+                     for _ in range(3)], axis=-1)
+    scene = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(scene)
+    for _ in range(60):
+        cx, cy, r = rng.integers(0, sw), rng.integers(0, sh), rng.integers(5, sw // 4)
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
+    scene = scene.filter(ImageFilter.GaussianBlur(2)).resize(size, Image.Resampling.BICUBIC)
+    pixels = np.asarray(scene, dtype=np.int16)
+    pixels = pixels + (rng.normal(0, 7, (h, w)).astype(np.int16)[..., None] + rng.integers(-3, 4, (h, w, 3),
+                                                                                          dtype=np.int16))
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110], exif[0x0132] = "Bench", "Phone 12MP", "2026:12:04 12:00:00"
+    exif[0x0112] = 6 if seed % 2 else 1  # every other photo a portrait, stored sideways
+    out = io.BytesIO()
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(out, "JPEG", quality=92, exif=exif)
+    return out.getvalue()
+
+
+def photos(folder: Path, seeds: range) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for seed in seeds:
+        path = folder / f"phone-{GENERATOR}-{seed:04d}.jpg"
+        if not path.exists():
+            tmp = path.with_suffix(".part")
+            tmp.write_bytes(phone_photo(seed))
+            os.replace(tmp, path)
+        paths.append(path)
+    return paths
+
+
+# ---- instant stand-in models ------------------------------------------------------------------
+def _unit_rows(n: int, dim: int, seed: int) -> np.ndarray:
+    v = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+class InstantCaptioner:
+    identity = "instant-captioner"
+
+    def caption(self, images):
+        return ["a photo taken with a phone"] * len(images)
+
+
+class InstantTextEncoder:
+    identity, dim = "instant-text", 384
+
+    def encode(self, texts):
+        return _unit_rows(len(texts), self.dim, 1)
+
+
+class InstantClip:
+    identity, dim, text_dropped = "instant-clip", 512, False
+
+    def encode_images(self, images):
+        return _unit_rows(len(images), self.dim, 2)
+
+    def encode_texts(self, texts):
+        return _unit_rows(len(texts), self.dim, 3)
+
+    def drop_text_tower(self) -> None:
+        pass
+
+
+def engine_at(data_dir: Path) -> SearchEngine:
+    return SearchEngine(Settings(data_dir=data_dir), captioner=InstantCaptioner(), text_encoder=InstantTextEncoder(),
+                        clip=InstantClip())
+
+
+# ---- today's intake, from git -------------------------------------------------------------------
+def old_module(rev: str, name: str):
+    """visual_search/<name>.py as it was at `rev`, imported beside the current one (None without git)."""
+    try:
+        source = subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:visual_search/{name}.py"],
+                                capture_output=True, check=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    spec = importlib.util.spec_from_loader(f"visual_search._old_{name}", loader=None)
+    module = importlib.util.module_from_spec(spec)
+    module.__package__ = "visual_search"  # its relative imports (.errors, .intake) resolve to today's modules
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    exec(compile(source, f"{rev}:visual_search/{name}.py", "exec"), module.__dict__)
+    return module
+
+
+@contextlib.contextmanager
+def using(load_image, make_thumbnail):
+    """Every library module that calls `load_image` calls the given one; thumbnails are made by the given one."""
+    patched = [(m, "load_image", m.load_image) for name, m in list(sys.modules.items())
+               if name.startswith("visual_search.") and getattr(m, "load_image", None) is intake.load_image]
+    patched.append((thumbnails, "make", thumbnails.make))
+    try:
+        for module, attr, _ in patched:
+            setattr(module, attr, load_image if attr == "load_image" else make_thumbnail)
+        yield
+    finally:
+        for module, attr, original in patched:
+            setattr(module, attr, original)
+
+
+# ---- the timings --------------------------------------------------------------------------------
+def index_ms(paths: list[Path], warm: Path, tmp: Path) -> float:
+    """ms per photo to index `paths` into a fresh collection whose store is already open and used."""
+    data_dir = Path(tempfile.mkdtemp(prefix="data-", dir=tmp))
+    try:
+        engine = engine_at(data_dir)
+        assert len(engine.index_paths([warm]).added) == 1  # imports, store, tag prompts: before the clock
+        t0 = time.perf_counter()
+        report = engine.index_paths(paths)
+        seconds = time.perf_counter() - t0
+        assert len(report.added) == len(paths) and not report.failed, report
+        return seconds / len(paths) * 1000
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def each_ms(fn, items) -> float:
+    fn(items[0])
+    t0 = time.perf_counter()
+    for item in items:
+        fn(item)
+    return (time.perf_counter() - t0) / len(items) * 1000
+
+
+def model_inputs():
+    """BLIP's and CLIP's preparation of one image (resize, crop, normalise), or None without them."""
+    try:
+        import open_clip
+        from transformers import BlipImageProcessor
+    except ImportError:
+        return None
+    blip, clip = BlipImageProcessor(size={"height": 384, "width": 384}), open_clip.image_transform(224, False)
+    return lambda image: (blip(images=[image], return_tensors="np"), clip(image))
+
+
+def threaded_ms(datas: list[bytes], workers: int) -> float:
+    def one(data: bytes) -> int:
+        return len(thumbnails.make(intake.load_image(data, "p.jpg", MAX_BYTES, MAX_PIXELS).image))
+
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(one, datas[:workers]))
+        t0 = time.perf_counter()
+        list(pool.map(one, datas))
+        return (time.perf_counter() - t0) / len(datas) * 1000
+
+
+def run(n: int, rounds: int, folder: Path, old_rev: str) -> dict:
+    paths = photos(folder, range(n + 1))
+    warm, paths = paths[0], paths[1:]
+    datas = [p.read_bytes() for p in paths]
+    old_intake, old_thumbs = old_module(old_rev, "intake"), old_module(old_rev, "thumbnails")
+    variants = {"new": (intake.load_image, thumbnails.make)}
+    if old_intake is not None and old_thumbs is not None:
+        variants["old"] = (old_intake.load_image, old_thumbs.make)
+    figures: dict = {"photos": n, "photo_mb": round(float(np.mean([len(d) for d in datas])) / 2**20, 2),
+                     "cores": len(os.sched_getaffinity(0)), "old_rev": old_rev if "old" in variants else None,
+                     "pillow": Image.__version__}
+    prepare = model_inputs()
+    tmp = Path(tempfile.mkdtemp(prefix="vs-intake-bench-"))
+    watch = CpuWatch()
+    try:
+        timings: dict[str, list[float]] = {name: [] for name in variants}
+        for _ in range(rounds):  # old and new take turns, so a busy spell of the machine hits both
+            for name, (load, make) in variants.items():
+                with using(load, make):
+                    timings[name].append(index_ms(paths, warm, tmp))
+        for name, (load, make) in variants.items():
+            figures[f"{name}_index_ms"] = round(min(timings[name]), 1)
+            figures[f"{name}_load_image_ms"] = round(each_ms(lambda d, f=load: f(d, "p.jpg", MAX_BYTES, MAX_PIXELS),
+                                                             datas), 1)
+            bitmaps = [load(d, "p.jpg", MAX_BYTES, MAX_PIXELS).image for d in datas[:4]]
+            figures[f"{name}_thumbnail_ms"] = round(each_ms(make, bitmaps), 1)
+            figures[f"{name}_bitmap"] = "x".join(map(str, bitmaps[0].size))
+            if prepare is not None:
+                figures[f"{name}_model_inputs_ms"] = round(each_ms(prepare, bitmaps), 1)
+        figures["new_2_threads_ms"] = round(min(threaded_ms(datas, 2) for _ in range(rounds)), 1)
+        figures["other_cpu_load"] = watch.others()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if "old_index_ms" in figures:
+        figures["speedup"] = round(figures["old_index_ms"] / figures["new_index_ms"], 2)
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("-n", type=int, default=24, help="photos indexed per round (default 24)")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds per intake; the best is kept (default 2)")
+    parser.add_argument("--photos", type=Path, default=Path(tempfile.gettempdir()) / "vs-phone-photos",
+                        help="where the generated photos are kept between runs")
+    parser.add_argument("--old", default=OLD_REV, help=f"the git revision of today's intake (default {OLD_REV})")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    f = run(args.n, args.rounds, args.photos, args.old)
+    if args.json:
+        print(json.dumps(f))
+        return
+    print(f"{f['photos']} phone photos of {PHOTO_SIZE[0]} x {PHOTO_SIZE[1]}, {f['photo_mb']} MB on average; "
+          f"{f['cores']} cores; Pillow {f['pillow']}; visual_search at {Path(visual_search.__file__).parent}")
+    print("ms per image                      " + ("old (" + f["old_rev"] + ")   " if f["old_rev"] else "") + "new")
+    rows = [("indexing, instant models", "index_ms"), ("load_image alone", "load_image_ms"),
+            ("thumbnail alone", "thumbnail_ms")]
+    if "new_model_inputs_ms" in f:
+        rows.append(("BLIP + CLIP input preparation", "model_inputs_ms"))
+    for label, key in rows:
+        old = f"{f['old_' + key]:>10.1f}   " if f["old_rev"] else ""
+        print(f"  {label:<30} {old}{f['new_' + key]:>6.1f}")
+    print(f"  {'working bitmap':<30} " + (f"{f['old_bitmap']:>10}   " if f["old_rev"] else "") + f["new_bitmap"])
+    print(f"  {'intake + thumbnail, 2 threads':<30} " + (" " * 13 if f["old_rev"] else "")
+          + f"{f['new_2_threads_ms']:>6.1f}")
+    if "speedup" in f:
+        print(f"indexing without models: {f['speedup']}x lighter")
+    if f["other_cpu_load"] is not None:
+        print(f"other processes used {f['other_cpu_load']:.0%} of the CPU meanwhile")
+
+
+if __name__ == "__main__":
+    main()
