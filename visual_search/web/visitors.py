@@ -1,8 +1,11 @@
 """Who is asking, in a public demo: a visitor id per browser (kept in the browser) or per API session,
 and whether they signed in as a curator (README "Public demo", SECURITY.md).
 
-A browser keeps a random visitor id in `gr.BrowserState`; a page load hands it to the server, which
-remembers it for that page's session. An API client without a page is a visitor of its own for its
+A browser keeps its visitor id in `gr.BrowserState` as a token the server signed (`VisitorTokens`); a
+page load hands the token to the server, which checks the signature and remembers the id for that
+page's session. A bare id, or one signed by anyone else, is never adopted: ids are written in records
+and BrowserState's key is public (it is in `/config`), so only the server's signature makes one worth
+anything. An API client without a page is a visitor of its own for its
 session. Curators sign in with Hugging Face (`gr.LoginButton`, user names in VS_ADMINS) on a
 Space, or with VS_ADMIN_PASSWORD elsewhere. With VS_PUBLIC_DEMO off, everyone is everything: one
 library, every tab writable.
@@ -10,6 +13,8 @@ library, every tab writable.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
 import math
 import os
@@ -44,6 +49,28 @@ class Who:
 
 def new_visitor_id() -> str:
     return secrets.token_urlsafe(18)  # 144 random bits
+
+
+class VisitorTokens:
+    """Visitor ids as the browser keeps them: `<id>.<HMAC-SHA256 of the id under the server's key>`."""
+
+    def __init__(self, key: str) -> None:
+        self._key = key.encode()
+
+    def sign(self, visitor: str) -> str:
+        return f"{visitor}.{self._mac(visitor)}"
+
+    def verify(self, token: object) -> str | None:
+        """The visitor id of a token this server signed; None for anything else (a bare id included)."""
+        if not isinstance(token, str) or token.count(".") != 1:
+            return None
+        visitor, mac = token.split(".")
+        ok = VISITOR_ID.match(visitor) and hmac.compare_digest(mac.encode(), self._mac(visitor).encode())
+        return visitor if ok else None
+
+    def _mac(self, visitor: str) -> str:
+        digest = hmac.new(self._key, visitor.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 def is_admin_profile(profile: object, admins: frozenset[str]) -> bool:
@@ -92,6 +119,7 @@ class Access:
         self._lock = threading.Lock()
         self._visitors: OrderedDict[str, str] = OrderedDict()  # session hash -> visitor id
         self._curators: set[str] = set()  # session hashes signed in with the password
+        self.tokens = VisitorTokens(settings.visitor_secret or _kept_secret(settings.data_dir / ".visitor-secret"))
 
     def who(self, request: gr.Request | None, profile: object = None) -> Who:
         if not self.public:
@@ -107,12 +135,13 @@ class Access:
         return Who(visitor, admin or is_admin_profile(profile, self.settings.admins))
 
     def adopt(self, stored: object, request: gr.Request) -> str:
-        """Page load: the browser's visitor id (a new one if it has none) becomes this session's."""
-        visitor = stored if isinstance(stored, str) and VISITOR_ID.match(stored) else new_visitor_id()
+        """Page load: the visitor of the browser's signed token (a new visitor for anything else, a bare
+        or forged id included) becomes this session's; the browser keeps the signed token."""
+        visitor = self.tokens.verify(stored) or new_visitor_id()
         if _session(request):
             with self._lock:
                 self._remember(_session(request), visitor)
-        return visitor
+        return self.tokens.sign(visitor)
 
     def sign_in(self, password: str, request: gr.Request) -> str:
         expected = self.settings.admin_password
@@ -166,7 +195,11 @@ def _address(request: gr.Request | None) -> str:
 def browser_secret(settings: Settings) -> str:
     """The key gradio encrypts the browser's stored visitor id with, kept in the data dir: a restart
     of the app does not make every visitor a stranger to their own uploads."""
-    path = settings.data_dir / ".browser-secret"
+    return _kept_secret(settings.data_dir / ".browser-secret")
+
+
+def _kept_secret(path) -> str:
+    """A random key kept in `path` (made on first use): the same across restarts of the app."""
     try:
         return path.read_text().strip() or _new_secret(path)
     except OSError:

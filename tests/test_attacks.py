@@ -1,0 +1,77 @@
+"""The public demo attacked as a hostile stranger would (issue 21), through the real app on loopback:
+raw `/gradio_api/queue/join` calls with session hashes and event indexes of the attacker's choice.
+One test per finding; each failed on the code before its fix. Load tests with bigger numbers are in
+benchmarks/load.py (docs/load.md)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from gradio_client import Client, handle_file
+
+from attacker import Attacker, api_index, fn_index
+from conftest import launch_app
+from images import jpeg
+from visual_search import SearchEngine
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory, tiny_settings, shared_models):
+    settings = tiny_settings(tmp_path_factory.mktemp("attacked") / "data", public_demo=True,
+                             admin_password=PASSWORD)
+    engine = SearchEngine(settings, **shared_models)
+    engine.index_bytes([(f"shared{i}.jpg", jpeg(i)) for i in range(3)])
+    demo = launch_app(engine)
+    yield engine, demo
+    demo.close()
+
+
+def _upload_as_visitor(demo, tmp_path: Path, seed: int, name: str) -> tuple[Client, str]:
+    """Visitor A (a gradio_client session) adds one private picture; its id."""
+    path = tmp_path / name
+    path.write_bytes(jpeg(seed))
+    a = Client(demo.local_url, verbose=False)
+    outcome, _, _ = a.predict([handle_file(str(path))], api_name="/add_images")
+    assert outcome["data"][0][1] == "indexed"
+    return a, hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _library_files(attacker: Attacker, demo) -> list[str]:
+    _, table, _, _ = attacker.output(api_index(demo, "library"), [""])
+    return [row[0] for row in table["data"]]
+
+
+def test_1_a_record_is_not_served_and_a_bare_visitor_id_is_not_adopted(app, tmp_path):
+    """Finding 1: whoever holds one of A's photos computed its sha256, read its record (which names A's
+    visitor id), sent that id to the page-load event and became A."""
+    engine, demo = app
+    _, image_id = _upload_as_visitor(demo, tmp_path, 501, "mine.jpg")
+    record = engine.get(image_id)
+    images = engine.settings.images_dir.resolve()
+    mallory = Attacker(demo.local_url)
+    json_path = images / image_id[:2] / f"{image_id}.json"
+    assert json_path.exists()
+    for route in ("gradio_api/file=", "gradio_api/file/"):
+        assert mallory.get(f"{route}{json_path}").status_code == 404
+        assert mallory.get(f"{route}{record.path}").status_code == 200  # the picture itself still is
+
+    adopted = mallory.output(fn_index(demo, "adopt"), [record.owner])[0]  # the bare id, as the record says
+    assert record.owner not in adopted.split(".")[0]
+    assert "mine.jpg" not in _library_files(mallory, demo)
+    forged = mallory.output(fn_index(demo, "adopt"), [f"{record.owner}.forgedsignature"])[0]
+    assert not forged.startswith(record.owner) and "mine.jpg" not in _library_files(mallory, demo)
+    mallory.close()
+
+
+def test_1_a_signed_token_brings_the_same_visitor_back(app):
+    """The browser's own token (what the server signed at its first page load) is adopted on a reload."""
+    _, demo = app
+    first = Attacker(demo.local_url)
+    token = first.output(fn_index(demo, "adopt"), [None])[0]
+    again = Attacker(demo.local_url)
+    assert again.output(fn_index(demo, "adopt"), [token])[0] == token
+    first.close(), again.close()
