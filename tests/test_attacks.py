@@ -75,3 +75,20 @@ def test_1_a_signed_token_brings_the_same_visitor_back(app):
     again = Attacker(demo.local_url)
     assert again.output(fn_index(demo, "adopt"), [token])[0] == token
     first.close(), again.close()
+
+
+def test_2_an_id_prefix_finds_nothing_and_another_visitors_full_id_neither(app, tmp_path):
+    """Finding 2: the How-it-works picker looked any id or 8-character prefix up without the visitor,
+    answering with the full id, the server path and a download URL of another visitor's upload."""
+    engine, demo = app
+    _, image_id = _upload_as_visitor(demo, tmp_path, 502, "private.jpg")
+    mallory = Attacker(demo.local_url)
+    show = fn_index(demo, "show_picked")
+    for guess in (image_id[:8], image_id[:40], image_id):
+        out = mallory.output(show, [guess])[0]
+        assert image_id not in str(out), guess
+    shared = engine.list("")[0].id  # the shared collection answers as ever, by full id
+    assert shared in str(mallory.output(show, [shared])[0])
+    stage1 = mallory.output(api_index(demo, "explain_image"), [None, image_id[:8]])[0]
+    assert "full id" in stage1 and image_id not in stage1
+    mallory.close()

@@ -136,7 +136,7 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
             return "Select an image first.", *library(find, request)
         who = access.who(request, profile)
         try:
-            record = engine.set_caption(image_id, text, visitor=who.visitor, admin=who.admin)
+            record = engine.set_caption(access.image_id(image_id), text, visitor=who.visitor, admin=who.admin)
             status = f"Caption saved for **{md(record.filename)}**: searchable by its new words now."
         except VisualSearchError as exc:
             status = failure(exc)
@@ -149,7 +149,7 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
             return "Select an image first.", *library(find, request)
         who = access.who(request, profile)
         try:
-            record = engine.set_tags(image_id, (text or "").split(","), visitor=who.visitor, admin=who.admin)
+            record = engine.set_tags(access.image_id(image_id), (text or "").split(","), visitor=who.visitor, admin=who.admin)
             status = f"Tags saved for **{md(record.filename)}**: {md(', '.join(record.tags) or 'none')}."
         except VisualSearchError as exc:
             status = failure(exc)
@@ -160,7 +160,7 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
         if not (image_id or "").strip():
             return (gr.update(),) * 5
         try:
-            engine.get(image_id, access.who(request).visitor)
+            engine.get(access.image_id(image_id), access.who(request).visitor)
         except VisualSearchError as exc:
             return "", "", f"{gone(image_id, exc)} {NOTHING_PICKED}", "", gr.update(visible=False)
         return (gr.update(),) * 5
@@ -170,7 +170,7 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
         this person may not delete: nothing to confirm)."""
         who = access.who(request, profile)
         try:
-            record = engine.get(image_id, who.visitor) if (image_id or "").strip() else None
+            record = engine.get(access.image_id(image_id), who.visitor) if (image_id or "").strip() else None
             if record is not None:
                 check_may_change(record, who.visitor, who.admin)
         except VisualSearchError as exc:
@@ -186,7 +186,7 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
                     header(request))
         who = access.who(request, profile)
         try:
-            record = engine.remove(image_id, visitor=who.visitor, admin=who.admin)
+            record = engine.remove(access.image_id(image_id), visitor=who.visitor, admin=who.admin)
             status = f"Deleted **{md(record.filename)}**."
         except VisualSearchError as exc:
             status = failure(exc)

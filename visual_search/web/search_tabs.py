@@ -142,7 +142,7 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
         drawn = {"version": engine.changes, "id": image_id, "path": None}
         visitor = access.who(request).visitor
         try:
-            record = engine.get(image_id, visitor)
+            record = engine.get(access.image_id(image_id), visitor)
             response = _similar(record.id, k, words, visitor)
             shown = _with_hidden(view(response, engine.count(visitor), busy(), "like", engine.thumbnail), response)
             return *shown.outputs(), drawn, record.path

@@ -29,9 +29,13 @@ from typing import Callable
 import gradio as gr
 
 from ..config import Settings
+from ..errors import NotFound
 from ..recent import RecentTimes
 
 VISITOR_ID = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
+FULL_ID = re.compile(r"^[0-9a-f]{64}$")
+NEEDS_FULL_ID = ("No indexed image has the id {asked!r}: this demo names images by their full id (64 characters, "
+                 "as the Library table and /search_results give it).")
 MAX_SESSIONS = 50_000  # sessions remembered (oldest forgotten first: they get a new visitor id)
 SIGN_IN_REFUSED = "That is not the curator password."
 # Wrong curator passwords remembered for SIGN_IN_WINDOW_S: past either limit, sign-in is refused without
@@ -142,6 +146,14 @@ class Access:
             with self._lock:
                 self._remember(_session(request), visitor)
         return self.tokens.sign(visitor)
+
+    def image_id(self, asked: str | None) -> str:
+        """The id a client named, as the engine should look it up. A public demo takes full ids only: an
+        id prefix would let anyone guess their way into other visitors' uploads, 8 characters at a time."""
+        key = (asked or "").strip().lower()
+        if self.public and key and not FULL_ID.match(key):
+            raise NotFound(NEEDS_FULL_ID.format(asked=key[:80]))
+        return key
 
     def sign_in(self, password: str, request: gr.Request) -> str:
         expected = self.settings.admin_password
