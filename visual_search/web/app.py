@@ -21,6 +21,7 @@ from .common import md
 from .explain_tab import build_explain_tab
 from .search_tabs import build_search_tabs
 from .visitors import Access, build_access
+from .guard import Guard
 from .serving import GoneIsNotFound, OnlyPictures
 from .uploads import UploadJobs
 
@@ -80,7 +81,8 @@ BAR = 16  # characters in the text progress bar of the status line
 def launch_options(settings: Settings) -> dict[str, Any]:
     """Serve only the stored images and the samples (originals and thumbnails by their exact names,
     never a record); refuse uploads above the library's own limit; a stored image, thumbnail or upload
-    copy that is gone answers 404."""
+    copy that is gone answers 404; gradio's queue is bounded and kept running, and a public demo's
+    clients are rate-limited by address (guard.py)."""
     from gradio.utils import get_upload_folder
     from starlette.middleware import Middleware
 
@@ -91,7 +93,8 @@ def launch_options(settings: Settings) -> dict[str, Any]:
         "max_file_size": settings.max_file_bytes,
         "css": CSS,
         "i18n": gr.I18n(en=LABELS),
-        "app_kwargs": {"middleware": [Middleware(OnlyPictures, images=settings.images_dir, thumbs=settings.thumbs_dir),
+        "app_kwargs": {"middleware": [Middleware(Guard, settings=settings, upload_dir=get_upload_folder()),
+                                      Middleware(OnlyPictures, images=settings.images_dir, thumbs=settings.thumbs_dir),
                                       Middleware(GoneIsNotFound, roots=gone)]},
     }
 
