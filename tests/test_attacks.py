@@ -147,3 +147,40 @@ def test_3_the_queue_is_bounded_and_one_address_is_rate_limited_with_a_message(t
         mallory.close()
     finally:
         demo.close()
+
+
+def _data_url(size: tuple[int, int]) -> str:
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("1", size).save(buf, "PNG")  # a few KB that decode to size[0] * size[1] pixels
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def test_4_image_inputs_take_uploaded_files_only_not_data_urls_or_server_paths(app, tmp_path):
+    """Finding 4: an Image input's `data:` URL was decoded in full and re-encoded by gradio before any of
+    the app's limits (a 78 KB payload: 81 megapixels; eight of 12000x12000: 10 GB resident). Its
+    payload could also name any path on the server without gradio's upload check."""
+    engine, demo = app
+    from gradio.utils import get_upload_folder
+
+    folder = Path(get_upload_folder())
+    before = set(folder.rglob("*.webp"))  # where gradio wrote what it decoded from a data: URL
+    mallory = Attacker(demo.local_url)
+    _, private = _upload_as_visitor(demo, tmp_path, 504, "theirs.jpg")
+    json_record = engine.settings.images_dir / private[:2] / f"{private}.json"
+    for payload, refusal in [
+        ({"url": _data_url((3000, 3000)), "path": None}, "data: URLs"),
+        ({"path": str(json_record)}, "only reads files uploaded"),  # no meta: gradio's path check is skipped
+        ({"path": str(json_record), "meta": {"_type": "gradio.FileData"}}, "only reads files uploaded"),
+        ({"path": "/etc/hostname"}, "only reads files uploaded"),
+    ]:
+        for api in ("similar", "explain_image"):
+            data = [payload, 5, ""] if api == "similar" else [payload, None]
+            message = mallory.call(api_index(demo, api), data)
+            assert not message["success"] and refusal in str(message["output"]), (api, message)
+    assert set(folder.rglob("*.webp")) <= before  # nothing was decoded
+    mallory.close()

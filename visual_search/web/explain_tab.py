@@ -13,6 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 from .. import explain
 from ..engine import SearchEngine
 from ..errors import VisualSearchError
+from .inputs import uploaded_image
 from .common import alpha_slider, code, failure, md, read_upload
 from .visitors import Access
 
@@ -126,9 +127,9 @@ def build_explain_tab(engine: SearchEngine, access: Access) -> None:
         gr.Markdown(INTRO)
         gr.Markdown("## Stages 1–2: indexing one image")
         with gr.Row():
-            upload = gr.Image(type="filepath", image_mode=None, label="Upload an image", height=220,
-                              elem_id="explain-image",
-                              sources=["upload", "clipboard"])
+            upload = uploaded_image(s.max_file_bytes, s.images_dir, label="Upload an image", height=220,
+                                    elem_id="explain-image",
+                                    sources=["upload", "clipboard"])
             with gr.Column():
                 picked = gr.Dropdown(label="…or pick an indexed image", choices=[], value=None, allow_custom_value=True,
                                      info="refreshed each time this tab opens")

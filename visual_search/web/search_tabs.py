@@ -16,6 +16,7 @@ from .common import (
     Busy, ResultsView, alpha_slider, failure, gone, k_slider, md, preview_originals, read_upload, results_details,
     results_gallery, selected_record, view,
 )
+from .inputs import uploaded_image
 from .links import SHOW_IN_URL, link_params, result_rows
 
 # One per sample image (sample_images/), worded the way a visitor might ask.
@@ -211,8 +212,8 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
     with gr.Tab("Find similar", id="similar") as similar_tab:
         with gr.Row():
             with gr.Column(scale=1, min_width=240):
-                image = gr.Image(type="filepath", image_mode=None, label="Query image", height=260,
-                                 sources=["upload", "clipboard"], elem_id="similar-image")
+                image = uploaded_image(s.max_file_bytes, s.images_dir, label="Query image", height=260,
+                                       sources=["upload", "clipboard"], elem_id="similar-image")
                 k2 = k_slider(8, top)
                 words = gr.Textbox("", label="Refine with words", placeholder="e.g. at night", max_lines=1,
                                    elem_id="similar-words", info="like this image, but ...")
