@@ -6,6 +6,8 @@ benchmarks/load.py (docs/load.md)."""
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -184,3 +186,37 @@ def test_4_image_inputs_take_uploaded_files_only_not_data_urls_or_server_paths(a
             assert not message["success"] and refusal in str(message["output"]), (api, message)
     assert set(folder.rglob("*.webp")) <= before  # nothing was decoded
     mallory.close()
+
+
+def test_5_uploads_without_a_page_are_capped_per_address_and_old_ones_are_swept(tmp_path, tiny_settings,
+                                                                              shared_models):
+    """Finding 5: `/gradio_api/upload` wrote into gradio's upload folder for anyone, with no visitor, no
+    cap and no cleanup (30 MB in 0.21 s); query images of Find similar were kept for ever."""
+    from gradio.utils import get_upload_folder
+
+    settings = tiny_settings(tmp_path / "data", public_demo=True, upload_mb_per_hour=3.0)
+    engine = SearchEngine(settings, **shared_models)
+    folder = Path(get_upload_folder())
+    folder.mkdir(parents=True, exist_ok=True)
+    stale = folder / "vs-test-stale" / "query.jpg"  # a query image left a day and a half ago
+    stale.parent.mkdir(exist_ok=True)
+    stale.write_bytes(jpeg(7))
+    day_and_a_half_ago = stale.stat().st_mtime - 36 * 3600
+    os.utime(stale, (day_and_a_half_ago, day_and_a_half_ago))
+    demo = launch_app(engine)
+    try:
+        mallory = Attacker(demo.local_url)
+        blob = os.urandom(900 * 1024)
+        codes = [mallory.http.post(f"{mallory.url}gradio_api/upload", files={"files": ("x.bin", blob)}).status_code
+                 for _ in range(6)]
+        assert codes[:3] == [200] * 3 and codes[3:] == [429] * 3
+        refused = mallory.http.post(f"{mallory.url}gradio_api/upload", files={"files": ("x.bin", blob)})
+        assert "uploaded 3 MB in the last hour" in refused.json()["detail"]
+        for _ in range(50):  # the sweep runs beside the first request
+            if not stale.exists():
+                break
+            time.sleep(0.1)
+        assert not stale.exists() and not stale.parent.exists()
+        mallory.close()
+    finally:
+        demo.close()

@@ -11,7 +11,9 @@
 - **Per-address limits** (public demo): `VS_REQUESTS_PER_MINUTE` queue joins and uploads a minute per
   client address, `VS_UPLOAD_MB_PER_HOUR` megabytes of uploads an hour per address, and
   `VS_UPLOADS_TMP_MAX_MB` in gradio's upload folder in all; answered 429 / 507 with a message that
-  says which limit and when to come back.
+  says which limit and when to come back. The folder is swept of old files (tmpfiles.py).
+- **Small request bodies.** A queue join's JSON must say its length and stay under 1 MB: files travel
+  through `/gradio_api/upload`, which gradio holds to VS_MAX_FILE_MB per file.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..config import Settings
 from ..recent import RecentTimes
+from .tmpfiles import UNDER_PRESSURE_S, folder_bytes, sweep
 
 log = logging.getLogger(__name__)
 API = "/gradio_api"
@@ -39,6 +42,8 @@ UPLOAD = f"{API}/upload"
 HEALTH = "/healthz"
 MB = 1024 * 1024
 TMP_SIZE_EVERY_S = 5.0  # the upload folder's size is measured again at most this often
+SWEEP_EVERY_S = 600.0  # old files in the upload folder are looked for at most this often (tmpfiles.py)
+MAX_JSON_BYTES = 1024 * 1024  # a queue join's body: texts, numbers and file references, never file contents
 BUSY = "The demo is busy: {n} requests are waiting. Please try again in a minute."
 TOO_MANY = "Too many requests from your address ({n} in the last minute). Please try again in {s} s."
 TOO_MUCH = "Your address uploaded {mb:.0f} MB in the last hour, the most this demo takes. Try again in {m} min."
@@ -106,12 +111,14 @@ class Guard:
         self._requests = RecentTimes(60.0)
         self._uploads = RecentAmounts(3600.0)
         self._tmp_size: tuple[float, int] = (-math.inf, 0)
+        self._swept_at = -math.inf
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path, method = scope.get("path", ""), scope.get("method", "")
+        self._sweep_now_and_then()
         queue = self._queue(scope)
         state = keep_queue_running(queue) if queue is not None else "no queue"
         if path == HEALTH and method in ("GET", "HEAD"):
@@ -135,6 +142,9 @@ class Guard:
         if not (joins or upload):
             return None
         s, now, address = self.settings, self.clock(), _address(scope)
+        if joins and (_content_length(scope) is None or _content_length(scope) > MAX_JSON_BYTES):
+            return 413, {"detail": "A request must say its length (Content-Length) and stay under 1 MB: "
+                                   "send files through the upload route."}
         with self._lock:
             if s.public_demo and s.requests_per_minute > 0:
                 times = self._requests.times(address, now)
@@ -160,10 +170,22 @@ class Guard:
             if sent + size > s.upload_mb_per_hour * MB:
                 return 429, {"detail": TOO_MUCH.format(mb=sent / MB, m=max(1, math.ceil(wait / 60)))}
         if s.uploads_tmp_max_mb > 0 and self._tmp_bytes(now) + size > s.uploads_tmp_max_mb * MB:
+            self._sweep_soon(UNDER_PRESSURE_S)
+            self._tmp_size = (-math.inf, 0)  # measured again once swept
             return 507, {"detail": FULL}
         self._uploads.add(address, now, size)
         self._tmp_size = (self._tmp_size[0], self._tmp_size[1] + size)
         return None
+
+    def _sweep_now_and_then(self) -> None:
+        now = self.clock()
+        if now - self._swept_at >= SWEEP_EVERY_S:
+            self._swept_at = now
+            self._sweep_soon(self.settings.visitor_ttl_hours * 3600)
+
+    def _sweep_soon(self, max_age_s: float) -> None:
+        """Sweep in a thread of its own: a big folder must not hold up the server's event loop."""
+        threading.Thread(target=sweep, args=(self.upload_dir, max_age_s), name="vs-sweep-uploads", daemon=True).start()
 
     def _tmp_bytes(self, now: float) -> int:
         measured, size = self._tmp_size
@@ -171,16 +193,6 @@ class Guard:
             size = folder_bytes(self.upload_dir)
             self._tmp_size = (now, size)
         return size
-
-
-def folder_bytes(folder: Path) -> int:
-    total = 0
-    for path in folder.rglob("*"):
-        try:
-            total += path.stat().st_size if path.is_file() else 0
-        except OSError:
-            pass  # removed meanwhile
-    return total
 
 
 def _address(scope: Scope) -> str:
