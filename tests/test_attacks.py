@@ -17,6 +17,8 @@ from attacker import Attacker, api_index, fn_index
 from conftest import launch_app
 from images import jpeg
 from visual_search import SearchEngine
+from visual_search.visibility import REFUSED
+from visual_search.web.common import md
 
 PASSWORD = "correct horse battery staple"
 
@@ -220,3 +222,23 @@ def test_5_uploads_without_a_page_are_capped_per_address_and_old_ones_are_swept(
         mallory.close()
     finally:
         demo.close()
+
+
+def test_7_a_curators_rights_need_a_request_from_this_apps_own_pages(app):
+    """Finding 7: gradio echoes any Origin with credentials allowed and the Hugging Face sign-in cookie is
+    SameSite=None, so a page of another site, opened by a signed-in curator, could edit or delete shared
+    images. Here the curator's credentials (their session) come with another site's Origin."""
+    engine, demo = app
+    curator = Client(demo.local_url, verbose=False)
+    assert curator.predict(PASSWORD, api_name="/sign_in").startswith("Signed in as a curator")
+    shared = engine.list("")[-1]
+    for headers in ({"Origin": "https://evil.example"}, {"Referer": "https://evil.example/page.html"}):
+        page = Attacker(demo.local_url, session=curator.session_hash, headers=headers)
+        status = page.output(api_index(demo, "delete"), [shared.id, ""])[0]
+        assert status == f"⚠️ {md(REFUSED)}" and engine.get(shared.id)
+        page.close()
+    host = demo.local_url.split("//")[1].rstrip("/")
+    own_page = Attacker(demo.local_url, session=curator.session_hash, headers={"Origin": f"http://{host}"})
+    status = own_page.output(api_index(demo, "set_caption"), [shared.id, "curated from the app's own page", ""])[0]
+    assert status.startswith("Caption saved")
+    own_page.close()

@@ -25,6 +25,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable
+from urllib.parse import urlsplit
 
 import gradio as gr
 
@@ -130,13 +131,14 @@ class Access:
             return Who(None, True)
         session = _session(request)
         if not session:  # no session to remember it by: a visitor of its own for this one call
-            return Who(new_visitor_id(), is_admin_profile(profile, self.settings.admins))
+            return Who(new_visitor_id(), is_admin_profile(profile, self.settings.admins) and same_origin(request))
         with self._lock:
             visitor = self._visitors.get(session)
             if visitor is None:  # an API client (no page load): a visitor of its own for this session
                 visitor = self._remember(session, new_visitor_id())
             admin = session in self._curators
-        return Who(visitor, admin or is_admin_profile(profile, self.settings.admins))
+        admin = (admin or is_admin_profile(profile, self.settings.admins)) and same_origin(request)
+        return Who(visitor, admin)
 
     def adopt(self, stored: object, request: gr.Request) -> str:
         """Page load: the visitor of the browser's signed token (a new visitor for anything else, a bare
@@ -193,6 +195,19 @@ class Access:
                 f"after {s.visitor_ttl_hours:g} h. Up to {s.visitor_max_images} images "
                 f"({s.visitor_max_mb:g} MB) per visitor. The shared collection is read-only unless you sign in "
                 "as a curator.")
+
+
+def same_origin(request: gr.Request | None) -> bool:
+    """Whether a browser sent this request from a page of this app (its Origin, else its Referer, names
+    the host it was sent to). A curator's rights need it: the Hugging Face sign-in is a cookie that a
+    browser also sends with requests another site's page makes, and gradio lets any origin call it.
+    A program (no Origin, no Referer) is not a browser carrying someone's cookie: it passes."""
+    headers = getattr(request, "headers", None) or {}
+    claimed = headers.get("origin") or headers.get("referer") or ""
+    if not claimed:
+        return True
+    hosts = {h.strip().lower() for h in (headers.get("host", ""), headers.get("x-forwarded-host", "")) if h.strip()}
+    return urlsplit(claimed).netloc.lower() in hosts
 
 
 def _session(request: gr.Request | None) -> str:
