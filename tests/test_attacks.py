@@ -242,3 +242,26 @@ def test_7_a_curators_rights_need_a_request_from_this_apps_own_pages(app):
     status = own_page.output(api_index(demo, "set_caption"), [shared.id, "curated from the app's own page", ""])[0]
     assert status.startswith("Caption saved")
     own_page.close()
+
+
+def test_8_a_session_flood_forgets_idle_sessions_not_active_ones(app, tmp_path, monkeypatch):
+    """Finding 8: the memory of sessions dropped the oldest-created first: 50,010 new sessions signed out
+    an active curator and changed an active visitor's id. The same with the memory cut to 30 sessions."""
+    from visual_search.web import visitors
+
+    engine, demo = app
+    monkeypatch.setattr(visitors, "MAX_SESSIONS", 30)
+    curator = Client(demo.local_url, verbose=False)
+    assert curator.predict(PASSWORD, api_name="/sign_in").startswith("Signed in as a curator")
+    visitor, _ = _upload_as_visitor(demo, tmp_path, 508, "still-mine.jpg")
+    mallory = Attacker(demo.local_url)
+    status = api_index(demo, "status")
+    for round in range(4):
+        for i in range(20):
+            mallory.join(status, [], session=f"flood{round}-{i}")
+        curator.predict(api_name="/status")  # both are at work between the waves
+        visitor.predict(api_name="/status")
+    mallory.close()
+    assert "still-mine.jpg" in [row[0] for row in visitor.predict(api_name="/library")[1]["data"]]
+    shared = engine.list("")[-1]
+    assert curator.predict(shared.id, "still a curator", api_name="/set_caption")[0].startswith("Caption saved")

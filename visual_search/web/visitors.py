@@ -37,7 +37,7 @@ VISITOR_ID = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
 FULL_ID = re.compile(r"^[0-9a-f]{64}$")
 NEEDS_FULL_ID = ("No indexed image has the id {asked!r}: this demo names images by their full id (64 characters, "
                  "as the Library table and /search_results give it).")
-MAX_SESSIONS = 50_000  # sessions remembered (oldest forgotten first: they get a new visitor id)
+MAX_SESSIONS = 50_000  # sessions remembered (the longest idle forgotten first: they get a new visitor id)
 SIGN_IN_REFUSED = "That is not the curator password."
 # Wrong curator passwords remembered for SIGN_IN_WINDOW_S: past either limit, sign-in is refused without
 # looking at the password, so guessing gains nothing. The second bounds guessing from many addresses.
@@ -135,7 +135,8 @@ class Access:
         with self._lock:
             visitor = self._visitors.get(session)
             if visitor is None:  # an API client (no page load): a visitor of its own for this session
-                visitor = self._remember(session, new_visitor_id())
+                visitor = new_visitor_id()
+            self._remember(session, visitor)  # now its most recently active: a flood of new sessions forgets others
             admin = session in self._curators
         admin = (admin or is_admin_profile(profile, self.settings.admins)) and same_origin(request)
         return Who(visitor, admin)
@@ -182,6 +183,8 @@ class Access:
         return "Signed in as a curator: you can edit and delete the shared images."
 
     def _remember(self, session: str, visitor: str) -> str:
+        """Remember (or touch) a session: past MAX_SESSIONS the one idle the longest is forgotten, not the
+        oldest, so new sessions by the thousand do not sign out a curator or re-key a visitor at work."""
         self._visitors[session] = visitor
         self._visitors.move_to_end(session)
         while len(self._visitors) > MAX_SESSIONS:
