@@ -265,3 +265,64 @@ def test_8_a_session_flood_forgets_idle_sessions_not_active_ones(app, tmp_path, 
     assert "still-mine.jpg" in [row[0] for row in visitor.predict(api_name="/library")[1]["data"]]
     shared = engine.list("")[-1]
     assert curator.predict(shared.id, "still a curator", api_name="/set_caption")[0].startswith("Caption saved")
+
+
+def test_9_a_forwarded_for_header_does_not_make_a_guesser_a_new_address(tmp_path, tiny_settings, shared_models):
+    """Finding 9: X-Forwarded-For was trusted from 127.0.0.1, so a proxy on the same host let a password
+    guesser look like a new address at each try and dodge the per-address limit."""
+    settings = tiny_settings(tmp_path / "data", public_demo=True, admin_password=PASSWORD)
+    demo = launch_app(SearchEngine(settings, **shared_models))
+    try:
+        sign_in = api_index(demo, "sign_in")
+        answers = [Attacker(demo.local_url, headers={"X-Forwarded-For": f"203.0.113.{i}"}).output(sign_in, ["guess"])[0]
+                   for i in range(7)]
+        assert "Too many wrong passwords" in answers[-1], answers
+    finally:
+        demo.close()
+
+
+def test_9_a_curators_add_tells_nothing_of_visitors_uploads(app, tmp_path):
+    """Finding 9: a curator's add counted private images, and on a duplicate showed a visitor's private caption."""
+    engine, demo = app
+    visitor, image_id = _upload_as_visitor(demo, tmp_path, 509, "secret.jpg")
+    assert visitor.predict(image_id, "my private words", "", api_name="/set_caption")[0].startswith("Caption saved")
+    curator = Client(demo.local_url, verbose=False)
+    assert curator.predict(PASSWORD, api_name="/sign_in").startswith("Signed in as a curator")
+    outcome, status, _ = curator.predict([handle_file(str(tmp_path / "secret.jpg"))], api_name="/add_images")
+    assert "my private words" not in str(outcome) and outcome["data"][0][1].startswith("duplicate")
+    assert f"{engine.count(''):,} images in the collection" in status
+
+
+def test_9_tags_keep_no_control_or_direction_characters(app, tmp_path):
+    engine, demo = app
+    visitor, image_id = _upload_as_visitor(demo, tmp_path, 510, "tagged.jpg")
+    status = visitor.predict(image_id, "\u202egpj.tac, sofa\u200b\x07", "", api_name="/set_tags")[0]
+    assert status.startswith("Tags saved")
+    assert all(not any(ch in tag for ch in "\u202e\u200b\x07") for tag in engine.get(image_id).tags)
+
+
+def test_9_find_similar_redrawn_after_a_change_is_the_same_visitors_search(app, tmp_path):
+    """Finding 9: going back to Find similar after a change re-ran the search as a new anonymous visitor."""
+    engine, demo = app
+    visitor, image_id = _upload_as_visitor(demo, tmp_path, 511, "query.jpg")
+    _, table, *_ = visitor.predict(image_id, 8, "", api_name="/similar_by_id")
+    assert "query.jpg" in [row[5] for row in table["data"]]
+    engine.index_bytes([("another-shared.jpg", jpeg(512))])  # the collection changed meanwhile
+    page = Attacker(demo.local_url, session=visitor.session_hash)
+    _, table, status, *_ = page.output(fn_index(demo, "redraw_similar"), [8, "", None])
+    assert "query.jpg" in [row[5] for row in table["data"]], status
+    page.close()
+
+
+def test_9_page_loads_do_not_each_read_every_record(app, monkeypatch):
+    """Finding 9: every page load read every record from disk (to expire visitors' uploads)."""
+    engine, demo = app
+    calls = []
+    monkeypatch.setattr(engine, "expire_uploads", lambda: calls.append(1) or [])
+    mallory = Attacker(demo.local_url)
+    first_visit = fn_index(demo, "first_visit")
+    for i in range(5):
+        mallory.join(first_visit, [], session=f"load{i}")
+    mallory.output(first_visit, [])
+    mallory.close()
+    assert len(calls) <= 1

@@ -7,6 +7,10 @@ module; none holds pipeline logic, they call the engine (and explain.py) and for
 
 from __future__ import annotations
 
+import math
+import os
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +80,33 @@ CSS = """
 # Gradio's own words that its English locale lacks (an upload button was named "common.upload").
 LABELS = {"common.upload": "Add more files"}
 BAR = 16  # characters in the text progress bar of the status line
+# Visitors' expired uploads are looked for at a page load at most this often: looking reads every record
+# (~180 ms at 10k images), and a page load is free to anyone.
+EXPIRE_EVERY_S = 60.0
+
+
+class Every:
+    """Says yes at most once per `seconds` (thread-safe): for work a stranger's request may trigger."""
+
+    def __init__(self, seconds: float, clock=time.monotonic) -> None:
+        self.seconds, self.clock = seconds, clock
+        self._last = -math.inf
+        self._lock = threading.Lock()
+
+    def due(self) -> bool:
+        with self._lock:
+            now = self.clock()
+            if now - self._last < self.seconds:
+                return False
+            self._last = now
+            return True
+
+
+def trust_no_proxy_by_default() -> None:
+    """The client address the per-address limits count is the connection's own, unless the operator names
+    their proxy in FORWARDED_ALLOW_IPS (uvicorn's setting): uvicorn's default trusts X-Forwarded-For
+    from 127.0.0.1, so anything on the same host could make each request look like a new address."""
+    os.environ.setdefault("FORWARDED_ALLOW_IPS", "")
 
 
 def launch_options(settings: Settings) -> dict[str, Any]:
@@ -86,6 +117,7 @@ def launch_options(settings: Settings) -> dict[str, Any]:
     from gradio.utils import get_upload_folder
     from starlette.middleware import Middleware
 
+    trust_no_proxy_by_default()
     gone = [settings.images_dir.resolve(), settings.thumbs_dir.resolve(), Path(get_upload_folder()).resolve()]
     return {
         "allowed_paths": [str(settings.images_dir.resolve()), str(settings.thumbs_dir.resolve()),
@@ -105,6 +137,7 @@ def build_demo(engine: SearchEngine, startup: StartupJob | None = None, access: 
     registry of upload jobs (one is made when not given)."""
     access = access or Access(engine.settings)
     uploads = uploads or UploadJobs(engine)
+    sweeps = Every(EXPIRE_EVERY_S)
 
     def busy() -> str | None:
         """What the first-start job is doing, while it runs (search works meanwhile)."""
@@ -142,11 +175,11 @@ def build_demo(engine: SearchEngine, startup: StartupJob | None = None, access: 
         public demo, sweep visitors' expired uploads."""
         if startup is not None and not startup.started:
             startup.start()
-        if access.public:
+        if access.public and sweeps.due():
             try:
                 engine.expire_uploads()
             except VisualSearchError:
-                pass  # the store is down: the header says so; the next visit sweeps
+                pass  # the store is down: the header says so; a later visit sweeps
         return header(request), gr.Timer(active=bool(startup and startup.status.running))
 
     # Stored images and thumbnails are served straight from the data dir, never copied into gradio's

@@ -152,14 +152,15 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
         except VisualSearchError as exc:
             return *ResultsView.message(failure(exc)).outputs(), drawn, gr.update()
 
-    def redraw_similar(k: float, words: str, drawn: dict | None):
-        """Back on the Find similar tab after a write: the same query again (or: its image was deleted).
-        The query image box is no input here: after a delete it names a file gradio refuses to read."""
+    def redraw_similar(k: float, words: str, drawn: dict | None, request: gr.Request = None):
+        """Back on the Find similar tab after a write: the same query again, for the same visitor (or: its
+        image was deleted). The query image box is no input here: after a delete it names a file gradio
+        refuses to read."""
         if not drawn or drawn.get("version") == engine.changes:
             return (gr.update(),) * (len(similar_out) + 1)
         if drawn.get("id"):
-            return similar_to_indexed(drawn["id"], k, words)
-        return *similar_to_upload(drawn.get("path"), k, words), gr.update()
+            return similar_to_indexed(drawn["id"], k, words, request)
+        return *similar_to_upload(drawn.get("path"), k, words, request), gr.update()
 
     def pick(ids: list[str], evt: gr.SelectData):
         """A tile was selected: offer "find similar" for it, and its tags as filters."""
