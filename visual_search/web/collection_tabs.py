@@ -243,7 +243,7 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
                     with gr.Row():
                         yes = gr.Button("Yes, delete it", variant="stop", elem_id="library-delete")
                         no = gr.Button("Keep it", variant="secondary")
-                lib_status = gr.Markdown()
+                lib_status = gr.Markdown(elem_id="library-status")
         with gr.Accordion("All images as a table", open=False):
             table = gr.Dataframe(value=pd.DataFrame([], columns=LIBRARY_COLUMNS), interactive=False, wrap=True)
         ids = gr.State([])
