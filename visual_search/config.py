@@ -106,9 +106,9 @@ class Settings:
     # The key visitor ids are signed with ("": a random one kept in data_dir/.visitor-secret). Only the
     # server knows it: a visitor id read anywhere (a record, a log) cannot be presented without its signature.
     visitor_secret: str = ""
-    # A public demo under load (SECURITY.md): events waiting in gradio's queue at most, requests (queue
-    # joins, uploads) a minute per client address, and megabytes of gradio's upload folder per address
-    # an hour and in all. 0 turns a limit off.
+    # Under load (SECURITY.md, web/guard.py): events waiting in gradio's queue at most (always); in a
+    # public demo, requests (queue joins, uploads) a minute per client address, and megabytes of
+    # uploads per address an hour and in gradio's upload folder in all. 0 turns a limit off.
     queue_max: int = 200
     requests_per_minute: int = 300
     upload_mb_per_hour: float = 500.0
