@@ -666,9 +666,12 @@ def attacks_run(args) -> dict:
         try:
             app.wait_ready(args.ready_timeout)
             fig["ready_rss_mb"] = round(app.rss_mb())
-            fig["joins"] = join_flood(app, args.joins)
-            fig["data_urls"] = data_url_flood(app, args.payloads, args.side)
-            fig["uploads"] = upload_flood(app, upload_images(tmp / "uploads", 200), min(args.duration, 60.0))
+            attacks = {"joins": lambda: join_flood(app, args.joins),
+                       "data_urls": lambda: data_url_flood(app, args.payloads, args.side),
+                       "uploads": lambda: upload_flood(app, upload_images(tmp / "uploads", 200),
+                                                       min(args.duration, 60.0))}
+            for name in args.only or list(attacks):
+                fig[name] = attacks[name]()
         finally:
             app.stop()
         return fig
@@ -853,6 +856,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--joins", type=int, default=3000, help="--attacks: anonymous queue joins")
     p.add_argument("--payloads", type=int, default=8, help="--attacks: concurrent data: URL images")
     p.add_argument("--side", type=int, default=12000, help="--attacks: their width and height in pixels")
+    p.add_argument("--only", nargs="+", choices=["joins", "data_urls", "uploads"],
+                   help="--attacks: these attacks only (an app whose queue a flood stopped answers no other)")
     args = p.parse_args(argv)
     if args.attacks:
         fig = attacks_run(args)

@@ -109,7 +109,7 @@ class Settings:
     # Under load (SECURITY.md, web/guard.py): events waiting in gradio's queue at most (always); in a
     # public demo, requests (queue joins, uploads) a minute per client address, and megabytes of
     # uploads per address an hour and in gradio's upload folder in all. 0 turns a limit off.
-    queue_max: int = 200
+    queue_max: int = 64
     requests_per_minute: int = 300
     upload_mb_per_hour: float = 500.0
     uploads_tmp_max_mb: float = 2048.0
