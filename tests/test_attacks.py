@@ -326,3 +326,22 @@ def test_9_page_loads_do_not_each_read_every_record(app, monkeypatch):
     mallory.output(first_visit, [])
     mallory.close()
     assert len(calls) <= 1
+
+
+def test_9_on_a_space_the_visitors_address_is_the_one_the_proxy_wrote(monkeypatch):
+    """Hugging Face's proxy connects from an internal address: there (only) its X-Forwarded-For counts,
+    its right-most entry outside the private networks, so a client-written entry on the left is ignored."""
+    from uvicorn.middleware.proxy_headers import _TrustedHosts
+
+    from visual_search.web.app import default_trusted_proxies
+
+    monkeypatch.delenv("FORWARDED_ALLOW_IPS", raising=False)
+    monkeypatch.setenv("SPACE_ID", "someone/visual-search")
+    default_trusted_proxies()
+    trusted = _TrustedHosts(os.environ["FORWARDED_ALLOW_IPS"])
+    assert "10.16.3.80" in trusted and "127.0.0.1" not in trusted
+    assert trusted.get_trusted_client_address("198.51.100.7, 203.0.113.9, 10.16.3.80")[0] == "203.0.113.9"
+    monkeypatch.delenv("FORWARDED_ALLOW_IPS")
+    monkeypatch.delenv("SPACE_ID")
+    default_trusted_proxies()
+    assert "127.0.0.1" not in _TrustedHosts(os.environ["FORWARDED_ALLOW_IPS"])

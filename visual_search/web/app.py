@@ -102,11 +102,17 @@ class Every:
             return True
 
 
-def trust_no_proxy_by_default() -> None:
-    """The client address the per-address limits count is the connection's own, unless the operator names
-    their proxy in FORWARDED_ALLOW_IPS (uvicorn's setting): uvicorn's default trusts X-Forwarded-For
-    from 127.0.0.1, so anything on the same host could make each request look like a new address."""
-    os.environ.setdefault("FORWARDED_ALLOW_IPS", "")
+# On a Space the app is reached only through Hugging Face's proxy, from an internal address (10.x seen);
+# the visitor's address is the right-most X-Forwarded-For entry that is not one of these networks.
+SPACE_PROXIES = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10"
+
+
+def default_trusted_proxies() -> None:
+    """Which connections' X-Forwarded-For uvicorn believes (FORWARDED_ALLOW_IPS, when the operator has
+    not set it): on a Space, its internal proxies; elsewhere none. uvicorn's own default trusts
+    127.0.0.1, so anything on the same host could make each request look like a new address to the
+    per-address limits."""
+    os.environ.setdefault("FORWARDED_ALLOW_IPS", SPACE_PROXIES if os.environ.get("SPACE_ID", "").strip() else "")
 
 
 def launch_options(settings: Settings) -> dict[str, Any]:
@@ -117,7 +123,7 @@ def launch_options(settings: Settings) -> dict[str, Any]:
     from gradio.utils import get_upload_folder
     from starlette.middleware import Middleware
 
-    trust_no_proxy_by_default()
+    default_trusted_proxies()
     gone = [settings.images_dir.resolve(), settings.thumbs_dir.resolve(), Path(get_upload_folder()).resolve()]
     return {
         "allowed_paths": [str(settings.images_dir.resolve()), str(settings.thumbs_dir.resolve()),
