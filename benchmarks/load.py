@@ -528,7 +528,8 @@ def fn_index(url: str, api_name: str) -> int:
     return next(d["id"] for d in deps if d.get("api_name") == api_name)
 
 
-def timed_searches(url: str, n: int, pause_s: float = 0.0, deadline: float | None = None) -> tuple[list[float], list[str]]:
+def timed_searches(url: str, n: int, pause_s: float = 0.0,
+                   deadline: float | None = None) -> tuple[list[float], list[str]]:
     """A normal visitor's searches, one after another: (seconds each, errors)."""
     inputs, http = search_inputs(url), httpx.Client(timeout=120)
     times, errors = [], []

@@ -125,7 +125,7 @@ class Guard:
             waiting = len(queue) if queue is not None else 0
             await _answer(send, 200, {"status": "ok", "queue": state, "waiting": waiting})
             return
-        refusal = self._refusal(scope, path, method, queue) if method == "POST" else None
+        refusal = self._refusal(scope, path, queue) if method == "POST" else None
         if refusal is not None:
             await _answer(send, *refusal)
             return
@@ -137,7 +137,8 @@ class Guard:
         blocks = app.get_blocks() if hasattr(app, "get_blocks") else None
         return getattr(blocks, "_queue", None)
 
-    def _refusal(self, scope: Scope, path: str, method: str, queue: Any) -> tuple[int, dict] | None:
+    def _refusal(self, scope: Scope, path: str, queue: Any) -> tuple[int, dict] | None:
+        """(status, body) when this POST is refused before gradio sees it; None when it may go on."""
         joins, upload = path.startswith(JOINS), path.startswith(UPLOAD)
         if not (joins or upload):
             return None
@@ -185,7 +186,8 @@ class Guard:
 
     def _sweep_soon(self, max_age_s: float) -> None:
         """Sweep in a thread of its own: a big folder must not hold up the server's event loop."""
-        threading.Thread(target=sweep, args=(self.upload_dir, max_age_s), name="vs-sweep-uploads", daemon=True).start()
+        threading.Thread(target=sweep, args=(self.upload_dir, max_age_s), name="vs-sweep-uploads",
+                         daemon=True).start()
 
     def _tmp_bytes(self, now: float) -> int:
         measured, size = self._tmp_size
