@@ -196,7 +196,8 @@ def test_5_uploads_without_a_page_are_capped_per_address_and_old_ones_are_swept(
     cap and no cleanup (30 MB in 0.21 s); query images of Find similar were kept for ever."""
     from gradio.utils import get_upload_folder
 
-    settings = tiny_settings(tmp_path / "data", public_demo=True, upload_mb_per_hour=3.0)
+    # gradio's upload folder in tests is shared (/tmp/gradio): its size is not this test's to cap
+    settings = tiny_settings(tmp_path / "data", public_demo=True, upload_mb_per_hour=3.0, uploads_tmp_max_mb=0)
     engine = SearchEngine(settings, **shared_models)
     folder = Path(get_upload_folder())
     folder.mkdir(parents=True, exist_ok=True)
@@ -345,3 +346,34 @@ def test_9_on_a_space_the_visitors_address_is_the_one_the_proxy_wrote(monkeypatc
     monkeypatch.delenv("SPACE_ID")
     default_trusted_proxies()
     assert "127.0.0.1" not in _TrustedHosts(os.environ["FORWARDED_ALLOW_IPS"])
+
+
+def test_5_the_upload_folder_has_a_cap_in_all(tmp_path, tiny_settings):
+    """Many addresses together cannot fill the disk either: past VS_UPLOADS_TMP_MAX_MB uploads wait."""
+    import asyncio
+
+    from visual_search.web.guard import FULL, Guard
+
+    folder = tmp_path / "uploads-tmp"
+    (folder / "abc").mkdir(parents=True)
+    (folder / "abc" / "big.bin").write_bytes(b"x" * 900 * 1024)
+    passed = []
+
+    async def gradio(scope, receive, send):
+        passed.append(scope["path"])
+
+    guard = Guard(gradio, tiny_settings(tmp_path / "data", public_demo=True, uploads_tmp_max_mb=1.0), folder)
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    def upload(address: str, size: int) -> None:
+        scope = {"type": "http", "method": "POST", "path": "/gradio_api/upload", "client": (address, 1),
+                 "headers": [(b"content-length", str(size).encode())]}
+        asyncio.run(guard(scope, None, send))
+
+    upload("198.51.100.1", 100 * 1024)
+    assert passed == ["/gradio_api/upload"]
+    upload("198.51.100.2", 100 * 1024)  # another address: the folder is full for everyone
+    assert passed == ["/gradio_api/upload"] and sent[0]["status"] == 507 and FULL in sent[1]["body"].decode()
