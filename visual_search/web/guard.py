@@ -61,9 +61,9 @@ class ForgivingSessions(LRUCache):
             return asyncio.Queue()  # a queue nobody reads: the message is dropped
 
 
-def keep_queue_running(queue: Any) -> str:
-    """Install ForgivingSessions in gradio's queue, and start the queue again if it stopped.
-    Returns "running" or "recovered"."""
+def keep_queue_running(queue: Any, closing: bool = False) -> str:
+    """Install ForgivingSessions in gradio's queue, and start the queue again if it stopped (not while the
+    app is closing: `Blocks.close` stops the queue first). Returns "running", "recovered" or "stopped"."""
     sessions = queue.pending_messages_per_session
     if not isinstance(sessions, ForgivingSessions):
         forgiving = ForgivingSessions(sessions.max_size)
@@ -71,6 +71,8 @@ def keep_queue_running(queue: Any) -> str:
         queue.pending_messages_per_session = forgiving
     if not queue.stopped:
         return "running"
+    if closing:
+        return "stopped"
     log.warning("gradio's queue had stopped: starting it again")
     queue.stopped = False
     queue.start()
@@ -119,8 +121,9 @@ class Guard:
             return
         path, method = scope.get("path", ""), scope.get("method", "")
         self._sweep_now_and_then()
-        queue = self._queue(scope)
-        state = keep_queue_running(queue) if queue is not None else "no queue"
+        blocks = self._blocks(scope)
+        queue = getattr(blocks, "_queue", None)
+        state = keep_queue_running(queue, not blocks.is_running) if queue is not None else "no queue"
         if path == HEALTH and method in ("GET", "HEAD"):
             waiting = len(queue) if queue is not None else 0
             await _answer(send, 200, {"status": "ok", "queue": state, "waiting": waiting})
@@ -132,10 +135,9 @@ class Guard:
         await self.app(scope, receive, send)
 
     @staticmethod
-    def _queue(scope: Scope) -> Any:
+    def _blocks(scope: Scope) -> Any:
         app = scope.get("app")
-        blocks = app.get_blocks() if hasattr(app, "get_blocks") else None
-        return getattr(blocks, "_queue", None)
+        return app.get_blocks() if hasattr(app, "get_blocks") else None
 
     def _refusal(self, scope: Scope, path: str, queue: Any) -> tuple[int, dict] | None:
         """(status, body) when this POST is refused before gradio sees it; None when it may go on."""
