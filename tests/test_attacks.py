@@ -6,10 +6,12 @@ benchmarks/load.py (docs/load.md)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from gradio_client import Client, handle_file
 
@@ -377,3 +379,25 @@ def test_5_the_upload_folder_has_a_cap_in_all(tmp_path, tiny_settings):
     assert passed == ["/gradio_api/upload"]
     upload("198.51.100.2", 100 * 1024)  # another address: the folder is full for everyone
     assert passed == ["/gradio_api/upload"] and sent[0]["status"] == 507 and FULL in sent[1]["body"].decode()
+
+
+def test_5_a_body_without_a_declared_length_is_read_up_to_the_limit_only(app):
+    """A proxy may send a request on without its Content-Length (chunked): a join still passes, and a
+    JSON body past 1 MB is refused without gradio reading it."""
+    _, demo = app
+    index = api_index(demo, "status")
+
+    def chunks(body: bytes):
+        for at in range(0, len(body), 64 * 1024):
+            yield body[at : at + 64 * 1024]
+
+    def join(data: list) -> httpx.Response:
+        body = json.dumps({"data": data, "fn_index": index, "session_hash": "chunked", "event_data": None,
+                           "trigger_id": None}).encode()
+        return httpx.post(f"{demo.local_url}gradio_api/queue/join", content=chunks(body),
+                          headers={"content-type": "application/json"}, timeout=30)
+
+    ok = join([])
+    assert ok.status_code == 200 and "event_id" in ok.json()
+    big = join(["x" * (2 * 1024 * 1024)])
+    assert big.status_code == 413 and "under 1 MB" in big.json()["detail"]

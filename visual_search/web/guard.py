@@ -12,8 +12,9 @@
   client address, `VS_UPLOAD_MB_PER_HOUR` megabytes of uploads an hour per address, and
   `VS_UPLOADS_TMP_MAX_MB` in gradio's upload folder in all; answered 429 / 507 with a message that
   says which limit and when to come back. The folder is swept of old files (tmpfiles.py).
-- **Small request bodies.** A queue join's JSON must say its length and stay under 1 MB: files travel
-  through `/gradio_api/upload`, which gradio holds to VS_MAX_FILE_MB per file.
+- **Small request bodies.** A queue join's JSON must stay under 1 MB (checked from its declared length,
+  or read up to the limit when a proxy sent it without one): files travel through
+  `/gradio_api/upload`, which gradio holds to VS_MAX_FILE_MB per file.
 """
 
 from __future__ import annotations
@@ -129,9 +130,13 @@ class Guard:
             await _answer(send, 200, {"status": "ok", "queue": state, "waiting": waiting})
             return
         refusal = self._refusal(scope, path, queue) if method == "POST" else None
+        if refusal is None and method == "POST" and path.startswith(JOINS) and _content_length(scope) is None:
+            receive, refusal = await _bounded_body(receive, MAX_JSON_BYTES)  # a body without a declared length
         if refusal is not None:
             await _answer(send, *refusal)
             return
+        if method == "POST" and path.startswith(UPLOAD) and _content_length(scope) is None:
+            receive = self._counted(receive, _address(scope))
         await self.app(scope, receive, send)
 
     @staticmethod
@@ -145,9 +150,8 @@ class Guard:
         if not (joins or upload):
             return None
         s, now, address = self.settings, self.clock(), _address(scope)
-        if joins and (_content_length(scope) is None or _content_length(scope) > MAX_JSON_BYTES):
-            return 413, {"detail": "A request must say its length (Content-Length) and stay under 1 MB: "
-                                   "send files through the upload route."}
+        if joins and (_content_length(scope) or 0) > MAX_JSON_BYTES:
+            return TOO_BIG
         with self._lock:
             if s.public_demo and s.requests_per_minute > 0:
                 times = self._requests.times(address, now)
@@ -162,12 +166,10 @@ class Guard:
         return None
 
     def _upload_refusal(self, scope: Scope, address: str, now: float) -> tuple[int, dict] | None:
-        """Uploads are counted by their declared length (gradio refuses a body longer than
-        VS_MAX_FILE_MB per file whatever it declares)."""
+        """Uploads are counted by their declared length, or as their bytes arrive when a proxy sent them
+        without one (gradio refuses a file above VS_MAX_FILE_MB whatever is declared)."""
         s = self.settings
-        size = _content_length(scope)
-        if size is None:
-            return 411, {"detail": "An upload must say its length (Content-Length)."}
+        size = _content_length(scope) or 0
         if s.upload_mb_per_hour > 0:
             sent, wait = self._uploads.total(address, now)
             if sent + size > s.upload_mb_per_hour * MB:
@@ -179,6 +181,18 @@ class Guard:
         self._uploads.add(address, now, size)
         self._tmp_size = (self._tmp_size[0], self._tmp_size[1] + size)
         return None
+
+    def _counted(self, receive: Receive, address: str) -> Receive:
+        """`receive`, adding each chunk of the body to the address's uploads of the hour."""
+        async def counting() -> dict:
+            message = await receive()
+            size = len(message.get("body", b""))
+            if size:
+                with self._lock:
+                    self._uploads.add(address, self.clock(), size)
+            return message
+
+        return counting
 
     def _sweep_now_and_then(self) -> None:
         now = self.clock()
@@ -212,6 +226,28 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return None
     return None
+
+
+TOO_BIG = (413, {"detail": "A request must stay under 1 MB: send files through the upload route."})
+
+
+async def _bounded_body(receive: Receive, limit: int) -> tuple[Receive, tuple[int, dict] | None]:
+    """Read a body that declared no length, up to `limit` bytes: (a `receive` that replays it, None), or
+    (_, TOO_BIG) past the limit. Proxies may re-frame a request without its Content-Length."""
+    messages, size = [], 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        size += len(message.get("body", b""))
+        if size > limit:
+            return receive, TOO_BIG
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            break
+
+    async def replay() -> dict:
+        return messages.pop(0) if messages else await receive()
+
+    return replay, None
 
 
 async def _answer(send: Send, status: int, body: dict) -> None:
