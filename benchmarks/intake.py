@@ -3,8 +3,8 @@
 Instant stand-in models (one fixed caption, fixed vectors) are plugged into SearchEngine, so what is
 timed is everything else indexing does: read and hash the bytes, check and decode them, make the
 thumbnail, write the original, the record and the vectors, upsert the index. Warm: imports done and
-the store opened (one photo indexed) before the clock starts. Today's intake (intake.py and
-thumbnails.py as they were at --old, read from git) runs in the same process on the same photos,
+the store opened (one photo indexed) before the clock starts. Today's intake (library/intake.py and
+library/thumbnails.py as they were at --old, read from git) runs in the same process on the same photos,
 side by side; they take turns, --rounds times each on a fresh collection, and the best round is kept.
 The share of the CPU other processes used meanwhile is printed: on a shared machine, read it first.
 

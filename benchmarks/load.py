@@ -27,6 +27,17 @@ With --flood the app runs as a public demo (VS_PUBLIC_DEMO=1) and the load runs 
 app, side by side: the searchers alone, then the searchers while one visitor (one session, one call
 after another) keeps uploading as fast as the app answers; the visitor's caps refuse most of it.
 
+With --attacks the app runs as a public demo and is attacked as in issue 21 (docs/load.md "Under
+attack"), each attack a bounded loop: `--joins` anonymous queue joins to /search with new session
+hashes and results nobody reads, then a normal visitor's searches; `--payloads` concurrent `data:`
+URL images of `--side` x `--side` pixels sent to /similar while a visitor searches (the app's peak
+memory is sampled); two visitors flooding uploads from new sessions while a third edits captions.
+Per-address limits are off for the run (VS_REQUESTS_PER_MINUTE=0, VS_UPLOAD_MB_PER_HOUR=0), as for an
+attacker with many addresses, so that the floods reach gradio's queue.
+
+    python benchmarks/load.py --tiny --attacks
+    python benchmarks/load.py --tiny --attacks --app-dir /tmp/vs-before   # the same attacks on older code
+
 Loopback only: the app is bound to 127.0.0.1 and the clients call nothing else.
 """
 
@@ -489,6 +500,199 @@ def flood_report(fig: dict) -> str:
     return "\n".join(lines)
 
 
+# ---- attacks (issue 21) ---------------------------------------------------------------------------
+class RssPeak:
+    """The app's resident memory, sampled every 0.1 s in a thread while `with` lasts."""
+
+    def __init__(self, app: App) -> None:
+        self.app, self.peak, self._stop = app, 0.0, threading.Event()
+
+    def __enter__(self) -> "RssPeak":
+        def sample() -> None:
+            while not self._stop.is_set():
+                self.peak = max(self.peak, self.app.rss_mb())
+                time.sleep(0.1)
+
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def fn_index(url: str, api_name: str) -> int:
+    """The event index of a named endpoint, as anyone reads it from /config."""
+    deps = httpx.get(f"{url}config", timeout=60).json()["dependencies"]
+    return next(d["id"] for d in deps if d.get("api_name") == api_name)
+
+
+def timed_searches(url: str, n: int, pause_s: float = 0.0,
+                   deadline: float | None = None) -> tuple[list[float], list[str]]:
+    """A normal visitor's searches, one after another: (seconds each, errors)."""
+    inputs, http = search_inputs(url), httpx.Client(timeout=120)
+    times, errors = [], []
+    for i in range(n):
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        t0 = time.perf_counter()
+        try:
+            check_search(call(http, url, "search", inputs(QUERIES[i % len(QUERIES)], 8, 0.5)), 8)
+            times.append(time.perf_counter() - t0)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(f"{type(exc).__name__}: {str(exc)[:160]}")
+        time.sleep(pause_s)
+    http.close()
+    return times, errors
+
+
+def join_flood(app: App, n: int) -> dict:
+    """`n` queue joins to /search, each with a new session hash, nobody reading the results (one client,
+    as fast as the server answers); then a normal visitor's searches."""
+    import secrets
+    from collections import Counter
+
+    url, index = app.url, fn_index(app.url, "search")
+    data = search_inputs(url)("a cat", 8, 0.5)
+    http, codes = httpx.Client(timeout=60), Counter()
+    t0 = time.monotonic()
+    for i in range(n):
+        body = {"data": data, "fn_index": index, "session_hash": f"flood{i}-{secrets.token_hex(4)}",
+                "event_data": None, "trigger_id": None}
+        try:
+            codes[http.post(f"{url}gradio_api/queue/join", json=body).status_code] += 1
+        except httpx.HTTPError as exc:
+            codes[type(exc).__name__] += 1
+    flood_s = time.monotonic() - t0
+    after, errors = timed_searches(url, 5)
+    health = http.get(f"{url}healthz")
+    http.close()
+    return {"joins": n, "answers": dict(codes), "flood_s": round(flood_s, 1),
+            "first_search_after_s": round(after[0], 2) if after else None,
+            "searches_after_ms": [round(t * 1000) for t in after], "search_errors_after": errors,
+            "health": health.json() if health.status_code == 200 else health.status_code}
+
+
+def data_url(side: int) -> str:
+    """A PNG of side x side black pixels as a data: URL (a few hundred KB that decode to side² pixels)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("1", (side, side)).save(buf, "PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def data_url_flood(app: App, n: int, side: int, search_s: float = 20.0) -> dict:
+    """`n` concurrent `data:` URL images sent to /similar, while a visitor searches for `search_s`."""
+    url, payload = app.url, data_url(side)
+    rss_before = app.rss_mb()
+    answers: list[str] = []
+
+    def attack() -> None:
+        http = httpx.Client(timeout=300)
+        try:
+            call(http, url, "similar", [{"url": payload, "path": None}, 8, ""])
+            answers.append("answered")
+        except Exception as exc:  # noqa: BLE001
+            answers.append(str(exc)[:120])
+        http.close()
+
+    with RssPeak(app) as rss:
+        attackers = [threading.Thread(target=attack) for _ in range(n)]
+        for t in attackers:
+            t.start()
+        times, errors = timed_searches(url, 10_000, 0.1, time.monotonic() + search_s)
+        for t in attackers:
+            t.join(300)
+    return {"payloads": n, "side": side, "payload_kb": round(len(payload) / 1024), "answers": sorted(set(answers)),
+            "rss_before_mb": round(rss_before), "rss_peak_mb": round(rss.peak), "searches": len(times),
+            "search_p50_ms": round(percentile(times, 50) * 1000), "search_p95_ms": round(percentile(times, 95) * 1000),
+            "search_errors": errors[:3]}
+
+
+def upload_flood(app: App, files: list[Path], duration: float, floods: int = 2, batch: int = 10) -> dict:
+    """`floods` visitors uploading batches from new sessions (caps are per visitor; sessions cost
+    nothing) while another visitor edits the caption of their own upload twice a second."""
+    from gradio_client import Client, handle_file
+
+    url, deadline = app.url, time.monotonic() + duration
+    editor = Client(url, verbose=False, download_files=False)
+    editor.predict([handle_file(str(files[0]))], api_name="/add_images")
+    mine = editor.predict("", api_name="/library")[1]["data"][0][4]
+    sent = [0]
+
+    def flood(k: int) -> None:
+        chunks = [files[1 + i : 1 + i + batch] for i in range(k * batch, len(files) - 1, floods * batch)]
+        for chunk in chunks:
+            if time.monotonic() >= deadline or not chunk:
+                break
+            try:
+                Client(url, verbose=False, download_files=False).predict(
+                    [handle_file(str(p)) for p in chunk], api_name="/add_images")
+                sent[0] += len(chunk)
+            except Exception:  # noqa: BLE001 - a refusal is an answer too
+                pass
+
+    threads = [threading.Thread(target=flood, args=(k,), daemon=True) for k in range(floods)]
+    for t in threads:
+        t.start()
+    edits, errors, i = [], [], 0
+    while time.monotonic() < deadline:
+        t0 = time.perf_counter()
+        status = editor.predict(mine, f"my own caption, edit {i}", "", api_name="/set_caption")[0]
+        edits.append(time.perf_counter() - t0)
+        if not status.startswith("Caption saved"):
+            errors.append(status[:120])
+        i += 1
+        time.sleep(0.5)
+    for t in threads:
+        t.join(120)
+    return {"floods": floods, "images_sent": sent[0], "edits": len(edits),
+            "edit_p50_ms": round(percentile(edits, 50) * 1000), "edit_p95_ms": round(percentile(edits, 95) * 1000),
+            "edit_max_ms": round(max(edits, default=float("nan")) * 1000), "edit_errors": errors[:3]}
+
+
+def attacks_run(args) -> dict:
+    with tempfile.TemporaryDirectory(prefix="vs-attacks-") as tmp:
+        tmp = Path(tmp)
+        kind = "tiny" if args.tiny else "random" if args.random_weights else "configured"
+        env = {**model_env(kind, tmp / "models"), "VS_PUBLIC_DEMO": "1", "VS_REQUESTS_PER_MINUTE": "0",
+               "VS_UPLOAD_MB_PER_HOUR": "0", "VS_VISITOR_UPLOADS_PER_MINUTE": "1000"}
+        app = App(env, args.data_dir or tmp / "data", tmp / "app.log", args.concurrency, args.app_dir)
+        fig = {"models": kind, "cpus": os.cpu_count(), "app": _describe(args.app_dir)}
+        try:
+            app.wait_ready(args.ready_timeout)
+            fig["ready_rss_mb"] = round(app.rss_mb())
+            attacks = {"joins": lambda: join_flood(app, args.joins),
+                       "data_urls": lambda: data_url_flood(app, args.payloads, args.side),
+                       "uploads": lambda: upload_flood(app, upload_images(tmp / "uploads", 200),
+                                                       min(args.duration, 60.0))}
+            for name in args.only or list(attacks):
+                fig[name] = attacks[name]()
+        finally:
+            app.stop()
+        return fig
+
+
+def attacks_report(fig: dict) -> str:
+    j, d, u = fig.get("joins", {}), fig.get("data_urls", {}), fig.get("uploads", {})
+    return "\n".join([
+        f"models: {fig['models']} · {fig['cpus']} CPUs · app: {fig['app']} · ready RSS {fig.get('ready_rss_mb')} MB",
+        f"joins: {j.get('joins')} in {j.get('flood_s')} s, answers {j.get('answers')}; then a visitor's searches "
+        f"{j.get('searches_after_ms')} ms, errors {j.get('search_errors_after')}; health {j.get('health')}",
+        f"data: URLs: {d.get('payloads')} x {d.get('side')}² px ({d.get('payload_kb')} KB each): {d.get('answers')}; "
+        f"RSS {d.get('rss_before_mb')} -> peak {d.get('rss_peak_mb')} MB; a visitor's {d.get('searches')} searches "
+        f"p50 {d.get('search_p50_ms')} ms, p95 {d.get('search_p95_ms')} ms, errors {d.get('search_errors')}",
+        f"uploads: {u.get('floods')} visitors sent {u.get('images_sent')} images; another's {u.get('edits')} caption "
+        f"edits p50 {u.get('edit_p50_ms')} ms, p95 {u.get('edit_p95_ms')} ms, max {u.get('edit_max_ms')} ms, "
+        f"errors {u.get('edit_errors')}",
+    ])
+
+
 def collection(args, tmp: Path) -> tuple[dict[str, str], list[Path]]:
     """What the app indexes on its first start (VS_SAMPLE_DIR) and the files the uploader adds:
     the sample images and photos made from them, or, with --photos, phone photos."""
@@ -648,7 +852,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", type=Path, help="the app's data dir, kept afterwards (default: a temporary one)")
     p.add_argument("--flood", action="store_true", help="public demo: searchers alone, then beside one visitor "
                    "flooding uploads (README 'Public demo')")
+    p.add_argument("--attacks", action="store_true", help="public demo under the attacks of issue 21 "
+                   "(docs/load.md 'Under attack')")
+    p.add_argument("--joins", type=int, default=3000, help="--attacks: anonymous queue joins")
+    p.add_argument("--payloads", type=int, default=8, help="--attacks: concurrent data: URL images")
+    p.add_argument("--side", type=int, default=12000, help="--attacks: their width and height in pixels")
+    p.add_argument("--only", nargs="+", choices=["joins", "data_urls", "uploads"],
+                   help="--attacks: these attacks only (an app whose queue a flood stopped answers no other)")
     args = p.parse_args(argv)
+    if args.attacks:
+        fig = attacks_run(args)
+        print(attacks_report(fig))
+        if args.json:
+            args.json.write_text(json.dumps(fig, indent=1, ensure_ascii=False))
+        return 0
     if args.flood:
         fig = flood_run(args)
         print(flood_report(fig))

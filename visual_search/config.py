@@ -108,6 +108,16 @@ class Settings:
     visitor_uploads_per_minute: int = 20
     admins: frozenset[str] = frozenset()  # Hugging Face user names allowed to curate (OAuth on Spaces)
     admin_password: str = ""  # curator password for the sign-in form elsewhere ("" : no password sign-in)
+    # The key visitor ids are signed with ("": a random one kept in data_dir/.visitor-secret). Only the
+    # server knows it: a visitor id read anywhere (a record, a log) cannot be presented without its signature.
+    visitor_secret: str = ""
+    # Under load (SECURITY.md, web/guard.py): events waiting in gradio's queue at most (always); in a
+    # public demo, requests (queue joins, uploads) a minute per client address, and megabytes of
+    # uploads per address an hour and in gradio's upload folder in all. 0 turns a limit off.
+    queue_max: int = 64
+    requests_per_minute: int = 300
+    upload_mb_per_hour: float = 500.0
+    uploads_tmp_max_mb: float = 2048.0
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":
@@ -143,6 +153,11 @@ class Settings:
             visitor_uploads_per_minute=_env_int("VS_VISITOR_UPLOADS_PER_MINUTE", cls.visitor_uploads_per_minute),
             admins=frozenset(n.strip().lower() for n in os.environ.get("VS_ADMINS", "").split(",") if n.strip()),
             admin_password=os.environ.get("VS_ADMIN_PASSWORD", ""),
+            visitor_secret=os.environ.get("VS_VISITOR_SECRET", "").strip(),
+            queue_max=_env_int("VS_QUEUE_MAX", cls.queue_max),
+            requests_per_minute=_env_int("VS_REQUESTS_PER_MINUTE", cls.requests_per_minute),
+            upload_mb_per_hour=_env_float("VS_UPLOAD_MB_PER_HOUR", cls.upload_mb_per_hour),
+            uploads_tmp_max_mb=_env_float("VS_UPLOADS_TMP_MAX_MB", cls.uploads_tmp_max_mb),
         )
         return replace(settings, **overrides) if overrides else settings
 

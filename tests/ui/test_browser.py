@@ -195,7 +195,7 @@ def test_delete_in_the_library_asks_first(page):
 
     page.get_by_role("button", name="Delete image…").click()
     page.get_by_role("button", name="Yes, delete it").click()
-    page.get_by_text("Deleted ").wait_for()
+    page.locator("#library-status", has_text="Deleted ").wait_for()  # the delete's own status, not any "deleted"
     expect(page.locator("#library-gallery .thumbnail-item")).to_have_count(before - 1)
 
 

@@ -99,7 +99,7 @@ def test_a_deleted_image_answers_404_and_no_view_shows_it(app, page):
     expect(page.locator("#library-caption textarea")).to_have_value(CAPTIONS[0])
     page.get_by_role("button", name="Delete image…").click()
     page.get_by_role("button", name="Yes, delete it").click()
-    page.get_by_text("Deleted ").wait_for()
+    page.locator("#library-status", has_text="Deleted ").wait_for()  # the delete's own status, not any "deleted"
     assert {k: _status(page, u) for k, u in urls.items()} == dict.fromkeys(urls, 404)
     expect(_tile(page, "#library-gallery", "red apple")).to_have_count(0)
 

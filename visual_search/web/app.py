@@ -8,6 +8,10 @@ the answer.
 
 from __future__ import annotations
 
+import math
+import os
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +26,8 @@ from .common import md
 from .explain_tab import build_explain_tab
 from .search_tabs import build_search_tabs
 from .visitors import Access, build_access
-from .serving import GoneIsNotFound
+from .guard import Guard
+from .serving import GoneIsNotFound, OnlyPictures
 from .uploads import UploadJobs
 
 TITLE = "Visual search"
@@ -76,14 +81,50 @@ CSS = """
 # Gradio's own words that its English locale lacks (an upload button was named "common.upload").
 LABELS = {"common.upload": "Add more files"}
 BAR = 16  # characters in the text progress bar of the status line
+# Visitors' expired uploads are looked for at a page load at most this often: looking reads every record
+# (~180 ms at 10k images), and a page load is free to anyone.
+EXPIRE_EVERY_S = 60.0
+
+
+class Every:
+    """Says yes at most once per `seconds` (thread-safe): for work a stranger's request may trigger."""
+
+    def __init__(self, seconds: float, clock=time.monotonic) -> None:
+        self.seconds, self.clock = seconds, clock
+        self._last = -math.inf
+        self._lock = threading.Lock()
+
+    def due(self) -> bool:
+        with self._lock:
+            now = self.clock()
+            if now - self._last < self.seconds:
+                return False
+            self._last = now
+            return True
+
+
+# On a Space the app is reached only through Hugging Face's proxy, from an internal address (10.x seen);
+# the visitor's address is the right-most X-Forwarded-For entry that is not one of these networks.
+SPACE_PROXIES = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10"
+
+
+def default_trusted_proxies() -> None:
+    """Which connections' X-Forwarded-For uvicorn believes (FORWARDED_ALLOW_IPS, when the operator has
+    not set it): on a Space, its internal proxies; elsewhere none. uvicorn's own default trusts
+    127.0.0.1, so anything on the same host could make each request look like a new address to the
+    per-address limits."""
+    os.environ.setdefault("FORWARDED_ALLOW_IPS", SPACE_PROXIES if os.environ.get("SPACE_ID", "").strip() else "")
 
 
 def launch_options(settings: Settings) -> dict[str, Any]:
-    """Serve only the stored images and the samples; refuse uploads above the library's own limit; a
-    stored image, thumbnail or upload copy that is gone answers 404."""
+    """Serve only the stored images and the samples (originals and thumbnails by their exact names,
+    never a record); refuse uploads above the library's own limit; a stored image, thumbnail or upload
+    copy that is gone answers 404; gradio's queue is bounded and kept running, and a public demo's
+    clients are rate-limited by address (guard.py)."""
     from gradio.utils import get_upload_folder
     from starlette.middleware import Middleware
 
+    default_trusted_proxies()
     gone = [settings.images_dir.resolve(), settings.thumbs_dir.resolve(), Path(get_upload_folder()).resolve()]
     return {
         "allowed_paths": [str(settings.images_dir.resolve()), str(settings.thumbs_dir.resolve()),
@@ -91,7 +132,9 @@ def launch_options(settings: Settings) -> dict[str, Any]:
         "max_file_size": settings.max_file_bytes,
         "css": CSS,
         "i18n": gr.I18n(en=LABELS),
-        "app_kwargs": {"middleware": [Middleware(GoneIsNotFound, roots=gone)]},
+        "app_kwargs": {"middleware": [Middleware(Guard, settings=settings, upload_dir=get_upload_folder()),
+                                      Middleware(OnlyPictures, images=settings.images_dir, thumbs=settings.thumbs_dir),
+                                      Middleware(GoneIsNotFound, roots=gone)]},
     }
 
 
@@ -101,6 +144,7 @@ def build_demo(engine: SearchEngine, startup: StartupJob | None = None, access: 
     registry of upload jobs (one is made when not given)."""
     access = access or Access(engine.settings)
     uploads = uploads or UploadJobs(engine)
+    sweeps = Every(EXPIRE_EVERY_S)
 
     def busy() -> str | None:
         """What the first-start job is doing, while it runs (search works meanwhile)."""
@@ -138,11 +182,11 @@ def build_demo(engine: SearchEngine, startup: StartupJob | None = None, access: 
         public demo, sweep visitors' expired uploads."""
         if startup is not None and not startup.started:
             startup.start()
-        if access.public:
+        if access.public and sweeps.due():
             try:
                 engine.expire_uploads()
             except VisualSearchError:
-                pass  # the store is down: the header says so; the next visit sweeps
+                pass  # the store is down: the header says so; a later visit sweeps
         return header(request), gr.Timer(active=bool(startup and startup.status.running))
 
     # Stored images and thumbnails are served straight from the data dir, never copied into gradio's

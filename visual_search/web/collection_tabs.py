@@ -7,6 +7,7 @@ shown, never used as a path. The engine reads each file in turn and checks its s
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -34,6 +35,12 @@ SHOW_EDITOR = """() => {
   if (r && (r.top < 0 || r.top > window.innerHeight - 120)) editor.scrollIntoView({block: 'start'});
   return [];
 }"""
+
+
+def visible_tags(text: str | None) -> list[str]:
+    """Tags as typed (`cat, sofa`), without control or format characters (a right-to-left override
+    would make a tag read as another on every page that shows it)."""
+    return ["".join(ch for ch in tag if unicodedata.category(ch)[0] != "C") for tag in (text or "").split(",")]
 
 
 def matching(records: list[ImageRecord], find: str | None) -> list[ImageRecord]:
@@ -80,7 +87,7 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
         """Index every given file and answer when all are done (the API's way; the page's is send_new)."""
         if not files:
             return pd.DataFrame([], columns=OUTCOME_COLUMNS), "Choose image files to add.", header(request)
-        job = uploads.wait(uploads.start(_named(files), owner(request, profile)).id)
+        job = uploads.wait(uploads.start(_named(files), owner(request, profile), _viewer(request, profile)).id)
         return job_rows([job]), job_status([job]), header(request)
 
     def send_new(files: list[str] | None, in_box: list[str], mine: list[str], request: gr.Request = None,
@@ -92,7 +99,7 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
         if not new:
             return *show_jobs(mine, request)[:3], files, mine, gr.update()
         running = [i for i in (mine or []) if (j := uploads.get(i)) is not None and j.running]
-        mine = [*running, uploads.start(_named(new), owner(request, profile)).id]  # one more beside those running
+        mine = [*running, uploads.start(_named(new), owner(request, profile), _viewer(request, profile)).id]
         return *show_jobs(mine, request)[:3], files, mine, gr.Timer(active=True)
 
     def show_jobs(mine: list[str] | None, request: gr.Request = None):
@@ -101,6 +108,10 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
         if not jobs:
             return gr.update(), gr.update(), header(request), gr.Timer(active=False)
         return job_rows(jobs), job_status(jobs), header(request), gr.Timer(active=any(j.running for j in jobs))
+
+    def _viewer(request: gr.Request | None, profile: gr.OAuthProfile | None) -> str | None:
+        """Whose view the job's counts and captions are told in: a curator's as a visitor's, never another's uploads."""
+        return access.who(request, profile).visitor
 
     def _named(files: list[str]) -> list[tuple[str, str]]:
         return [(display_name(Path(path).name), path) for path in files]
@@ -136,7 +147,7 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
             return "Select an image first.", *library(find, request)
         who = access.who(request, profile)
         try:
-            record = engine.set_caption(image_id, text, visitor=who.visitor, admin=who.admin)
+            record = engine.set_caption(access.image_id(image_id), text, visitor=who.visitor, admin=who.admin)
             status = f"Caption saved for **{md(record.filename)}**: searchable by its new words now."
         except VisualSearchError as exc:
             status = failure(exc)
@@ -149,7 +160,8 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
             return "Select an image first.", *library(find, request)
         who = access.who(request, profile)
         try:
-            record = engine.set_tags(image_id, (text or "").split(","), visitor=who.visitor, admin=who.admin)
+            record = engine.set_tags(access.image_id(image_id), visible_tags(text), visitor=who.visitor,
+                                     admin=who.admin)
             status = f"Tags saved for **{md(record.filename)}**: {md(', '.join(record.tags) or 'none')}."
         except VisualSearchError as exc:
             status = failure(exc)
@@ -160,7 +172,7 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
         if not (image_id or "").strip():
             return (gr.update(),) * 5
         try:
-            engine.get(image_id, access.who(request).visitor)
+            engine.get(access.image_id(image_id), access.who(request).visitor)
         except VisualSearchError as exc:
             return "", "", f"{gone(image_id, exc)} {NOTHING_PICKED}", "", gr.update(visible=False)
         return (gr.update(),) * 5
@@ -170,7 +182,7 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
         this person may not delete: nothing to confirm)."""
         who = access.who(request, profile)
         try:
-            record = engine.get(image_id, who.visitor) if (image_id or "").strip() else None
+            record = engine.get(access.image_id(image_id), who.visitor) if (image_id or "").strip() else None
             if record is not None:
                 check_may_change(record, who.visitor, who.admin)
         except VisualSearchError as exc:
@@ -186,7 +198,7 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
                     header(request))
         who = access.who(request, profile)
         try:
-            record = engine.remove(image_id, visitor=who.visitor, admin=who.admin)
+            record = engine.remove(access.image_id(image_id), visitor=who.visitor, admin=who.admin)
             status = f"Deleted **{md(record.filename)}**."
         except VisualSearchError as exc:
             status = failure(exc)
@@ -231,7 +243,7 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
                     with gr.Row():
                         yes = gr.Button("Yes, delete it", variant="stop", elem_id="library-delete")
                         no = gr.Button("Keep it", variant="secondary")
-                lib_status = gr.Markdown()
+                lib_status = gr.Markdown(elem_id="library-status")
         with gr.Accordion("All images as a table", open=False):
             table = gr.Dataframe(value=pd.DataFrame([], columns=LIBRARY_COLUMNS), interactive=False, wrap=True)
         ids = gr.State([])

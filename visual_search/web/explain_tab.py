@@ -13,6 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 from .. import explain
 from ..engine import SearchEngine
 from ..errors import VisualSearchError
+from .inputs import uploaded_image
 from .common import alpha_slider, code, failure, md, read_upload
 from .visitors import Access
 
@@ -61,7 +62,7 @@ def build_explain_tab(engine: SearchEngine, access: Access) -> None:
             if upload:
                 step = explain.caption_image(engine, *read_upload(upload, s.max_file_bytes), visitor=visitor)
             elif picked:
-                step = explain.caption_indexed(engine, picked, visitor)
+                step = explain.caption_indexed(engine, access.image_id(picked), visitor)
             else:
                 return "Upload an image or pick one from the collection first.", "", empty
             vector = explain.caption_vector(engine, explain.indexed_caption(step))
@@ -111,10 +112,13 @@ def build_explain_tab(engine: SearchEngine, access: Access) -> None:
     def refresh_choices(request: gr.Request):
         return gr.update(choices=_image_choices(engine, access.who(request).visitor))
 
-    def show_picked(image_id: str | None):
-        """The picked image appears in the image box: stages 1-2 then run on exactly what is shown."""
+    def show_picked(image_id: str | None, request: gr.Request):
+        """The picked image appears in the image box: stages 1-2 then run on exactly what is shown. Only
+        an image this visitor may see, named by its full id in a public demo."""
+        if not image_id:
+            return gr.update()
         try:
-            return engine.get(image_id).path if image_id else gr.update()
+            return engine.get(access.image_id(image_id), access.who(request).visitor).path
         except VisualSearchError as exc:
             failure(exc)
             return gr.update()
@@ -123,9 +127,9 @@ def build_explain_tab(engine: SearchEngine, access: Access) -> None:
         gr.Markdown(INTRO)
         gr.Markdown("## Stages 1–2: indexing one image")
         with gr.Row():
-            upload = gr.Image(type="filepath", image_mode=None, label="Upload an image", height=220,
-                              elem_id="explain-image",
-                              sources=["upload", "clipboard"])
+            upload = uploaded_image(s.max_file_bytes, s.images_dir, label="Upload an image", height=220,
+                                    elem_id="explain-image",
+                                    sources=["upload", "clipboard"])
             with gr.Column():
                 picked = gr.Dropdown(label="…or pick an indexed image", choices=[], value=None, allow_custom_value=True,
                                      info="refreshed each time this tab opens")

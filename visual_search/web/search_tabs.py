@@ -17,6 +17,7 @@ from .common import (
     Busy, ResultsView, alpha_slider, failure, gone, k_slider, md, preview_originals, read_upload, results_details,
     results_gallery, selected_record, view,
 )
+from .inputs import uploaded_image
 from .links import SHOW_IN_URL, link_params, result_rows
 
 # One per sample image (sample_images/), worded the way a visitor might ask.
@@ -153,7 +154,7 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
         drawn = {"version": engine.changes, "id": image_id, "path": None}
         visitor = access.who(request).visitor
         try:
-            record = engine.get(image_id, visitor)
+            record = engine.get(access.image_id(image_id), visitor)
             response = _similar(record.id, k, words, visitor)
             shown = _with_hidden(view(response, engine.count(visitor), busy(), "like", engine.thumbnail), response)
             return *shown.outputs(), drawn, record.path
@@ -162,14 +163,15 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
         except VisualSearchError as exc:
             return *ResultsView.message(failure(exc)).outputs(), drawn, gr.update()
 
-    def redraw_similar(k: float, words: str, drawn: dict | None):
-        """Back on the Find similar tab after a write: the same query again (or: its image was deleted).
-        The query image box is no input here: after a delete it names a file gradio refuses to read."""
+    def redraw_similar(k: float, words: str, drawn: dict | None, request: gr.Request = None):
+        """Back on the Find similar tab after a write: the same query again, for the same visitor (or: its
+        image was deleted). The query image box is no input here: after a delete it names a file gradio
+        refuses to read."""
         if not drawn or drawn.get("version") == engine.changes:
             return (gr.update(),) * (len(similar_out) + 1)
         if drawn.get("id"):
-            return similar_to_indexed(drawn["id"], k, words)
-        return *similar_to_upload(drawn.get("path"), k, words), gr.update()
+            return similar_to_indexed(drawn["id"], k, words, request)
+        return *similar_to_upload(drawn.get("path"), k, words, request), gr.update()
 
     def pick(ids: list[str], evt: gr.SelectData):
         """A tile was selected: offer "find similar" for it, and its tags as filters."""
@@ -219,8 +221,8 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
     with gr.Tab("Find similar", id="similar") as similar_tab:
         with gr.Row():
             with gr.Column(scale=1, min_width=240):
-                image = gr.Image(type="filepath", image_mode=None, label="Query image", height=260,
-                                 sources=["upload", "clipboard"], elem_id="similar-image")
+                image = uploaded_image(s.max_file_bytes, s.images_dir, label="Query image", height=260,
+                                       sources=["upload", "clipboard"], elem_id="similar-image")
                 k2 = k_slider(8, top)
                 words = gr.Textbox("", label="Refine with words", placeholder="e.g. at night", max_lines=1,
                                    elem_id="similar-words", info="like this image, but ...")

@@ -45,6 +45,7 @@ class UploadJob:
     running: bool = True
     error: str | None = None
     visitor: str | None = None  # whose uploads these are in a public demo (None: the shared collection)
+    viewer: str | None = None  # who is told the outcome: counts and captions are of what they may see
 
 
 class UploadJobs:
@@ -56,10 +57,13 @@ class UploadJobs:
         self._jobs: OrderedDict[str, UploadJob] = OrderedDict()
         self._threads: dict[str, threading.Thread] = {}
 
-    def start(self, files: Sequence[tuple[str, str]], visitor: str | None = None) -> UploadJob:
+    def start(self, files: Sequence[tuple[str, str]], visitor: str | None = None,
+              viewer: str | None = None) -> UploadJob:
         """Index (display name, path) pairs in the background, as `visitor`'s own uploads in a public demo
-        (None: the shared collection); returns the job as it starts."""
-        job = UploadJob(uuid.uuid4().hex, len(files), count=self.engine.count(visitor), visitor=visitor)
+        (None: the shared collection), told to `viewer` (a curator adding to the shared collection sees
+        counts and duplicates' captions as a visitor does; None: everything); returns the job as it starts."""
+        viewer = visitor if viewer is None else viewer
+        job = UploadJob(uuid.uuid4().hex, len(files), count=self.engine.count(viewer), visitor=visitor, viewer=viewer)
         context = contextvars.copy_context()  # the uploader's event: ZeroGPU's scheduler reads the visitor from it
         thread = threading.Thread(target=context.run, args=(self._run, job.id, list(files)),
                                   name=f"vs-upload-{job.id[:8]}", daemon=True)
@@ -110,21 +114,29 @@ class UploadJobs:
         report = self.engine.index_files(
             group, progress=lambda done, _total, label: self._update(job_id, done=start + done - 1, current=label),
             visitor=self.get(job_id).visitor)
+        viewer = self.get(job_id).viewer
         rows = ([(a.path, "indexed", a.caption) for a in report.added]
-                + [(d.path, "duplicate: already indexed", self._caption_of(d.id)) for d in report.duplicates]
+                + [(d.path, "duplicate: already indexed", self._caption_of(d.id, viewer)) for d in report.duplicates]
                 + [(f.path, "rejected", f.error) for f in report.failed]
                 + [(s.path, "rejected", s.reason) for s in report.skipped])
         job = self.get(job_id)
         self._update(job_id, done=start + len(group), current="", rows=job.rows + tuple(rows),
                      added=job.added + len(report.added), duplicates=job.duplicates + len(report.duplicates),
-                     failed=job.failed + len(report.failed) + len(report.skipped), count=report.count)
+                     failed=job.failed + len(report.failed) + len(report.skipped), count=self._count(viewer))
         _forget_copies(path for _, path in group)
 
-    def _caption_of(self, image_id: str) -> str:
+    def _caption_of(self, image_id: str, viewer: str | None) -> str:
+        """A duplicate's caption, if `viewer` may see it (another visitor's upload keeps its words to itself)."""
         try:
-            return self.engine.get(image_id).caption
+            return self.engine.get(image_id, viewer).caption
         except VisualSearchError:
             return ""
+
+    def _count(self, viewer: str | None) -> int:
+        try:
+            return self.engine.count(viewer)
+        except VisualSearchError:
+            return 0
 
 
 def _forget_copies(paths) -> None:

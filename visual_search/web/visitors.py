@@ -1,8 +1,11 @@
 """Who is asking, in a public demo: a visitor id per browser (kept in the browser) or per API session,
 and whether they signed in as a curator (README "Public demo", SECURITY.md).
 
-A browser keeps a random visitor id in `gr.BrowserState`; a page load hands it to the server, which
-remembers it for that page's session. An API client without a page is a visitor of its own for its
+A browser keeps its visitor id in `gr.BrowserState` as a token the server signed (`VisitorTokens`); a
+page load hands the token to the server, which checks the signature and remembers the id for that
+page's session. A bare id, or one signed by anyone else, is never adopted: ids are written in records
+and BrowserState's key is public (it is in `/config`), so only the server's signature makes one worth
+anything. An API client without a page is a visitor of its own for its
 session. Curators sign in with Hugging Face (`gr.LoginButton`, user names in VS_ADMINS) on a
 Space, or with VS_ADMIN_PASSWORD elsewhere. With VS_PUBLIC_DEMO off, everyone is everything: one
 library, every tab writable.
@@ -10,6 +13,8 @@ library, every tab writable.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
 import math
 import os
@@ -20,14 +25,19 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable
+from urllib.parse import urlsplit
 
 import gradio as gr
 
 from ..config import Settings
 from ..demo.recent import RecentTimes
+from ..errors import NotFound
 
 VISITOR_ID = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
-MAX_SESSIONS = 50_000  # sessions remembered (oldest forgotten first: they get a new visitor id)
+FULL_ID = re.compile(r"^[0-9a-f]{64}$")
+NEEDS_FULL_ID = ("No indexed image has the id {asked!r}: this demo names images by their full id (64 characters, "
+                 "as the Library table and /search_results give it).")
+MAX_SESSIONS = 50_000  # sessions remembered (the longest idle forgotten first: they get a new visitor id)
 SIGN_IN_REFUSED = "That is not the curator password."
 # Wrong curator passwords remembered for SIGN_IN_WINDOW_S: past either limit, sign-in is refused without
 # looking at the password, so guessing gains nothing. The second bounds guessing from many addresses.
@@ -44,6 +54,28 @@ class Who:
 
 def new_visitor_id() -> str:
     return secrets.token_urlsafe(18)  # 144 random bits
+
+
+class VisitorTokens:
+    """Visitor ids as the browser keeps them: `<id>.<HMAC-SHA256 of the id under the server's key>`."""
+
+    def __init__(self, key: str) -> None:
+        self._key = key.encode()
+
+    def sign(self, visitor: str) -> str:
+        return f"{visitor}.{self._mac(visitor)}"
+
+    def verify(self, token: object) -> str | None:
+        """The visitor id of a token this server signed; None for anything else (a bare id included)."""
+        if not isinstance(token, str) or token.count(".") != 1:
+            return None
+        visitor, mac = token.split(".")
+        ok = VISITOR_ID.match(visitor) and hmac.compare_digest(mac.encode(), self._mac(visitor).encode())
+        return visitor if ok else None
+
+    def _mac(self, visitor: str) -> str:
+        digest = hmac.new(self._key, visitor.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 def is_admin_profile(profile: object, admins: frozenset[str]) -> bool:
@@ -92,27 +124,39 @@ class Access:
         self._lock = threading.Lock()
         self._visitors: OrderedDict[str, str] = OrderedDict()  # session hash -> visitor id
         self._curators: set[str] = set()  # session hashes signed in with the password
+        self.tokens = VisitorTokens(settings.visitor_secret or _kept_secret(settings.data_dir / ".visitor-secret"))
 
     def who(self, request: gr.Request | None, profile: object = None) -> Who:
         if not self.public:
             return Who(None, True)
         session = _session(request)
         if not session:  # no session to remember it by: a visitor of its own for this one call
-            return Who(new_visitor_id(), is_admin_profile(profile, self.settings.admins))
+            return Who(new_visitor_id(), is_admin_profile(profile, self.settings.admins) and same_origin(request))
         with self._lock:
             visitor = self._visitors.get(session)
             if visitor is None:  # an API client (no page load): a visitor of its own for this session
-                visitor = self._remember(session, new_visitor_id())
+                visitor = new_visitor_id()
+            self._remember(session, visitor)  # now its most recently active: a flood of new sessions forgets others
             admin = session in self._curators
-        return Who(visitor, admin or is_admin_profile(profile, self.settings.admins))
+        admin = (admin or is_admin_profile(profile, self.settings.admins)) and same_origin(request)
+        return Who(visitor, admin)
 
     def adopt(self, stored: object, request: gr.Request) -> str:
-        """Page load: the browser's visitor id (a new one if it has none) becomes this session's."""
-        visitor = stored if isinstance(stored, str) and VISITOR_ID.match(stored) else new_visitor_id()
+        """Page load: the visitor of the browser's signed token (a new visitor for anything else, a bare
+        or forged id included) becomes this session's; the browser keeps the signed token."""
+        visitor = self.tokens.verify(stored) or new_visitor_id()
         if _session(request):
             with self._lock:
                 self._remember(_session(request), visitor)
-        return visitor
+        return self.tokens.sign(visitor)
+
+    def image_id(self, asked: str | None) -> str:
+        """The id a client named, as the engine should look it up. A public demo takes full ids only: an
+        id prefix would let anyone guess their way into other visitors' uploads, 8 characters at a time."""
+        key = (asked or "").strip().lower()
+        if self.public and key and not FULL_ID.match(key):
+            raise NotFound(NEEDS_FULL_ID.format(asked=key[:80]))
+        return key
 
     def sign_in(self, password: str, request: gr.Request) -> str:
         expected = self.settings.admin_password
@@ -139,6 +183,8 @@ class Access:
         return "Signed in as a curator: you can edit and delete the shared images."
 
     def _remember(self, session: str, visitor: str) -> str:
+        """Remember (or touch) a session: past MAX_SESSIONS the one idle the longest is forgotten, not the
+        oldest, so new sessions by the thousand do not sign out a curator or re-key a visitor at work."""
         self._visitors[session] = visitor
         self._visitors.move_to_end(session)
         while len(self._visitors) > MAX_SESSIONS:
@@ -154,6 +200,19 @@ class Access:
                 "as a curator.")
 
 
+def same_origin(request: gr.Request | None) -> bool:
+    """Whether a browser sent this request from a page of this app (its Origin, else its Referer, names
+    the host it was sent to). A curator's rights need it: the Hugging Face sign-in is a cookie that a
+    browser also sends with requests another site's page makes, and gradio lets any origin call it.
+    A program (no Origin, no Referer) is not a browser carrying someone's cookie: it passes."""
+    headers = getattr(request, "headers", None) or {}
+    claimed = headers.get("origin") or headers.get("referer") or ""
+    if not claimed:
+        return True
+    hosts = {h.strip().lower() for h in (headers.get("host", ""), headers.get("x-forwarded-host", "")) if h.strip()}
+    return urlsplit(claimed).netloc.lower() in hosts
+
+
 def _session(request: gr.Request | None) -> str:
     return str(getattr(request, "session_hash", None) or "")
 
@@ -166,7 +225,11 @@ def _address(request: gr.Request | None) -> str:
 def browser_secret(settings: Settings) -> str:
     """The key gradio encrypts the browser's stored visitor id with, kept in the data dir: a restart
     of the app does not make every visitor a stranger to their own uploads."""
-    path = settings.data_dir / ".browser-secret"
+    return _kept_secret(settings.data_dir / ".browser-secret")
+
+
+def _kept_secret(path) -> str:
+    """A random key kept in `path` (made on first use): the same across restarts of the app."""
     try:
         return path.read_text().strip() or _new_secret(path)
     except OSError:
