@@ -28,6 +28,7 @@ import numpy as np
 
 from visual_search.stages.visual import ClipEncoder
 from visual_search.config import CLIP_TEXT_MODEL, Settings
+from visual_search.library.catalog import image_id as image_id_of
 from visual_search.stages.store import CAPTION, VISUAL, collection_name, make_client
 
 
@@ -92,7 +93,7 @@ def _catalog_problems(root: Path) -> tuple[dict[str, dict], list[str]]:
             problems.append(f"record {image_id[:12]} names another id {str(doc.get('id'))[:12]}")
         if not original.is_file() or original.parent != root / image_id[:2]:
             problems.append(f"record {image_id[:12]} points to a missing original {doc.get('path')!r}")
-        elif hashlib.sha256(original.read_bytes()).hexdigest() != image_id:
+        elif image_id_of(hashlib.sha256(original.read_bytes()).hexdigest(), doc.get("owner") or "") != image_id:
             problems.append(f"original of {image_id[:12]} does not hash to its id")
     for image_id in originals.keys() - records.keys():
         problems.append(f"original without a record: {originals[image_id].name}")

@@ -18,7 +18,8 @@ from .stages import rank
 from .library.intake import load_image
 from .stages.query import clean_text
 from .stages.store import CAPTION
-from .demo.visibility import visible, where_for
+from .demo.visibility import where_for
+from .library.edits import held
 
 if TYPE_CHECKING:
     from .engine import SearchEngine
@@ -122,8 +123,7 @@ def caption_image(engine: "SearchEngine", data: bytes, filename: str = "image",
     t0 = time.perf_counter()
     caption = engine.compute.caption([image.image])[0]  # on ZeroGPU: in a GPU worker, hand-over included
     seconds = time.perf_counter() - t0
-    stored = engine.catalog.get(image.id)
-    stored = stored if stored is not None and visible(stored, visitor) else None  # another visitor's: not shown
+    stored = held(engine.catalog, image.id, visitor)  # another visitor's copy: never shown
     return CaptionStep(caption, seconds, engine.models.caption_model, image.width, image.height,
                        stored.caption if stored else None)
 

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 class ImageRecord:
     """One indexed image: what the catalog keeps beside the stored original."""
 
-    id: str  # sha256 of the original bytes: the same image is never indexed twice
+    id: str  # sha256 of the original bytes (scoped to the owner for a visitor's upload: library/catalog.image_id)
     path: str  # the stored original under VS_DATA_DIR/images/
     filename: str  # the user's file name, for display only (never used as a path)
     caption: str

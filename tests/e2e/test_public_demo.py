@@ -121,10 +121,12 @@ def test_a_visitor_at_the_cap_gets_the_message_and_nothing_is_written(demo, tmp_
     assert consistency.problems(engine.settings) == []
 
 
-def test_the_same_file_as_another_visitors_upload_is_refused_without_showing_it(demo):
+def test_the_same_file_as_another_visitors_upload_is_added_without_showing_it(demo):
+    """B gets a copy of their own: nothing says A has the file, nothing of A's copy shows."""
     engine, mine, upload = demo
     report = engine.index_files([("copy.jpg", upload)], visitor=B)
-    assert not report.added and not report.duplicates and "another visitor" in report.failed[0].error
+    assert len(report.added) == 1 and not report.duplicates and not report.failed
+    assert report.added[0].caption != SECRET and engine.get(report.added[0].id, visitor=B).owner == B
     assert mine.id not in {r.id for r in engine.list(visitor=B)}
 
 
@@ -173,3 +175,28 @@ def test_reconcile_restores_an_owner_the_index_lost(demo):
     engine.reconcile()  # the catalog is the truth: the owner comes back from the record
     assert consistency.problems(engine.settings) == []
     assert mine.id not in {h.id for h in engine.store.query(VISUAL, vector, 50, where_visible(B))}
+
+
+def test_nobody_can_squat_a_file_nor_find_another_visitors_copy_by_its_hash(demo, tmp_path):
+    """A private upload's id is scoped to its owner (library/catalog.image_id): B adds the very same file
+    as A and gets a copy of their own; a curator adds it to the shared collection; the file's sha256,
+    which anyone holding the file can compute, names neither visitor's copy."""
+    import hashlib
+
+    engine, mine, upload = demo
+    content_id = hashlib.sha256(upload.read_bytes()).hexdigest()
+    assert mine.id != content_id
+    with pytest.raises(NotFound):
+        engine.get(content_id, visitor=B)
+
+    theirs = engine.index_files([("same.jpg", upload)], visitor=B)
+    assert len(theirs.added) == 1 and not theirs.failed and theirs.added[0].id not in (mine.id, content_id)
+    again = engine.index_files([("same again.jpg", upload)], visitor=B)
+    assert not again.added and [d.id for d in again.duplicates] == [theirs.added[0].id]
+
+    shared = engine.index_files([("now shared.jpg", upload)])  # a curator (no visitor): the shared collection
+    assert [a.id for a in shared.added] == [content_id] and engine.get(content_id, visitor=B).owner == ""
+    later = engine.index_files([("once more.jpg", upload)], visitor=A)  # A holds it already: their own copy
+    assert not later.added and [d.id for d in later.duplicates] == [mine.id]
+    assert engine.get(mine.id, visitor=A).caption == SECRET  # A's own copy and caption are untouched
+    assert consistency.problems(engine.settings) == []

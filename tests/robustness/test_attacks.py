@@ -19,8 +19,11 @@ from attacker import Attacker, api_index, fn_index
 from conftest import launch_app
 from images import jpeg
 from visual_search import SearchEngine
-from visual_search.visibility import REFUSED
+from visual_search.demo.visibility import REFUSED
 from visual_search.web.common import md
+from visual_search.search.filters import CLAUSES
+
+SEARCH = ["a photo", 3, 0.5, 0.0, "relevance", *[""] * len(CLAUSES)]  # /search's inputs, filters empty
 
 PASSWORD = "correct horse battery staple"
 
@@ -36,14 +39,18 @@ def app(tmp_path_factory, tiny_settings, shared_models):
     demo.close()
 
 
-def _upload_as_visitor(demo, tmp_path: Path, seed: int, name: str) -> tuple[Client, str]:
-    """Visitor A (a gradio_client session) adds one private picture; its id."""
+def _upload_as_visitor(app, tmp_path: Path, seed: int, name: str) -> tuple[Client, str]:
+    """Visitor A (a gradio_client session) adds one private picture; its id (scoped to A, so not the
+    file's sha256: library/catalog.image_id)."""
+    engine, demo = app
     path = tmp_path / name
     path.write_bytes(jpeg(seed))
     a = Client(demo.local_url, verbose=False)
     outcome, _, _ = a.predict([handle_file(str(path))], api_name="/add_images")
     assert outcome["data"][0][1] == "indexed"
-    return a, hashlib.sha256(path.read_bytes()).hexdigest()
+    image_id = next(r.id for r in engine.list() if r.filename == name)
+    assert image_id != hashlib.sha256(path.read_bytes()).hexdigest()
+    return a, image_id
 
 
 def _library_files(attacker: Attacker, demo) -> list[str]:
@@ -55,7 +62,7 @@ def test_1_a_record_is_not_served_and_a_bare_visitor_id_is_not_adopted(app, tmp_
     """Finding 1: whoever holds one of A's photos computed its sha256, read its record (which names A's
     visitor id), sent that id to the page-load event and became A."""
     engine, demo = app
-    _, image_id = _upload_as_visitor(demo, tmp_path, 501, "mine.jpg")
+    _, image_id = _upload_as_visitor(app, tmp_path, 501, "mine.jpg")
     record = engine.get(image_id)
     images = engine.settings.images_dir.resolve()
     mallory = Attacker(demo.local_url)
@@ -87,7 +94,7 @@ def test_2_an_id_prefix_finds_nothing_and_another_visitors_full_id_neither(app, 
     """Finding 2: the How-it-works picker looked any id or 8-character prefix up without the visitor,
     answering with the full id, the server path and a download URL of another visitor's upload."""
     engine, demo = app
-    _, image_id = _upload_as_visitor(demo, tmp_path, 502, "private.jpg")
+    _, image_id = _upload_as_visitor(app, tmp_path, 502, "private.jpg")
     mallory = Attacker(demo.local_url)
     show = fn_index(demo, "show_picked")
     for guess in (image_id[:8], image_id[:40], image_id):
@@ -118,7 +125,7 @@ def test_3_anonymous_joins_with_unread_results_do_not_stop_the_queue(app):
         mallory = Attacker(demo.local_url)
         search = api_index(demo, "search")
         for i in range(60):
-            mallory.join(search, ["a photo", 3, 0.5, 0.0, "relevance", "", "", "", ""], session=f"flood{i}")
+            mallory.join(search, SEARCH, session=f"flood{i}")
         mallory.close()
         assert "result" in _search_by_a_visitor(demo)
         assert not demo._queue.stopped
@@ -144,7 +151,7 @@ def test_3_the_queue_is_bounded_and_one_address_is_rate_limited_with_a_message(t
     try:
         mallory = Attacker(demo.local_url)
         search = api_index(demo, "search")
-        codes = [mallory.join(search, ["a photo", 3, 0.5, 0.0, "relevance", "", "", "", ""], session=f"s{i}")
+        codes = [mallory.join(search, SEARCH, session=f"s{i}")
                  for i in range(40)]
         busy = [r for r in codes if r.status_code == 503]
         limited = [r for r in codes if r.status_code == 429]
@@ -176,7 +183,7 @@ def test_4_image_inputs_take_uploaded_files_only_not_data_urls_or_server_paths(a
     folder = Path(get_upload_folder())
     before = set(folder.rglob("*.webp"))  # where gradio wrote what it decoded from a data: URL
     mallory = Attacker(demo.local_url)
-    _, private = _upload_as_visitor(demo, tmp_path, 504, "theirs.jpg")
+    _, private = _upload_as_visitor(app, tmp_path, 504, "theirs.jpg")
     json_record = engine.settings.images_dir / private[:2] / f"{private}.json"
     for payload, refusal in [
         ({"url": _data_url((3000, 3000)), "path": None}, "data: URLs"),
@@ -256,7 +263,7 @@ def test_8_a_session_flood_forgets_idle_sessions_not_active_ones(app, tmp_path, 
     monkeypatch.setattr(visitors, "MAX_SESSIONS", 30)
     curator = Client(demo.local_url, verbose=False)
     assert curator.predict(PASSWORD, api_name="/sign_in").startswith("Signed in as a curator")
-    visitor, _ = _upload_as_visitor(demo, tmp_path, 508, "still-mine.jpg")
+    visitor, _ = _upload_as_visitor(app, tmp_path, 508, "still-mine.jpg")
     mallory = Attacker(demo.local_url)
     status = api_index(demo, "status")
     for round in range(4):
@@ -287,18 +294,18 @@ def test_9_a_forwarded_for_header_does_not_make_a_guesser_a_new_address(tmp_path
 def test_9_a_curators_add_tells_nothing_of_visitors_uploads(app, tmp_path):
     """Finding 9: a curator's add counted private images, and on a duplicate showed a visitor's private caption."""
     engine, demo = app
-    visitor, image_id = _upload_as_visitor(demo, tmp_path, 509, "secret.jpg")
+    visitor, image_id = _upload_as_visitor(app, tmp_path, 509, "secret.jpg")
     assert visitor.predict(image_id, "my private words", "", api_name="/set_caption")[0].startswith("Caption saved")
     curator = Client(demo.local_url, verbose=False)
     assert curator.predict(PASSWORD, api_name="/sign_in").startswith("Signed in as a curator")
     outcome, status, _ = curator.predict([handle_file(str(tmp_path / "secret.jpg"))], api_name="/add_images")
-    assert "my private words" not in str(outcome) and outcome["data"][0][1].startswith("duplicate")
+    assert "my private words" not in str(outcome) and outcome["data"][0][1] == "indexed"  # shared now
     assert f"{engine.count(''):,} images in the collection" in status
 
 
 def test_9_tags_keep_no_control_or_direction_characters(app, tmp_path):
     engine, demo = app
-    visitor, image_id = _upload_as_visitor(demo, tmp_path, 510, "tagged.jpg")
+    visitor, image_id = _upload_as_visitor(app, tmp_path, 510, "tagged.jpg")
     status = visitor.predict(image_id, "\u202egpj.tac, sofa\u200b\x07", "", api_name="/set_tags")[0]
     assert status.startswith("Tags saved")
     assert all(not any(ch in tag for ch in "\u202e\u200b\x07") for tag in engine.get(image_id).tags)
@@ -307,7 +314,7 @@ def test_9_tags_keep_no_control_or_direction_characters(app, tmp_path):
 def test_9_find_similar_redrawn_after_a_change_is_the_same_visitors_search(app, tmp_path):
     """Finding 9: going back to Find similar after a change re-ran the search as a new anonymous visitor."""
     engine, demo = app
-    visitor, image_id = _upload_as_visitor(demo, tmp_path, 511, "query.jpg")
+    visitor, image_id = _upload_as_visitor(app, tmp_path, 511, "query.jpg")
     _, table, *_ = visitor.predict(image_id, 8, "", api_name="/similar_by_id")
     assert "query.jpg" in [row[5] for row in table["data"]]
     engine.index_bytes([("another-shared.jpg", jpeg(512))])  # the collection changed meanwhile

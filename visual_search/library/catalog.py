@@ -12,6 +12,7 @@ whole files written at once, which suits a mounted storage bucket.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import re
@@ -26,6 +27,12 @@ from ..records import ImageRecord
 _TMP = ".tmp-"
 Vectors = dict[str, np.ndarray]  # vector_key(kind, identity) -> float32 vector
 _IMAGE_ID = re.compile(r"[0-9a-f]{64}")  # a sha256 in hex: the only names a record path is made from
+
+
+def image_id(content_id: str, owner: str = "") -> str:
+    """An image's id: the sha256 of its bytes. A visitor's private upload's is scoped to its owner, so
+    that nobody else finds it by hashing the same file, nor keeps others from adding that file."""
+    return content_id if not owner else hashlib.sha256(f"{owner}\n{content_id}".encode()).hexdigest()
 
 
 def vector_key(kind: str, identity: str) -> str:

@@ -17,11 +17,22 @@ from ..records import ImageRecord
 from ..search.filters import normalise_tag
 from ..stages.query import clean_text
 from ..times import parse_iso
+from .catalog import Catalog, image_id
 from .state import State
 
 MAX_CAPTION_CHARS = 500
 MAX_USER_TAGS = 20
 _LONG_AGO = datetime.min.replace(tzinfo=timezone.utc)
+
+
+def held(catalog: Catalog, content_id: str, visitor: str | None) -> ImageRecord | None:
+    """The record of these bytes (their sha256) that `visitor` sees: their own upload's copy, else the
+    shared collection's. Another visitor's copy is never it (library/catalog.image_id)."""
+    for candidate in dict.fromkeys((image_id(content_id, visitor or ""), content_id)):
+        record = catalog.get(candidate)
+        if record is not None and visible(record, visitor):
+            return record
+    return None
 
 
 class Editor:

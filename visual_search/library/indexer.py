@@ -14,22 +14,23 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from ..demo.fair_share import FairShare
-from ..demo.visibility import visible
 from ..errors import NotAnImage, RejectedImage
 from ..models.memory import release_freed_memory
 from ..times import now_iso
 from ..records import Added, Duplicate, Failed, ImageRecord, IndexReport, Skipped
+from .catalog import image_id
+from .edits import held
 from .intake import IntakeImage, check_image_kind, load_image, read_file, walk
 from .reconcile import Reconciler
 from .state import Progress, State
 
 WRITE_GROUP = 8  # images embedded and written together (CLIP batches; progress granularity)
-PRIVATE_DUPLICATE = "this exact file is already among another visitor's uploads, and cannot be added twice"
 Source = tuple[str, Callable[[], bytes] | str]  # (label, reader of the bytes, or why the file was refused)
 
 
@@ -82,7 +83,8 @@ class Indexer:
         seen: set[str] = set()
         for done, (label, source) in enumerate(sources, 1):
             image = self._load(label, source, report)
-            if image is not None and self._new(label, image, seen, visitor, report):
+            image = image and self._new(label, image, seen, visitor, report)
+            if image is not None:
                 seen.add(image.id)
                 group.append((label, image))
             if len(group) >= WRITE_GROUP:
@@ -106,16 +108,17 @@ class Indexer:
             report.failed.append(Failed(label, str(exc)))
         return None
 
-    def _new(self, label: str, image: IntakeImage, seen: set[str], visitor: str | None, report: IndexReport) -> bool:
-        """Not yet indexed (else reported: a duplicate, or another visitor's private file)."""
-        held = self.s.catalog.get(image.id) if image.id not in seen else None
-        if held is not None and not visible(held, visitor):
-            report.failed.append(Failed(label, PRIVATE_DUPLICATE))
-        elif image.id in seen or held is not None:
-            report.duplicates.append(Duplicate(image.id, label))
-        else:
-            return True
-        return False
+    def _new(self, label: str, image: IntakeImage, seen: set[str], visitor: str | None,
+             report: IndexReport) -> IntakeImage | None:
+        """The image under its id for this owner (library/catalog.image_id), unless this person already has
+        it: the same file in the shared collection, or among their own uploads (reported as a duplicate).
+        Another visitor's copy of the same file is theirs alone and changes nothing here."""
+        own = replace(image, id=image_id(image.id, visitor or ""))
+        copy = held(self.s.catalog, image.id, visitor)
+        if copy is None and own.id not in seen:
+            return own
+        report.duplicates.append(Duplicate(copy.id if copy else own.id, label))
+        return None
 
     def _add_group(self, group: list[tuple[str, IntakeImage]], owner: str, report: IndexReport) -> None:
         if not group:
@@ -130,7 +133,7 @@ class Indexer:
         with s.writer():
             for i, (label, img) in enumerate(group):
                 if s.catalog.has(img.id):  # another writer added it while the models ran
-                    self._new(label, img, set(), owner or None, report)
+                    report.duplicates.append(Duplicate(img.id, label))
                     continue
                 path = s.catalog.put_original(img.id, img.ext, img.data)
                 record = ImageRecord(
