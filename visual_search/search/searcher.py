@@ -79,7 +79,7 @@ class Searcher:
         visual_cal = rank.CLIP_TEXT_IMAGE
         if like is not None:
             visual_vec, visual_cal = rank.combine(self._image_query(like, visitor=visitor)[1], visual_vec)
-        q = Query(caption_vec, visual_vec, queries.calibration, visual_cal, alpha)
+        q = Query(caption_vec, visual_vec, queries.calibration_for(text), visual_cal, alpha)
         return self._answer(text, q, page, filter, visitor, t0)
 
     def similar(self, image: str | bytes, k: int = 10, filename: str = "query image", *, offset: int = 0,
