@@ -17,7 +17,7 @@ from .common import (
     Busy, ResultsView, alpha_slider, failure, gone, k_slider, md, preview_originals, read_upload, results_details,
     results_gallery, selected_record, view,
 )
-from .links import SHOW_IN_URL, link_params, result_rows
+from .links import SHOW_IN_URL, link_params, result_rows, with_clause_params
 
 # One per sample image (sample_images/), worded the way a visitor might ask.
 EXAMPLES = [
@@ -115,19 +115,24 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
 
     def from_link(request: gr.Request):
         """A page opened with `?q=...`: fill the controls from the link and run its search."""
-        params = link_params(request.query_params, top, s.default_alpha)
+        params = link_params(request.query_params, top, s.default_alpha, s.min_relevance)
         if params is None:
             return (gr.update(),) * (len(controls) + len(search_out))
-        query, k, alpha, clauses = params
-        return query, k, alpha, *clauses, *search(request, query, k, alpha, s.min_relevance, "relevance", *clauses)
+        query, k, alpha, cut, sort, clauses = params
+        return query, k, alpha, cut, sort, *clauses, *search(request, query, k, alpha, cut, sort, *clauses)
 
     def search_results(query: str, k: int = 8, alpha: float = s.default_alpha,
-                       request: gr.Request = None) -> list[dict]:
+                       min_relevance: float = s.min_relevance, sort: str = "relevance", offset: int = 0,
+                       clauses: dict | None = None, request: gr.Request = None) -> list[dict]:
         """Ranked results as data, for programs: id, filename, caption, relevance, caption_score,
-        visual_score, added_at, image_url (the stored original, served by this app)."""
+        visual_score, added_at, image_url (the stored original, served by this app). Takes what the
+        page takes: the cut-off, the sort, an offset (the next page) and each filter clause by its key."""
         try:
             visitor = access.who(request).visitor
-            return result_rows(engine.search(query, k=k, alpha=alpha, visitor=visitor).results, request)
+            f = SearchFilter.parse(**(clauses or {}))
+            response = engine.search(query, k=k, alpha=alpha, min_relevance=min_relevance, sort=sort, offset=offset,
+                                     filter=f if f.active else None, visitor=visitor)
+            return result_rows(response.results, request)
         except VisualSearchError as exc:
             raise gr.Error(str(exc)) from None  # the client gets the message, not a bare "error"
 
@@ -214,7 +219,7 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
             picked_tags = gr.Radio([], label="Its tags: pick one to filter by it", scale=0, min_width=200)
             like = gr.Button("Find similar images", variant="secondary", scale=0, min_width=240)
         table = results_details("search")
-        gr.api(search_results, api_name="search_results")
+        gr.api(with_clause_params(search_results), api_name="search_results")
 
     with gr.Tab("Find similar", id="similar") as similar_tab:
         with gr.Row():
@@ -238,7 +243,7 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
 
     search_in = [query, k, alpha, min_rel, sort, *filters.values()]
     search_out = [gallery, table, status, ids, picked, pick_row, kept, more_row, hidden_row, drawn]
-    controls = [query, k, alpha, *filters.values()]
+    controls = [query, k, alpha, min_rel, sort, *filters.values()]  # what a link keeps (links.SHOW_IN_URL)
     for started in (go.click(search, search_in, search_out, api_name="search"),
                     query.submit(search, search_in, search_out, api_visibility="private"),
                     examples.load_input_event.then(search, search_in, search_out, api_visibility="private")):
