@@ -4,13 +4,16 @@ the cut-off and the sort. Launched in-process, driven through gradio_client."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from gradio_client import Client
+from PIL import Image, ImageDraw
 
 from conftest import SAMPLES, launch_app
 from test_find import human_captions
 from visual_search import SearchEngine
-from visual_search.search.filters import CLAUSES
+from visual_search.search.filters import CLAUSES, SearchFilter
 from visual_search.web.links import SHOW_IN_URL, link_params
 
 
@@ -89,3 +92,53 @@ def test_a_link_keeps_the_cut_off_and_the_sort():
     got = link_params({"q": "a cat", "min_relevance": "7", "sort": "oldest"}, 50, 0.5, 0.2)
     assert got is not None and got[3:5] == (0.2, "relevance")  # a hand-edited link falls back to the defaults
     assert "'min_relevance'" in SHOW_IN_URL and "'sort'" in SHOW_IN_URL
+
+
+def _page(client, query: str, **clauses: str) -> tuple[list[str], str]:
+    """The Search tab at the default cut-off (0.2), weight 1: (file names shown, status line)."""
+    given = {c.key: clauses.get(c.key, "") for c in CLAUSES}
+    _, table, status, _ = client.predict(query, 8, 1.0, 0.2, "relevance", *given.values(), api_name="/search")
+    rows = table["data"] if table["data"] != [[]] else []
+    return [r[5] for r in rows], status
+
+
+def test_a_filter_that_removes_everything_is_named_not_the_words(app):
+    engine, client = app
+    shown, status = _page(client, "a dog", tag="dog")  # no image has the tag
+    assert shown == [] and status.startswith("No image matches the filters (tag “dog”)")
+    assert "Nothing relevant" not in status
+    shown, status = _page(client, "a dog", after="2027-01-01")
+    assert shown == [] and "No image matches the filters (added after “2027-01-01”)" in status.replace("\\", "")  # markdown escapes
+    assert engine.search("a dog", k=5, filter=SearchFilter.parse(tag="dog")).passing == 0
+    kite = next(r for r in engine.list() if r.filename == "kite_in_sky.jpg")
+    engine.set_tags(kite.id, ["toy"])
+    try:  # an image passes, the words find nothing: that is the words'
+        shown, status = _page(client, "xyzzy qwerty", tag="toy")
+        assert shown == [] and status.startswith("Nothing relevant for “xyzzy qwerty”")
+        assert engine.search("xyzzy qwerty", k=5, alpha=1.0, filter=SearchFilter.parse(tag="toy")).passing != 0
+    finally:
+        engine.set_tags(kite.id, [])
+
+
+def test_an_image_asked_for_by_name_is_not_hidden_behind_the_cut_off(app):
+    engine, client = app
+    board = Image.new("RGB", (240, 240), "white")
+    draw = ImageDraw.Draw(board)
+    for i in range(8):
+        for j in range(8):
+            if (i + j) % 2:
+                draw.rectangle((i * 30, j * 30, i * 30 + 29, j * 30 + 29), fill="black")
+    data = io.BytesIO()
+    board.save(data, "PNG")
+    added = engine.index_bytes([("chessboard.png", data.getvalue())]).added[0]
+    engine.set_caption(added.id, "a black and white checkered pattern")
+    try:
+        shown, status = _page(client, "a dog", name="chessboard")
+        assert shown == ["chessboard.png"] and "asked for by file name" in status
+        rows = client.predict("a dog", 5, 1.0, name="chessboard", api_name="/search_results")
+        assert [r["filename"] for r in rows] == ["chessboard.png"] and rows[0]["relevance"] < 0.2
+        assert _page(client, "a dog")[0][:1] != ["chessboard.png"]  # without the name, the cut-off holds
+        broad, _ = _page(client, "a dog", name="_")  # 16 images have "_": a filter like the others
+        assert "forest_path.jpg" not in broad and all(n in {"dogs_at_door.jpg", "bird_on_tree.jpg"} for n in broad)
+    finally:
+        engine.remove(added.id)

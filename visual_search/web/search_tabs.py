@@ -45,6 +45,19 @@ def _with_hidden(shown: ResultsView, response: SearchResponse) -> ResultsView:
     return shown
 
 
+def _filter_note(shown: ResultsView, response: SearchResponse, clauses: tuple[str, ...]) -> ResultsView:
+    """A filter that lets no image through is named as the reason, not the words; images asked for by
+    file name are shown whatever their relevance, and the status says so (search/searcher.py `named`)."""
+    typed = [f"{c.label.lower()} “{md(str(v).strip())}”" for c, v in zip(CLAUSES, clauses) if str(v or "").strip()]
+    if response.passing == 0:
+        return ResultsView.message(f"No image matches the filters ({', '.join(typed)}), whatever the words. "
+                                   "Change or clear a filter.")
+    if response.results and response.passing is not None and response.min_relevance == 0.0 and any(
+            c.key == "name" and str(v or "").strip() for c, v in zip(CLAUSES, clauses)):
+        shown.status += " · asked for by file name: shown whatever their relevance"
+    return shown
+
+
 def _more(response: SearchResponse | None, k: float, page: SearchResponse | None = None) -> tuple:
     """(kept response, "Show more" row, "Show hidden" row): more is offered after a full page."""
     last = page or response
@@ -77,6 +90,7 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
             shown = ResultsView.message(failure(exc))
         else:
             shown = _with_hidden(view(response, engine.count(visitor), busy(), "for", engine.thumbnail), response)
+            shown = _filter_note(shown, response, clauses)
         return (*shown.outputs(), "", gr.update(visible=False), *_more(response, k), drawn)
 
     def redraw(request: gr.Request, drawn: int | None, *controls):
