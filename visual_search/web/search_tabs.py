@@ -102,6 +102,14 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
         out[2] += " · ↻ searched again: the collection changed"
         return tuple(out)
 
+    def rerun(request: gr.Request, drawn_at: int | None, *controls):
+        """A slider, Sort or Shape moved after a search: the search again with it, as a person expects
+        of a control beside the results. Before the first search, or with the box emptied, nothing
+        happens (no error for a control touched first)."""
+        if drawn_at is None or not str(controls[0] or "").strip():
+            return (gr.update(),) * len(search_out)
+        return search(request, *controls)
+
     def show_more(request: gr.Request, shown: SearchResponse | None, query: str, k: float, alpha: float,
                   min_rel: float, sort: str, *clauses: str):
         """The next page appended: the query's vectors come from the encoders' cache, not the models."""
@@ -260,8 +268,14 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
     controls = [query, k, alpha, min_rel, sort, *filters.values()]  # what a link keeps (links.SHOW_IN_URL)
     for started in (go.click(search, search_in, search_out, api_name="search"),
                     query.submit(search, search_in, search_out, api_visibility="private"),
-                    examples.load_input_event.then(search, search_in, search_out, api_visibility="private")):
+                    examples.load_input_event.then(search, search_in, search_out, api_visibility="private"),
+                    *(filters[c.key].submit(search, search_in, search_out, api_visibility="private")
+                      for c in CLAUSES if not c.choices)):  # Enter in a typed filter searches, as in the box
         started.then(None, controls, None, js=SHOW_IN_URL)
+    choices = [filters[c.key] for c in CLAUSES if c.choices]  # a pick, like Sort (typed filters: Enter or Search)
+    for moved in [*(c.release for c in (k, alpha, min_rel)), *(c.input for c in (sort, *choices))]:
+        moved(rerun, [drawn, *search_in], search_out, api_visibility="private").then(None, controls, None,
+                                                                                     js=SHOW_IN_URL)
     demo.load(from_link, None, controls + search_out, api_visibility="private")
     more.click(show_more, [kept, *search_in], search_out, api_name="show_more")
     reveal.click(lambda: 0.0, None, min_rel, api_visibility="private").then(
