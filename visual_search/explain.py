@@ -170,7 +170,8 @@ def breakdown(engine: "SearchEngine", query: str, k: int = 5, alpha: float | Non
                      r.visual_cosine, r.visual_score, r.relevance, r.record.path)
         for n, r in enumerate(response.results, 1)
     ]
-    return Breakdown(rows, response.alpha, engine.queries.calibration, rank.CLIP_TEXT_IMAGE, response.elapsed_ms)
+    calibration = engine.queries.calibration_for(response.query)  # the one the search used: by query length
+    return Breakdown(rows, response.alpha, calibration, rank.CLIP_TEXT_IMAGE, response.elapsed_ms)
 
 
 def relevance_formula(cosine: float, calibration: rank.Calibration) -> str:

@@ -64,7 +64,10 @@ class SearchResponse:
     alpha: float
     offset: int = 0
     hidden: int = 0  # results of this page left out for scoring below the minimum relevance
-    min_relevance: float = 0.0
+    min_relevance: float = 0.0  # the cut-off applied (0 for images asked for by name: search/searcher.py)
+    # Images the filter lets through: 0 when none does, so an empty answer is the filter's, not the
+    # words'; the exact count where it is known cheaply; None without a filter or when unknown.
+    passing: int | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -73,6 +76,7 @@ class SearchResponse:
             "offset": self.offset,
             "hidden": self.hidden,
             "min_relevance": self.min_relevance,
+            "passing": self.passing,
             "elapsed_ms": round(self.elapsed_ms, 2),
         }
 

@@ -88,8 +88,10 @@ def test_stages_three_and_four_add_up(engine):
     result = breakdown(engine, "a kitten", k=3, alpha=0.7)
     assert [r.rank for r in result.rows] == [1, 2, 3]
     assert result.rows[0].filename == "cat.jpg"  # real MiniLM semantics on the caption channel
+    assert result.caption_calibration == ranking.CAPTION_TEXT.for_words(2)  # a two-word query's own (issue 24)
     for r in result.rows:
-        assert r.caption_relevance == pytest.approx(float(ranking.relevance(r.caption_cosine, ranking.CAPTION_TEXT)))
+        assert r.caption_relevance == pytest.approx(float(ranking.relevance(r.caption_cosine,
+                                                                            result.caption_calibration)))
         assert r.visual_relevance == pytest.approx(float(ranking.relevance(r.visual_cosine, ranking.CLIP_TEXT_IMAGE)))
         assert r.relevance == pytest.approx(0.7 * r.caption_relevance + 0.3 * r.visual_relevance)
 

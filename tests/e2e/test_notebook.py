@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import re
 
 import nbformat
 from nbclient import NotebookClient

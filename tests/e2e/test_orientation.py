@@ -87,7 +87,8 @@ def test_the_app_control_and_link_come_from_the_declaration(shapes):
 def test_a_link_carries_every_clause():
     from visual_search.web.links import SHOW_IN_URL, link_params
 
-    query, k, alpha, clauses = link_params({"q": "a cat", "orientation": "portrait", "tag": "pet"}, 50, 0.5)
-    assert (query, k, alpha) == ("a cat", 8, 0.5)
+    query, k, alpha, cut, sort, clauses = link_params({"q": "a cat", "orientation": "portrait", "tag": "pet"}, 50,
+                                                      0.5, 0.2)
+    assert (query, k, alpha, cut, sort) == ("a cat", 8, 0.5, 0.2, "relevance")
     assert SearchFilter.parse(*clauses) == SearchFilter(orientation="portrait", tag="pet")
     assert '"orientation"' in SHOW_IN_URL  # the page writes it into the address bar too

@@ -8,7 +8,7 @@ B's candidate pool (the store's query filters by owner). B cannot change shared 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import pytest
 

@@ -45,3 +45,21 @@ def test_cosine_and_top_k():
     assert np.allclose(c, [1.0, 0.0, np.sqrt(0.5)])
     assert list(top_k(c, 2)) == [0, 2]
     assert len(cosine(np.ones(2), np.zeros((0, 2)))) == 0
+
+
+def test_short_queries_have_their_own_calibration_and_long_ones_the_captions():
+    cal = ranking.CAPTION_TEXT
+    assert cal.for_query("dogs") == cal.short[0] and cal.for_query("a dog") == cal.short[1]
+    long = cal.for_query("two brown dogs peeking out of a wooden doorway")
+    assert (long.floor, long.ceiling) == (cal.floor, cal.ceiling)
+    floors = [cal.for_words(n).floor for n in range(1, ranking.LONG_QUERY_WORDS + 2)]
+    assert floors == sorted(floors) and floors[-1] == cal.floor  # the floor rises with the length, then stays
+    assert all(round(f, 2) == f for f in floors)  # How it works writes them to two decimals: exactly these
+    # the default cut-off (0.2) of one- and two-word queries sits at the p95 of their unrelated pairs
+    assert relevance(0.25, cal.for_words(1)) > 0.2 > relevance(0.24, cal.for_words(1))
+    assert relevance(0.32, cal.for_words(2)) > 0.2 > relevance(0.30, cal.for_words(2))
+
+
+def test_a_calibration_without_short_ones_is_the_same_for_every_length():
+    assert ranking.CLIP_TEXT_TEXT.for_query("a") is ranking.CLIP_TEXT_TEXT
+    assert ranking.CLIP_TEXT_TEXT.for_words(30) is ranking.CLIP_TEXT_TEXT

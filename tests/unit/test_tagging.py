@@ -3,7 +3,6 @@ the tiny random CLIP (meaningless scores: no tags), the cache, and recomputing o
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 

@@ -31,6 +31,7 @@ from ..config import Settings
 from ..engine import SearchEngine
 from ..library.edits import MAX_CAPTION_CHARS
 from ..errors import InvalidQuery, VisualSearchError
+from .query_set import format_table, read_query_set, run_query_set
 from .metrics import DISTRIBUTION_COLUMNS, distribution, ranks_of_correct, summarize
 from ..library.progress import progress_bar
 from ..stages.query import check_alpha, clean_text
@@ -78,6 +79,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--csv", default="evaluations.csv", help="append a row of results here (default ./evaluations.csv)")
     p.add_argument("--no-csv", action="store_true", help="do not append to the CSV file")
     p.add_argument("--skip-malformed", action="store_true", help="leave out caption lines that cannot be read")
+    p.add_argument("--queries", default=None,
+                   help="also run a labelled query set (CSV query,kind,relevant; docs/sample_queries.csv) through "
+                        "the search at caption weight 1 and the default cut-off, and print what it shows")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
 
 
@@ -95,6 +99,9 @@ def run(args: argparse.Namespace) -> int:
         settings = Settings.from_env(data_dir=data_dir, chroma_url=None)
         engine = SearchEngine(settings, captioner=PendingCaption() if args.reference_captions else None)
         result = evaluate(engine, Path(args.images), captions, args.reference_captions, alphas, args.limit)
+        if args.queries:
+            result["query_set"] = run_query_set(engine, read_query_set(args.queries))
+            result["query_set_cut_off"] = settings.min_relevance
     result["skipped"]["malformed_lines"] = len(bad_lines)
     result["captions_file"] = str(args.captions)
     if not args.no_csv:
@@ -202,7 +209,9 @@ def score(engine: SearchEngine, ids: list[str], queries: list[str], truth: np.nd
         batch, right = queries[lo : lo + QUERY_CHUNK], truth[lo : lo + QUERY_CHUNK]
         caption_q, visual_q = engine.queries.encode_many(batch)
         cap_cos, vis_cos = rank.cosine_matrix(caption_q, caption_m), rank.cosine_matrix(visual_q, visual_m)
-        cap_rel, vis_rel = rank.relevance(cap_cos, cap_cal), rank.relevance(vis_cos, vis_cal)
+        cap_rel = np.vstack([rank.relevance(row, engine.queries.calibration_for(text))  # by query length
+                             for row, text in zip(cap_cos, batch)])
+        vis_rel = rank.relevance(vis_cos, vis_cal)
         # Ties in relevance (clipped at 0 or 1) fall back to cosine order, as the search's candidate order does.
         ranks["caption"].append(ranks_of_correct(cap_rel, right, cap_cos))
         ranks["visual"].append(ranks_of_correct(vis_rel, right, vis_cos))
@@ -286,6 +295,8 @@ def format_report(r: dict) -> str:
         lines.append(f"  {channel:<8} rank.{c['constant']}: floor {cur['floor']:.2f} ceiling {cur['ceiling']:.2f}"
                      f"  ->  {suggestion}  ({c['correct_at_zero']:.0%} of correct pairs now at relevance 0, "
                      f"{c['incorrect_above_zero']:.0%} of incorrect above 0)")
+    if "query_set" in r:
+        lines += ["", format_table(r["query_set"], 1.0, r["query_set_cut_off"])]
     skipped = {k: v for k, v in r["skipped"].items() if v}
     if skipped:
         lines.append("left out: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in skipped.items()))

@@ -79,7 +79,7 @@ class Searcher:
         visual_cal = rank.CLIP_TEXT_IMAGE
         if like is not None:
             visual_vec, visual_cal = rank.combine(self._image_query(like, visitor=visitor)[1], visual_vec)
-        q = Query(caption_vec, visual_vec, queries.calibration, visual_cal, alpha)
+        q = Query(caption_vec, visual_vec, queries.calibration_for(text), visual_cal, alpha)
         return self._answer(text, q, page, filter, visitor, t0)
 
     def similar(self, image: str | bytes, k: int = 10, filename: str = "query image", *, offset: int = 0,
@@ -115,11 +115,12 @@ class Searcher:
         """Candidates (filtered inside the index) -> cut-off -> order -> one page of results."""
         need = page.offset + page.k
         store = self._store()
-        restricted = (filter is not None and filter.active) or visitor is not None
-        where, ids, allowed = self.table.restriction(filter, visitor) if restricted else (None, None, None)
-        found = gather(store, q, need, page.min_relevance, page.sort == "newest", where, ids, allowed,
-                       lanes=self.lanes)
-        passing = [j for j, score in enumerate(found.total) if score >= page.min_relevance]
+        filtered = filter is not None and filter.active
+        where, ids, allowed = self.table.restriction(filter, visitor) if filtered or visitor else (None, None, None)
+        count = allowed.count if allowed is not None else len(ids) if ids is not None else None
+        cut = 0.0 if named(filter, count, need) else page.min_relevance
+        found = gather(store, q, need, cut, page.sort == "newest", where, ids, allowed, lanes=self.lanes)
+        passing = [j for j, score in enumerate(found.total) if score >= cut]
         if page.sort == "newest":  # newest first; equal times keep the relevance order
             meta = store.records(found.ids[j] for j in passing)
             passing.sort(key=lambda j: timestamp(meta.get(found.ids[j], {}).get("added_at", "")), reverse=True)
@@ -128,8 +129,9 @@ class Searcher:
         results = self._results(found, chosen)
         if not found.ids and (filter is None or not filter.active):
             self._refuse_if_out_of_date()  # no count() on every search: it scans the collection
+        through = (0 if not found.ids else count) if filtered else None
         return SearchResponse(label, results, (time.perf_counter() - t0) * 1000, q.alpha, page.offset, hidden,
-                              page.min_relevance)
+                              cut, through)
 
     def _results(self, found: Candidates, chosen: list[int]) -> list[SearchResult]:
         """The chosen candidates as results, their records read from the catalog (the truth, and a
@@ -158,6 +160,14 @@ class Searcher:
                 "indexing run was interrupted). The app rebuilds them in the background; from the command "
                 "line run `python -m visual_search reindex`."
             )
+
+
+def named(search_filter: SearchFilter | None, count: int | None, need: int) -> bool:
+    """A file-name clause that lets through no more images than the page holds: the person asked for
+    these images by name ("chessboard"), so each is shown whatever its words score (its relevance
+    still orders them and is shown). A broad name ("IMG_", hundreds of phone photos) is a filter like
+    the others, under the cut-off. The count is known exactly: the name is always decided by ids."""
+    return bool(search_filter is not None and search_filter.substring() and count is not None and count <= need)
 
 
 def check_offset(offset: object) -> int:

@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import InvalidQuery
 
 if TYPE_CHECKING:
+    from .rank import Calibration
     from .visual import ClipEncoder
     from .embed import TextEncoder
 
@@ -89,6 +90,11 @@ class QueryEncoder:
         self.calibration = text_encoder.calibration  # how the caption channel's cosines become relevance
         self._size = cache_size
         self._lock = threading.Lock()
+
+    def calibration_for(self, query: str) -> "Calibration":
+        """How the caption channel's cosines of this (cleaned) query become relevance: it depends on
+        the query's length (stages/rank.py). The search, How it works and `evaluate` all ask here."""
+        return self.calibration.for_query(query)
 
     def caption(self, query: str) -> np.ndarray:
         """The caption-channel vector (the captions' own text encoder), unit length."""

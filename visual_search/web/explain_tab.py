@@ -176,7 +176,8 @@ def _stage4_md(result: explain.Breakdown) -> str:
     text = ("### Stage 4 · generating results\nEach stored vector is compared with the query's by **cosine "
             "similarity** (1 = same direction). A cosine becomes a **relevance** from 0 to 1 by a calibration: "
             f"at or below its *floor* it counts as 0, at or above its *ceiling* as 1 (`stages/rank.py`). Captions: "
-            f"floor {cap.floor:.2f}, ceiling {cap.ceiling:.2f}. Pictures (CLIP): floor {vis.floor:.2f}, "
+            f"floor {cap.floor:.2f}, ceiling {cap.ceiling:.2f}, set for the query's length in words (a short "
+            "query scores lower against a whole caption, matching or not). Pictures (CLIP): floor {vis.floor:.2f}, "
             f"ceiling {vis.ceiling:.2f}.\n\nThe final score is **{a:.2f} × caption relevance + {1 - a:.2f} × visual "
             "relevance**.")
     if not result.rows:

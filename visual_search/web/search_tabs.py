@@ -18,7 +18,7 @@ from .common import (
     results_gallery, selected_record, view,
 )
 from .inputs import uploaded_image
-from .links import SHOW_IN_URL, link_params, result_rows
+from .links import SHOW_IN_URL, link_params, result_rows, with_clause_params
 
 # One per sample image (sample_images/), worded the way a visitor might ask.
 EXAMPLES = [
@@ -43,6 +43,19 @@ def _with_hidden(shown: ResultsView, response: SearchResponse) -> ResultsView:
     """The status line says how many results the cut-off hid (the "Show them" button reveals them)."""
     if response.hidden:
         shown.status += (f" · {response.hidden} more below relevance {response.min_relevance:.2f} hidden")
+    return shown
+
+
+def _filter_note(shown: ResultsView, response: SearchResponse, clauses: tuple[str, ...]) -> ResultsView:
+    """A filter that lets no image through is named as the reason, not the words; images asked for by
+    file name are shown whatever their relevance, and the status says so (search/searcher.py `named`)."""
+    typed = [f"{c.label.lower()} “{md(str(v).strip())}”" for c, v in zip(CLAUSES, clauses) if str(v or "").strip()]
+    if response.passing == 0:
+        return ResultsView.message(f"No image matches the filters ({', '.join(typed)}), whatever the words. "
+                                   "Change or clear a filter.")
+    if response.results and response.passing is not None and response.min_relevance == 0.0 and any(
+            c.key == "name" and str(v or "").strip() for c, v in zip(CLAUSES, clauses)):
+        shown.status += " · asked for by file name: shown whatever their relevance"
     return shown
 
 
@@ -78,6 +91,7 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
             shown = ResultsView.message(failure(exc))
         else:
             shown = _with_hidden(view(response, engine.count(visitor), busy(), "for", engine.thumbnail), response)
+            shown = _filter_note(shown, response, clauses)
         return (*shown.outputs(), "", gr.update(visible=False), *_more(response, k), drawn)
 
     def redraw(request: gr.Request, drawn: int | None, *controls):
@@ -88,6 +102,14 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
         out = list(search(request, *controls))
         out[2] += " · ↻ searched again: the collection changed"
         return tuple(out)
+
+    def rerun(request: gr.Request, drawn_at: int | None, *controls):
+        """A slider, Sort or Shape moved after a search: the search again with it, as a person expects
+        of a control beside the results. Before the first search, or with the box emptied, nothing
+        happens (no error for a control touched first)."""
+        if drawn_at is None or not str(controls[0] or "").strip():
+            return (gr.update(),) * len(search_out)
+        return search(request, *controls)
 
     def show_more(request: gr.Request, shown: SearchResponse | None, query: str, k: float, alpha: float,
                   min_rel: float, sort: str, *clauses: str):
@@ -116,19 +138,24 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
 
     def from_link(request: gr.Request):
         """A page opened with `?q=...`: fill the controls from the link and run its search."""
-        params = link_params(request.query_params, top, s.default_alpha)
+        params = link_params(request.query_params, top, s.default_alpha, s.min_relevance)
         if params is None:
             return (gr.update(),) * (len(controls) + len(search_out))
-        query, k, alpha, clauses = params
-        return query, k, alpha, *clauses, *search(request, query, k, alpha, s.min_relevance, "relevance", *clauses)
+        query, k, alpha, cut, sort, clauses = params
+        return query, k, alpha, cut, sort, *clauses, *search(request, query, k, alpha, cut, sort, *clauses)
 
     def search_results(query: str, k: int = 8, alpha: float = s.default_alpha,
-                       request: gr.Request = None) -> list[dict]:
+                       min_relevance: float = s.min_relevance, sort: str = "relevance", offset: int = 0,
+                       clauses: dict | None = None, request: gr.Request = None) -> list[dict]:
         """Ranked results as data, for programs: id, filename, caption, relevance, caption_score,
-        visual_score, added_at, image_url (the stored original, served by this app)."""
+        visual_score, added_at, image_url (the stored original, served by this app). Takes what the
+        page takes: the cut-off, the sort, an offset (the next page) and each filter clause by its key."""
         try:
             visitor = access.who(request).visitor
-            return result_rows(engine.search(query, k=k, alpha=alpha, visitor=visitor).results, request)
+            f = SearchFilter.parse(**(clauses or {}))
+            response = engine.search(query, k=k, alpha=alpha, min_relevance=min_relevance, sort=sort, offset=offset,
+                                     filter=f if f.active else None, visitor=visitor)
+            return result_rows(response.results, request)
         except VisualSearchError as exc:
             raise gr.Error(str(exc)) from None  # the client gets the message, not a bare "error"
 
@@ -216,7 +243,7 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
             picked_tags = gr.Radio([], label="Its tags: pick one to filter by it", scale=0, min_width=200)
             like = gr.Button("Find similar images", variant="secondary", scale=0, min_width=240)
         table = results_details("search")
-        gr.api(search_results, api_name="search_results")
+        gr.api(with_clause_params(search_results), api_name="search_results")
 
     with gr.Tab("Find similar", id="similar") as similar_tab:
         with gr.Row():
@@ -240,11 +267,17 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
 
     search_in = [query, k, alpha, min_rel, sort, *filters.values()]
     search_out = [gallery, table, status, ids, picked, pick_row, kept, more_row, hidden_row, drawn]
-    controls = [query, k, alpha, *filters.values()]
+    controls = [query, k, alpha, min_rel, sort, *filters.values()]  # what a link keeps (links.SHOW_IN_URL)
     for started in (go.click(search, search_in, search_out, api_name="search"),
                     query.submit(search, search_in, search_out, api_visibility="private"),
-                    examples.load_input_event.then(search, search_in, search_out, api_visibility="private")):
+                    examples.load_input_event.then(search, search_in, search_out, api_visibility="private"),
+                    *(filters[c.key].submit(search, search_in, search_out, api_visibility="private")
+                      for c in CLAUSES if not c.choices)):  # Enter in a typed filter searches, as in the box
         started.then(None, controls, None, js=SHOW_IN_URL)
+    choices = [filters[c.key] for c in CLAUSES if c.choices]  # a pick, like Sort (typed filters: Enter or Search)
+    for moved in [*(c.release for c in (k, alpha, min_rel)), *(c.input for c in (sort, *choices))]:
+        moved(rerun, [drawn, *search_in], search_out, api_visibility="private").then(None, controls, None,
+                                                                                     js=SHOW_IN_URL)
     demo.load(from_link, None, controls + search_out, api_visibility="private")
     more.click(show_more, [kept, *search_in], search_out, api_name="show_more")
     reveal.click(lambda: 0.0, None, min_rel, api_visibility="private").then(
