@@ -208,6 +208,10 @@ def test_search_results_gives_programs_plain_data(app):
     assert first["relevance"] == first["caption_score"] > 0  # weight 1: the caption score alone
     with urllib.request.urlopen(first["image_url"]) as resp:
         assert resp.read() == open(engine.get(first["id"]).path, "rb").read()
+    assert str(engine.settings.data_dir.resolve()) not in first["image_url"]  # no folder of the server named
+    for wrong in ("x" * 64 + ".jpg", first["id"] + ".json", "..%2f..%2fetc%2fpasswd"):  # only originals, by name
+        with pytest.raises(urllib.error.HTTPError, match="404"):
+            urllib.request.urlopen(first["image_url"].rsplit("/", 1)[0] + "/" + wrong)
     with pytest.raises(Exception, match="The query is empty"):
         client.predict("  ", 3, 1.0, api_name="/search_results")
 

@@ -27,7 +27,7 @@ from .explain_tab import build_explain_tab
 from .search_tabs import build_search_tabs
 from .visitors import Access, build_access
 from .guard import Guard
-from .serving import GoneIsNotFound, OnlyPictures
+from .serving import GoneIsNotFound, OnlyPictures, StoredImageRoute
 from .uploads import UploadJobs
 
 TITLE = "Visual search"
@@ -133,6 +133,7 @@ def launch_options(settings: Settings) -> dict[str, Any]:
         "css": CSS,
         "i18n": gr.I18n(en=LABELS),
         "app_kwargs": {"middleware": [Middleware(Guard, settings=settings, upload_dir=get_upload_folder()),
+                                      Middleware(StoredImageRoute, images=settings.images_dir),
                                       Middleware(OnlyPictures, images=settings.images_dir, thumbs=settings.thumbs_dir),
                                       Middleware(GoneIsNotFound, roots=gone)]},
     }

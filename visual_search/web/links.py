@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 from typing import Callable, Mapping, Sequence
 from urllib.parse import quote
 
@@ -14,6 +15,7 @@ from gradio import route_utils
 from ..records import SearchResult
 from ..search.filters import CLAUSES
 from ..search.searcher import SORTS
+from .serving import IMAGE_ROUTE
 
 FILTER_KEYS = [c.key for c in CLAUSES]  # each clause's URL parameter is its key (search/filters.py)
 
@@ -102,7 +104,7 @@ def result_rows(results: Sequence[SearchResult], request: gr.Request | None) -> 
         {"id": r.record.id, "filename": r.record.filename, "caption": r.record.caption,
          "relevance": round(r.relevance, 4), "caption_score": round(r.caption_score, 4),
          "visual_score": round(r.visual_score, 4), "added_at": r.record.added_at,
-         "image_url": f"{root}/gradio_api/file={quote(r.record.path)}"}
+         "image_url": f"{root}{IMAGE_ROUTE}{quote(os.path.basename(r.record.path))}"}
         for r in results
     ]
 

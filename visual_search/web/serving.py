@@ -40,6 +40,30 @@ def _inside(target: str, root: str) -> bool:
     return target == root or target.startswith(root + os.sep)
 
 
+IMAGE_ROUTE = "/image/"  # `/image/<sha256>.<format>`: a stored original, by name alone
+
+
+class StoredImageRoute:
+    """ASGI middleware: `/image/<name>` is the stored original of that name, passed on as gradio's file
+    route for it (so every rule of the file route and of the middlewares below holds), so that a link
+    to a picture (`/search_results`' image_url) names no folder of the server."""
+
+    def __init__(self, app: ASGIApp, images: str | Path) -> None:
+        self.app = app
+        self.images = os.path.realpath(images)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path.startswith(IMAGE_ROUTE):
+            name = path[len(IMAGE_ROUTE):]
+            if not ORIGINAL.fullmatch(name):
+                await PlainTextResponse(GONE, status_code=404)(scope, receive, send)
+                return
+            target = FILE_ROUTE + os.path.join(self.images, name[:2], name)
+            scope = {**scope, "path": target, "raw_path": target.encode()}
+        await self.app(scope, receive, send)
+
+
 class GoneIsNotFound:
     """ASGI middleware: a GET or HEAD of a missing file under one of `roots` answers 404."""
 
