@@ -21,6 +21,7 @@ from typing import Callable, Iterable, Sequence
 from ..demo.fair_share import FairShare
 from ..demo.visibility import visible
 from ..errors import NotAnImage, RejectedImage
+from ..models.compute import CPU_GROUP
 from ..models.memory import release_freed_memory
 from ..times import now_iso
 from ..records import Added, Duplicate, Failed, ImageRecord, IndexReport, Skipped
@@ -28,7 +29,7 @@ from .intake import IntakeImage, check_image_kind, load_image, read_file, walk
 from .reconcile import Reconciler
 from .state import Progress, State
 
-WRITE_GROUP = 8  # images embedded and written together (CLIP batches; progress granularity)
+WRITE_GROUP = CPU_GROUP  # images embedded and written together without a GPU (Compute.group_size)
 PRIVATE_DUPLICATE = "this exact file is already among another visitor's uploads, and cannot be added twice"
 Source = tuple[str, Callable[[], bytes] | str]  # (label, reader of the bytes, or why the file was refused)
 
@@ -85,7 +86,7 @@ class Indexer:
             if image is not None and self._new(label, image, seen, visitor, report):
                 seen.add(image.id)
                 group.append((label, image))
-            if len(group) >= WRITE_GROUP:
+            if len(group) >= self.s.compute.group_size():
                 self._add_group(group, visitor or "", report)
                 group = []
             if progress:
