@@ -140,6 +140,7 @@ def old_module(rev: str, name: str):
     spec = importlib.util.spec_from_loader(f"visual_search._old_{name}", loader=None)
     module = importlib.util.module_from_spec(spec)
     module.__package__ = "visual_search"  # its relative imports (.errors, .intake) resolve to today's modules
+    sys.modules.setdefault("visual_search.intake", intake)  # moved to library/ since
     sys.modules[spec.name] = module  # dataclasses look their module up
     exec(compile(source, f"{rev}:visual_search/{name}.py", "exec"), module.__dict__)
     return module
