@@ -53,6 +53,7 @@ class BlipCaptioner:
         except Exception as exc:  # many loader errors (OSError, ValueError, hub errors)
             raise model_load_error("captioning model", model_id, "VS_CAPTION_MODEL", exc) from exc
         self.model.to(self.device).eval()
+        self.dtype = torch.float32  # models/precision.py may hand out a 16-bit copy
 
     def caption(self, images: Sequence[Image.Image]) -> list[str]:
         return self.caption_prepared(self.prepare(images))
@@ -68,7 +69,8 @@ class BlipCaptioner:
         """The model's half: greedy decoding, `batch_size` images at a time."""
         captions: list[str] = []
         for start in range(0, len(pixels), self.batch_size):
-            batch = torch.from_numpy(np.ascontiguousarray(pixels[start : start + self.batch_size])).to(self.device)
+            batch = torch.from_numpy(np.ascontiguousarray(pixels[start : start + self.batch_size]))
+            batch = batch.to(self.device, dtype=self.dtype)
             out = self.model.generate(
                 pixel_values=batch,
                 max_new_tokens=self.max_new_tokens,

@@ -43,6 +43,7 @@ class ClipEncoder:
         except Exception as exc:
             raise model_load_error("CLIP model", self.identity, "VS_CLIP_MODEL (and VS_CLIP_PRETRAINED)", exc) from exc
         self.model = model.eval()
+        self.dtype = next(model.parameters()).dtype  # models/precision.py may hand out a 16-bit copy
         self.preprocess = preprocess
         self.dim = int(self.encode_texts(["a photo"]).shape[1])
 
@@ -74,7 +75,7 @@ class ClipEncoder:
         with torch.inference_mode():
             for start in range(0, len(pixels), self.batch_size):
                 batch = torch.from_numpy(np.ascontiguousarray(pixels[start : start + self.batch_size]))
-                features = self.model.encode_image(batch.to(self.device))
+                features = self.model.encode_image(batch.to(self.device, dtype=self.dtype))
                 out.append(torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy())
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.dim), np.float32)
 
