@@ -8,7 +8,8 @@ fp32 outputs on fixed probe images, and kept in half precision only if it verifi
 - BLIP: every probe's vision features at cosine >= 0.999, and the first decoding step's top token
   unchanged on >= 99% of the probes.
 Else the model stays in fp32 and the reason is logged. `fp16` / `bf16` force a precision (no
-check); `fp32`, and `auto` on a CPU, keep fp32. The checks themselves run on any device (torch has
+check); `fp32`, and `auto` on a CPU or on ZeroGPU (whose app process has no GPU to verify on; the
+models run in forked workers), keep fp32. The checks themselves run on any device (torch has
 bf16 on CPUs too): tests verify them with the tiny test models.
 """
 
@@ -124,7 +125,7 @@ def settle(model: Any, setting: str, check, device: str) -> tuple[Any, Verdict]:
         twin = half_copy(model, precision)
         try:
             failed = check(model, twin, pixels)
-        except RuntimeError as exc:  # an op this card or torch lacks in 16 bits
+        except Exception as exc:  # an op this card or torch lacks in 16 bits: not verified
             failed = f"{type(exc).__name__}: {exc}"
         if failed is None:
             return twin, Verdict(precision, f"{precision} verified against fp32 on {len(pixels)} probes")
@@ -135,7 +136,10 @@ def settle(model: Any, setting: str, check, device: str) -> tuple[Any, Verdict]:
 
 def apply(model: Any, setting: str, check, what: str) -> Any:
     """`settle`, logged; the model to use."""
-    chosen, verdict = settle(model, setting, check, str(model.device))
+    from ..config import on_zero_gpu
+
+    device = "ZeroGPU's app process" if on_zero_gpu() and setting == "auto" else str(model.device)
+    chosen, verdict = settle(model, setting, check, device)
     (log.warning if setting == "auto" and verdict.precision == "fp32" and str(model.device).startswith("cuda")
      else log.info)("%s %s runs in %s: %s", what, model.identity, verdict.precision, verdict.reason)
     chosen.precision = verdict
