@@ -139,7 +139,7 @@ def test_a_bad_upload_is_rejected_with_its_reason_and_changes_nothing(app, tmp_p
     outcome, status, _ = client.predict([handle_file(str(fake)), handle_file(str(good))], api_name="/add_images")
     rows = {row[0]: row[1:] for row in outcome["data"]}
     assert rows["holiday.jpg"] == ["rejected", "not a supported image: it is a text file; accepted: "
-                                   "JPEG, PNG, WebP, GIF, BMP, TIFF, AVIF or HEIC"]
+                                   "JPEG, PNG, WebP, GIF, BMP, TIFF, AVIF, HEIC or Netpbm"]
     assert rows["orange.png"][0] == "indexed"  # one bad file does not stop the others
     assert "1 indexed" in status and "1 rejected" in status
     assert engine.count() == before + 1
