@@ -1,9 +1,11 @@
 """Indexing: files, folders or uploads in -> stored originals, records and vectors (stages 1-2).
 
-Each file is read and checked when its turn comes (library/intake.py), so a large upload never sits
-in memory all at once. Images go through the models a group at a time, OUTSIDE the writer lock: a
-visitor's upload never makes another person's caption edit wait for BLIP. Only the writes take the
-lock, and duplicates are judged again under it (another writer may have added the same file).
+Each file is read and checked a little ahead of its turn, on a few threads (library/pipeline.py:
+a bounded pipeline, so a large upload never sits in memory all at once), and a group's model inputs
+are prepared while the group before it is in the models. Images go through the models a group at a
+time, OUTSIDE the writer lock: a visitor's upload never makes another person's caption edit wait
+for BLIP. Only the writes take the lock, and duplicates are judged again under it (another writer
+may have added the same file).
 
 Write order for one image, chosen so that a process killed at any point leaves a state that the
 reconciler repairs: original file -> catalog record with its vectors -> thumbnail -> visual vector
