@@ -17,7 +17,7 @@ os.environ.setdefault("GRADIO_DEFAULT_CONCURRENCY_LIMIT", "4")
 
 from visual_search import SearchEngine  # noqa: E402
 from visual_search.web import build_demo, launch_options  # noqa: E402
-from visual_search.web.startup import StartupJob  # noqa: E402
+from visual_search.web.startup import StartupJob, start_on_first_event  # noqa: E402
 from visual_search.web.zerogpu import gpu_wrap  # noqa: E402
 
 gpu = gpu_wrap()  # ZeroGPU: imports `spaces` before any model is loaded; None elsewhere
@@ -26,8 +26,10 @@ startup = StartupJob(engine)
 if gpu is None:
     startup.start()  # locally: at once, the page is usable meanwhile
 else:
-    engine.models.load()  # forked GPU workers inherit the models; the job starts at the first page load
+    engine.models.load()  # forked GPU workers inherit the models; the job starts at the first event
 demo = build_demo(engine, startup)
+if gpu is not None:
+    start_on_first_event(demo, startup)  # a page load or any API call
 
 if __name__ == "__main__":
     demo.queue().launch(**launch_options(engine.settings))

@@ -12,8 +12,9 @@ The photos are generated (4000 x 3000, smooth shapes, sensor-like noise, EXIF; e
 sideways with orientation 6, as phones store portraits): JPEGs of ~4 MB, like a phone's. Also printed:
 `load_image` and the thumbnail alone; the models' own input preparation from each intake's bitmap
 (BLIP's image processor at 384 px and open_clip's 224 px transform, the CPU work a real model adds
-before its first layer); and the new intake + thumbnail on 2 threads (what a pipeline overlapping
-images could reach; Pillow decodes and hashes without holding the GIL).
+before its first layer); the new intake + thumbnail on 2 threads (Pillow decodes and hashes without
+holding the GIL); and indexing with the indexer's pipeline off (one thread, the way it was), taking
+turns with the others.
 
     python benchmarks/intake.py                  # 24 photos
     python benchmarks/intake.py -n 40 --json
@@ -140,9 +141,23 @@ def old_module(rev: str, name: str):
     spec = importlib.util.spec_from_loader(f"visual_search._old_{name}", loader=None)
     module = importlib.util.module_from_spec(spec)
     module.__package__ = "visual_search"  # its relative imports (.errors, .intake) resolve to today's modules
+    sys.modules.setdefault("visual_search.intake", intake)  # moved to library/ since
     sys.modules[spec.name] = module  # dataclasses look their module up
     exec(compile(source, f"{rev}:visual_search/{name}.py", "exec"), module.__dict__)
     return module
+
+
+@contextlib.contextmanager
+def one_thread(on: bool):
+    """The indexer without its pipeline (one thread: read, decode, thumbnail, write in turn)."""
+    from visual_search.library import indexer
+
+    original = indexer.workers
+    indexer.workers = (lambda: 1) if on else original
+    try:
+        yield
+    finally:
+        indexer.workers = original
 
 
 @contextlib.contextmanager
@@ -211,7 +226,7 @@ def run(n: int, rounds: int, folder: Path, old_rev: str) -> dict:
     warm, paths = paths[0], paths[1:]
     datas = [p.read_bytes() for p in paths]
     old_intake, old_thumbs = old_module(old_rev, "intake"), old_module(old_rev, "thumbnails")
-    variants = {"new": (intake.load_image, thumbnails.make)}
+    variants = {"new": (intake.load_image, thumbnails.make), "serial": (intake.load_image, thumbnails.make)}
     if old_intake is not None and old_thumbs is not None:
         variants["old"] = (old_intake.load_image, old_thumbs.make)
     figures: dict = {"photos": n, "photo_mb": round(float(np.mean([len(d) for d in datas])) / 2**20, 2),
@@ -224,8 +239,10 @@ def run(n: int, rounds: int, folder: Path, old_rev: str) -> dict:
         timings: dict[str, list[float]] = {name: [] for name in variants}
         for _ in range(rounds):  # old and new take turns, so a busy spell of the machine hits both
             for name, (load, make) in variants.items():
-                with using(load, make):
+                with using(load, make), one_thread(name != "new"):
                     timings[name].append(index_ms(paths, warm, tmp))
+        figures["serial_index_ms"] = round(min(timings.pop("serial")), 1)
+        variants.pop("serial")
         for name, (load, make) in variants.items():
             figures[f"{name}_index_ms"] = round(min(timings[name]), 1)
             figures[f"{name}_load_image_ms"] = round(each_ms(lambda d, f=load: f(d, "p.jpg", MAX_BYTES, MAX_PIXELS),
@@ -241,6 +258,7 @@ def run(n: int, rounds: int, folder: Path, old_rev: str) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
     if "old_index_ms" in figures:
         figures["speedup"] = round(figures["old_index_ms"] / figures["new_index_ms"], 2)
+    figures["pipeline_speedup"] = round(figures["serial_index_ms"] / figures["new_index_ms"], 2)
     return figures
 
 
@@ -270,6 +288,8 @@ def main() -> None:
     print(f"  {'working bitmap':<30} " + (f"{f['old_bitmap']:>10}   " if f["old_rev"] else "") + f["new_bitmap"])
     print(f"  {'intake + thumbnail, 2 threads':<30} " + (" " * 13 if f["old_rev"] else "")
           + f"{f['new_2_threads_ms']:>6.1f}")
+    print(f"  {'indexing, pipeline off':<30} " + (" " * 13 if f["old_rev"] else "")
+          + f"{f['serial_index_ms']:>6.1f}   (the pipeline: {f['pipeline_speedup']}x)")
     if "speedup" in f:
         print(f"indexing without models: {f['speedup']}x lighter")
     if f["other_cpu_load"] is not None:

@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests" / "zerogpu"), str(REPO / "tests")]
 os.environ["SPACES_ZERO_GPU"] = "true"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("SPACES_STANDIN_WORKERS", "reuse")  # the stand-in's default forks for every call; "reused" is timed here
 
 QUERIES = [f"a photo of {w} at {t}" for w in ("a dog", "the sea", "a red car", "two cats", "mountains")
            for t in ("night", "dawn", "noon", "dusk")]
@@ -70,6 +71,10 @@ def main() -> None:
     import psutil
     import spaces
     from gradio.context import LocalContext
+
+    from visual_search.models import fork_safety
+
+    fork_safety.install()  # as the app does on ZeroGPU (web/zerogpu.py): a fork after torch ran never hangs
 
     from visual_search.measure.synthetic import time_each
 

@@ -16,6 +16,7 @@ DEFAULT_CLIP_MODEL = "ViT-B-32"
 DEFAULT_CLIP_PRETRAINED = "laion2b_s34b_b79k"
 # The value of VS_TEXT_MODEL that selects CLIP's own text tower for the caption channel.
 CLIP_TEXT_MODEL = "clip"
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # VS_PRECISION: the image models' precision (models/precision.py)
 BACKENDS = ("auto", "onnx", "torch")  # VS_BACKEND: what runs the query encoders (models/backend.py)
 
 
@@ -92,7 +93,8 @@ class Settings:
     max_file_mb: float = 20.0
     max_pixels: int = 40_000_000  # ~ 8000 x 5000; refused before the pixels are decoded
     caption_max_tokens: int = 30
-    caption_batch: int = 2  # 2 CPU cores: 2 is ~10% faster than 1 for ~70 MB more while captioning (docs/benchmarks.md)
+    caption_batch: int = 0  # 0: by device (models/device.py: 2 on a CPU, a large batch on a GPU)
+    precision: str = "auto"  # auto: bf16 or fp16 on CUDA where it verifies against fp32, else fp32
     default_alpha: float = 0.5
     max_k: int = 100
     max_query_chars: int = 1000
@@ -142,6 +144,7 @@ class Settings:
             max_pixels=_env_int("VS_MAX_PIXELS", cls.max_pixels),
             caption_max_tokens=_env_int("VS_CAPTION_MAX_TOKENS", cls.caption_max_tokens),
             caption_batch=_env_int("VS_CAPTION_BATCH", cls.caption_batch),
+            precision=_env_choice("VS_PRECISION", cls.precision, PRECISIONS),
             default_alpha=_env_float("VS_ALPHA", cls.default_alpha),
             min_relevance=_env_float("VS_MIN_RELEVANCE", cls.min_relevance),
             tag_vocabulary=Path(_env("VS_TAG_VOCABULARY", str(cls().tag_vocabulary))),

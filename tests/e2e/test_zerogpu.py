@@ -1,7 +1,11 @@
 """The app as a ZeroGPU Space runs it: `python app.py` with `SPACES_ZERO_GPU=true` and the test
-stand-in for the `spaces` package (tests/zerogpu/spaces), which forks a worker for every GPU call and
-refuses a call outside a Gradio event. A browser opens the page (the first visit starts the sample
-indexing), then gradio_client uploads, searches, finds similar, edits a caption and deletes."""
+stand-in for the `spaces` package (tests/zerogpu/spaces), which runs every GPU call in a forked
+worker and refuses a call outside a Gradio event. The app's process has run torch's CPU thread pool
+before its first GPU call (`SPACES_STANDIN_WARM_THREADS`), and the stand-in runs in both of the real
+scheduler's modes: a fresh fork for every call, and one reused worker. In the first, the first
+gradio_client call starts the sample indexing (no browser at all); in the second a browser opens the
+page and its load event does. Then gradio_client uploads, searches, finds similar, edits a caption
+and deletes; three uploads of 20 images each follow, with no call hung or refused."""
 
 from __future__ import annotations
 
@@ -71,14 +75,16 @@ def _calls(log: Path) -> list[dict]:
     return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
 
-@pytest.fixture(scope="module")
-def space(tmp_path_factory, model_env):
-    if not CHROMIUM.exists():
+@pytest.fixture(scope="module", params=["fresh", "reuse"])
+def space(request, tmp_path_factory, model_env):
+    mode = request.param
+    if mode == "reuse" and not CHROMIUM.exists():
         pytest.skip("Debian chromium is needed to open the page (apt-get install -y chromium)")
-    tmp = tmp_path_factory.mktemp("zerogpu")
+    tmp = tmp_path_factory.mktemp(f"zerogpu-{mode}")
     calls, out = tmp / "gpu-calls.jsonl", tmp / "app.log"
     port = free_port()
     env = {**os.environ, **model_env, "SPACES_ZERO_GPU": "true", "SPACES_STANDIN_LOG": str(calls),
+           "SPACES_STANDIN_WORKERS": mode, "SPACES_STANDIN_WARM_THREADS": "1", "SPACES_STANDIN_GRACE_S": os.environ.get("SPACES_STANDIN_GRACE_S", "60"),
            "PYTHONPATH": os.pathsep.join([str(STANDIN), str(REPO)]), "VS_DATA_DIR": str(tmp / "data"),
            "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port), "PYTHONUNBUFFERED": "1"}
     with open(out, "w") as fh:
@@ -87,17 +93,18 @@ def space(tmp_path_factory, model_env):
     try:
         _wait_for(url, proc, out)
         assert _calls(calls) == [], "no GPU call may run before a visitor's event"
-        try:
-            _visit(url)
-        except Exception:
-            print("app log:", out.read_text()[-4000:], "\ncalls:", _calls(calls))
-            raise
-        client = Client(url, verbose=False)
+        if mode == "reuse":
+            try:
+                _visit(url)
+            except Exception:
+                print("app log:", out.read_text()[-4000:], "\ncalls:", _calls(calls))
+                raise
+        client = Client(url, verbose=False)  # fresh: its first call is the first event, and starts the job
         end = time.monotonic() + 240
         while not client.predict(api_name="/status").startswith(f"**{N_SAMPLES} images**"):
             assert time.monotonic() < end, client.predict(api_name="/status") + out.read_text()[-3000:]
             time.sleep(1)
-        yield client, calls, proc.pid
+        yield client, calls, proc.pid, mode
     finally:
         proc.terminate()
         try:
@@ -107,17 +114,19 @@ def space(tmp_path_factory, model_env):
 
 
 def test_the_first_visit_indexes_the_samples_in_gpu_workers(space):
-    client, calls, app_pid = space
+    client, calls, app_pid, mode = space
     runs = _calls(calls)
-    assert runs and all(c["refused"] is None for c in runs), runs
-    understood = [c for c in runs if c["fn"].endswith("understand")]
+    assert runs and all(c["refused"] is None and c.get("aborted") is None for c in runs), runs
+    if mode == "fresh":
+        assert all(c["fresh"] for c in runs) and len({c["pid"] for c in runs}) == len(runs)
+    understood = [c for c in runs if c["fn"].endswith("understand_prepared")]
     assert sum(1 for _ in understood) >= 1
     assert all(c["pid"] != app_pid for c in runs)  # every model run was in a forked worker
     assert all(c["duration"] < 60 for c in understood)  # asked from the input, not the default 60 s
 
 
 def test_upload_caption_edit_and_delete_are_seen_by_the_next_answers(space, tmp_path):
-    client, calls, _ = space
+    client, calls, _, _mode = space
     path = tmp_path / "teal.png"
     path.write_bytes(encode(Image.new("RGB", (80, 60), (0, 128, 128)), "PNG"))
     outcome, status, _header = client.predict([handle_file(str(path))], api_name="/add_images")
@@ -144,6 +153,24 @@ def test_upload_caption_edit_and_delete_are_seen_by_the_next_answers(space, tmp_
     runs = _calls(calls)
     assert all(c["refused"] is None for c in runs), [c for c in runs if c["refused"]]
     assert any(c["fn"].endswith("embed_captions") for c in runs)  # the corrected caption, on the GPU
+
+
+def test_three_uploads_of_20_images_each_with_no_call_hung_or_refused(space, tmp_path):
+    client, calls, _, mode = space
+    before = len(_calls(calls))
+    for upload in range(3):
+        files = []
+        for i in range(20):
+            path = tmp_path / f"u{upload}-{i}.jpg"
+            colour = (upload * 80 + 10, i * 12, 255 - i * 12)
+            path.write_bytes(encode(Image.new("RGB", (120 + i, 90), colour), "JPEG"))
+            files.append(handle_file(str(path)))
+        outcome, _status, _header = client.predict(files, api_name="/add_images")
+        assert [row[1] for row in outcome["data"]] == ["indexed"] * 20, outcome
+    runs = _calls(calls)[before:]
+    assert runs and all(c["refused"] is None and c.get("aborted") is None for c in runs), runs
+    understood = [c for c in runs if c["fn"].endswith("understand_prepared")]
+    assert len(understood) == 3, understood  # one GPU call per upload job, not one per 8 images
 
 
 def test_a_gpu_call_outside_an_event_is_refused(monkeypatch):

@@ -1,9 +1,11 @@
 """Indexing: files, folders or uploads in -> stored originals, records and vectors (stages 1-2).
 
-Each file is read and checked when its turn comes (library/intake.py), so a large upload never sits
-in memory all at once. Images go through the models a group at a time, OUTSIDE the writer lock: a
-visitor's upload never makes another person's caption edit wait for BLIP. Only the writes take the
-lock, and duplicates are judged again under it (another writer may have added the same file).
+Each file is read and checked a little ahead of its turn, on a few threads (library/pipeline.py:
+a bounded pipeline, so a large upload never sits in memory all at once), and a group's model inputs
+are prepared while the group before it is in the models. Images go through the models a group at a
+time, OUTSIDE the writer lock: a visitor's upload never makes another person's caption edit wait
+for BLIP. Only the writes take the lock, and duplicates are judged again under it (another writer
+may have added the same file).
 
 Write order for one image, chosen so that a process killed at any point leaves a state that the
 reconciler repairs: original file -> catalog record with its vectors -> thumbnail -> visual vector
@@ -14,24 +16,49 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import replace
-
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, NamedTuple, Sequence
 
 from ..demo.fair_share import FairShare
 from ..errors import NotAnImage, RejectedImage
+from ..models.compute import CPU_GROUP, Prepared
 from ..models.memory import release_freed_memory
 from ..times import now_iso
 from ..records import Added, Duplicate, Failed, ImageRecord, IndexReport, Skipped
+from . import thumbnails
 from .catalog import image_id
 from .edits import held
 from .intake import IntakeImage, check_image_kind, load_image, read_file, walk
+from .pipeline import ordered_map, workers
 from .reconcile import Reconciler
 from .state import Progress, State
 
-WRITE_GROUP = 8  # images embedded and written together (CLIP batches; progress granularity)
+WRITE_GROUP = CPU_GROUP  # images embedded and written together without a GPU (Compute.group_size)
 Source = tuple[str, Callable[[], bytes] | str]  # (label, reader of the bytes, or why the file was refused)
+
+
+@dataclass(frozen=True)
+class Intake:
+    """One file read, checked and decoded, with its thumbnail's bytes (None: it was held already)."""
+
+    image: IntakeImage
+    thumbnail: bytes | None
+
+
+class Pending(NamedTuple):
+    """A group whose model inputs are being prepared."""
+
+    group: list[tuple[str, Intake]]
+    prepared: "Future[Prepared]"
+
+
+def _completed(value: Prepared) -> "Future[Prepared]":
+    future: Future[Prepared] = Future()
+    future.set_result(value)
+    return future
 
 
 class Indexer:
@@ -76,37 +103,60 @@ class Indexer:
 
     def index(self, sources: Iterable[Source], total: int, progress: Progress | None,
               visitor: str | None = None) -> IndexReport:
+        """A bounded pipeline (pipeline.py): images are read, checked and thumbnailed by a few threads,
+        and a group's model inputs prepared, while the group before it is in the models; the report,
+        the duplicates and the progress follow the input's order."""
         report = IndexReport()
         if not self.s.writer.reconciled:  # once per process: finish what an earlier run left undone
             self.reconciler.reconcile(progress)
-        group: list[tuple[str, IntakeImage]] = []
-        seen: set[str] = set()
-        for done, (label, source) in enumerate(sources, 1):
-            image = self._load(label, source, report)
-            image = image and self._new(label, image, seen, visitor, report)
-            if image is not None:
-                seen.add(image.id)
-                group.append((label, image))
-            if len(group) >= WRITE_GROUP:
-                self._add_group(group, visitor or "", report)
-                group = []
-            if progress:
-                progress(done, total, label)
-        self._add_group(group, visitor or "", report)
+        n = workers()
+        with ThreadPoolExecutor(n, thread_name_prefix="vs-intake") if n > 1 else nullcontext() as pool:
+            ahead = self.s.compute.group_size() + 2 * n  # in flight: the next group, a few read ahead
+            taken = ordered_map(pool, lambda item: (item[0], self._intake(*item)), sources, ahead)
+            group: list[tuple[str, Intake]] = []
+            seen: set[str] = set()
+            pending: Pending | None = None
+            for done, (label, got) in enumerate(taken, 1):
+                own = self._new(label, got.image, seen, visitor, report) if isinstance(got, Intake) else None
+                if own is not None:  # under its id for this owner
+                    seen.add(own.id)
+                    group.append((label, replace(got, image=own)))
+                elif not isinstance(got, Intake) and got is not None:
+                    (report.skipped if isinstance(got, Skipped) else report.failed).append(got)
+                if len(group) >= self.s.compute.group_size():
+                    pending = self._advance(pool, pending, group, visitor or "", report)
+                    group = []
+                if progress:
+                    progress(done, total, label)
+            pending = self._advance(pool, pending, group, visitor or "", report)
+            self._advance(pool, pending, [], visitor or "", report)
         report.count = self._count(visitor)
         return report
 
-    def _load(self, label: str, source: Callable[[], bytes] | str, report: IndexReport) -> IntakeImage | None:
+    def _intake(self, label: str, source: Callable[[], bytes] | str) -> "Intake | Skipped | Failed | None":
+        """Read, check and decode one file, and make its thumbnail unless it is held already (a worker thread)."""
         s = self.s.settings
         try:
             if isinstance(source, str):
                 raise RejectedImage(source)
-            return load_image(source(), label, s.max_file_bytes, s.max_pixels)
+            image = load_image(source(), label, s.max_file_bytes, s.max_pixels)
         except NotAnImage as exc:
-            report.skipped.append(Skipped(label, str(exc)))
+            return Skipped(label, str(exc))
         except RejectedImage as exc:
-            report.failed.append(Failed(label, str(exc)))
-        return None
+            return Failed(label, str(exc))
+        return Intake(image, None if self.s.catalog.has(image.id) else thumbnails.make(image.image))
+
+    def _advance(self, pool: ThreadPoolExecutor | None, pending: "Pending | None",
+                 group: list[tuple[str, "Intake"]], owner: str, report: IndexReport) -> "Pending | None":
+        """Start preparing `group`'s model inputs, then finish the group before it (models, writes)."""
+        following = None
+        if group:
+            images = [got.image.image for _, got in group]
+            prepare = lambda: self.s.models.prepare(images)  # noqa: E731
+            following = Pending(group, pool.submit(prepare) if pool else _completed(prepare()))
+        if pending is not None:
+            self._add_group(pending.group, pending.prepared.result(), owner, report)
+        return following
 
     def _new(self, label: str, image: IntakeImage, seen: set[str], visitor: str | None,
              report: IndexReport) -> IntakeImage | None:
@@ -120,18 +170,18 @@ class Indexer:
         report.duplicates.append(Duplicate(copy.id if copy else own.id, label))
         return None
 
-    def _add_group(self, group: list[tuple[str, IntakeImage]], owner: str, report: IndexReport) -> None:
-        if not group:
-            return
+    def _add_group(self, group: list[tuple[str, "Intake"]], prepared: Prepared, owner: str,
+                   report: IndexReport) -> None:
         t0 = time.perf_counter()
         s = self.s
-        got = s.compute.understand([img.image for _, img in group])  # all model work, no lock held
+        got = s.compute.understand_prepared(prepared)  # all model work, no lock held
         tags = s.tagger.tag(got.visual_vectors)
         now = now_iso()
         cap_key, vis_key = s.keys()
         written: list[tuple[int, ImageRecord]] = []
         with s.writer():
-            for i, (label, img) in enumerate(group):
+            for i, (label, intake) in enumerate(group):
+                img = intake.image
                 if s.catalog.has(img.id):  # another writer added it while the models ran
                     report.duplicates.append(Duplicate(img.id, label))
                     continue
@@ -142,7 +192,7 @@ class Indexer:
                     tags=tags[i], tags_model=s.models.visual_identity, owner=owner,
                 )
                 s.catalog.put_record(record, {vis_key: got.visual_vectors[i], cap_key: got.caption_vectors[i]})
-                s.thumbnails.put(img.id, img.image)
+                s.thumbnails.put_bytes(img.id, intake.thumbnail or thumbnails.make(img.image))
                 written.append((i, record))
             if written:
                 rows = [i for i, _ in written]

@@ -58,10 +58,14 @@ class Thumbnails:
         return self.root / image_id[:2] / f"{image_id}{SUFFIX}"
 
     def put(self, image_id: str, image: Image.Image) -> Path:
+        return self.put_bytes(image_id, make(image))
+
+    def put_bytes(self, image_id: str, data: bytes) -> Path:
+        """Store a thumbnail made already (`make`, in an intake thread)."""
         path = self.path(image_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-        tmp.write_bytes(make(image))
+        tmp.write_bytes(data)
         os.replace(tmp, path)  # derived data: no fsync, a lost one is remade
         return path
 

@@ -91,10 +91,12 @@ def load_models(settings: Settings, random_weights: bool, folder: Path) -> tuple
     engine = SearchEngine(replace(settings, backend="torch"))  # the torch models; backends.py adds ONNX twins
     makers = {name: (lambda name=name: getattr(engine, name)) for name in ("captioner", "clip", "text_encoder")}
     if random_weights:
+        from ..models.device import caption_batch, resolve_device
         from ..stages.caption import BlipCaptioner
 
+        batch = caption_batch(settings.caption_batch, resolve_device(settings.device))
         makers["captioner"] = lambda: BlipCaptioner(rm.caption_model, settings.device, max_new_tokens=CAPTION_TOKENS,
-                                                    batch_size=settings.caption_batch, min_new_tokens=CAPTION_TOKENS)
+                                                    batch_size=batch, min_new_tokens=CAPTION_TOKENS)
     models, load_s = {}, {}
     for name, make in makers.items():
         t0 = time.perf_counter()

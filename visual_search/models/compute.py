@@ -8,16 +8,22 @@ stage be tested or batched alone. The library's write side (library/) stores the
 file a model load may write is a verified ONNX export of a query encoder (backend.py, in
 VS_ONNX_DIR), made once per model and library versions.
 
+Image work is split in two: `Models.prepare` runs the processors where the images are (the app's
+process, on the CPU) and makes small arrays at the models' input size; `understand_prepared` runs
+the models only. A GPU worker then gets model-ready inputs, not full bitmaps, and spends none of a
+visitor's GPU time on preprocessing (a worker may also be a fresh fork: models/fork_safety.py).
+
 `Models` loads the three models of one configuration on first use, each built by the class the
-registry names (registry.py); `Compute` is the set of functions the write side calls, each
-possibly wrapped for a GPU (`GpuWrap`) with a duration estimated from its input.
+registry names (registry.py); `Compute` is the set of functions the write side calls, the model
+halves possibly wrapped for a GPU (`GpuWrap`) with a duration estimated from their input.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -37,6 +43,12 @@ GPU_BASE_S = 10.0
 GPU_PER_IMAGE_S = 1.0
 GPU_PER_TEXT_S = 0.05
 GPU_MAX_S = 120.0
+# On a GPU, images go to one call in chunks sized from the throughput measured so far (hand-over
+# included): a chunk aims at GPU_CHUNK_S of GPU time, and its duration follows the same figure.
+GPU_FIRST_CHUNK = 32  # before anything was measured (an upload of up to 32 images: one call)
+GPU_CHUNK_S = 30.0
+GPU_MAX_CHUNK = 64  # the batch at which BLIP-base on an H200 is near its best; holds the originals in memory
+CPU_GROUP = 8  # without a GPU wrap: images understood and written together (progress granularity)
 
 
 @dataclass(frozen=True)
@@ -46,6 +58,22 @@ class Understanding:
     captions: list[str]
     caption_vectors: np.ndarray  # (n, text dim) unit rows: the captions through the text encoder
     visual_vectors: np.ndarray | None  # (n, CLIP dim) unit rows, or None when not asked for
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Model-ready inputs for a group of images, made in the app's process (`Models.prepare`)."""
+
+    n: int  # images in the group
+    captions: list[str | None]  # given captions; None: to be written by the captioner
+    caption_inputs: Any  # the captioner's input for the images without a caption (in order)
+    visual_inputs: Any  # CLIP's input for every image, or None when not asked for
+
+
+def _prepare(model: Any, images: Sequence["Image.Image"]) -> Any:
+    """The model's own CPU half when it has one (arrays), else the images themselves (a stand-in model)."""
+    prepare = getattr(model, "prepare", None)
+    return prepare(list(images)) if prepare is not None else list(images)
 
 
 def clip_identity(settings: Settings) -> str:
@@ -134,20 +162,45 @@ class Models:
                    visual: bool = True) -> Understanding:
         """Stages 1-2 for a group of images: caption those without a caption, embed every caption,
         and (when `visual`) embed the images with CLIP."""
+        return self.understand_prepared(self.prepare(images, captions, visual))
+
+    def prepare(self, images: Sequence["Image.Image"], captions: Sequence[str | None] | None = None,
+                visual: bool = True) -> Prepared:
+        """The CPU half of `understand`, run where the images are."""
         given = list(captions) if captions is not None else [None] * len(images)
-        todo = [i for i, c in enumerate(given) if c is None]
-        if todo:
-            written = self.captioner.caption([images[i] for i in todo])
-            for i, caption in zip(todo, written):
+        todo = [images[i] for i, c in enumerate(given) if c is None]
+        return Prepared(len(images), given, _prepare(self.captioner, todo) if todo else None,
+                        _prepare(self.clip, images) if visual else None)
+
+    def understand_prepared(self, prepared: Prepared) -> Understanding:
+        """The models' half of `understand`: what a GPU worker runs."""
+        given = list(prepared.captions)
+        if prepared.caption_inputs is not None:
+            written = self.caption_prepared(prepared.caption_inputs)
+            for i, caption in zip([i for i, c in enumerate(given) if c is None], written):
                 given[i] = caption
         final = [str(c) for c in given]
         caption_vectors = self.text_encoder.encode(final)
-        visual_vectors = self.clip.encode_images(list(images)) if visual else None
+        visual_vectors = self.embed_prepared(prepared.visual_inputs) if prepared.visual_inputs is not None else None
         return Understanding(final, caption_vectors, visual_vectors)
 
     def caption(self, images: Sequence["Image.Image"]) -> list[str]:
         """Stage 1 alone (the "How it works" tab)."""
-        return self.captioner.caption(list(images))
+        return self.caption_prepared(self.prepare_captions(images))
+
+    def prepare_captions(self, images: Sequence["Image.Image"]) -> Any:
+        return _prepare(self.captioner, images)
+
+    def caption_prepared(self, inputs: Any) -> list[str]:
+        run = getattr(self.captioner, "caption_prepared", None)
+        return run(inputs) if run is not None else self.captioner.caption(inputs)
+
+    def prepare_images(self, images: Sequence["Image.Image"]) -> Any:
+        return _prepare(self.clip, images)
+
+    def embed_prepared(self, inputs: Any) -> np.ndarray:
+        run = getattr(self.clip, "encode_prepared", None)
+        return run(inputs) if run is not None else self.clip.encode_images(inputs)
 
     def embed_captions(self, texts: Sequence[str]) -> np.ndarray:
         """Stage 2 alone: caption texts -> unit vectors (a person's corrected caption)."""
@@ -155,23 +208,49 @@ class Models:
 
     def embed_images(self, images: Sequence["Image.Image"]) -> np.ndarray:
         """CLIP image vectors (an uploaded query image for "find similar")."""
-        return self.clip.encode_images(list(images))
+        return self.embed_prepared(self.prepare_images(images))
 
 
 def _seconds(n_images: int = 0, n_texts: int = 0) -> float:
     return min(GPU_MAX_S, GPU_BASE_S + GPU_PER_IMAGE_S * n_images + GPU_PER_TEXT_S * n_texts)
 
 
-def understand_seconds(images, captions=None, visual=True) -> float:
-    return _seconds(n_images=len(images))
+def prepared_seconds(prepared: Prepared) -> float:
+    return _seconds(n_images=prepared.n)
 
 
-def images_seconds(images) -> float:
-    return _seconds(n_images=len(images))
+def inputs_seconds(inputs) -> float:
+    return _seconds(n_images=len(inputs))
 
 
 def texts_seconds(texts) -> float:
     return _seconds(n_texts=len(texts))
+
+
+class Throughput:
+    """Images per second of the GPU calls so far: sizes the next chunk and the duration it asks."""
+
+    def __init__(self) -> None:
+        self.rate: float | None = None
+        self._lock = threading.Lock()
+
+    def record(self, n: int, seconds: float) -> None:
+        if n <= 0 or seconds <= 0:
+            return
+        with self._lock:
+            rate = n / seconds
+            self.rate = rate if self.rate is None else 0.5 * (self.rate + rate)
+
+    def chunk(self) -> int:
+        if self.rate is None:
+            return GPU_FIRST_CHUNK
+        return max(CPU_GROUP, min(GPU_MAX_CHUNK, int(self.rate * GPU_CHUNK_S)))
+
+    def seconds(self, prepared: "Prepared") -> float:
+        """Asked up front: the fixed part plus twice the measured time (or the per-image guess)."""
+        if self.rate is None:
+            return prepared_seconds(prepared)
+        return min(GPU_MAX_S, GPU_BASE_S + 2.0 * prepared.n / self.rate)
 
 
 def no_gpu(fn: Callable, _duration: Callable[..., float]) -> Callable:
@@ -180,12 +259,36 @@ def no_gpu(fn: Callable, _duration: Callable[..., float]) -> Callable:
 
 
 class Compute:
-    """The compute functions the engine calls, each wrapped once by `gpu` (ZeroGPU) or used as is."""
+    """The compute functions the engine calls: inputs prepared here, the model halves each wrapped
+    once by `gpu` (ZeroGPU) or used as they are."""
 
     def __init__(self, models: Models, gpu: GpuWrap | None = None) -> None:
         wrap = gpu or no_gpu
         self.models = models
-        self.understand = wrap(models.understand, understand_seconds)
-        self.caption = wrap(models.caption, images_seconds)
+        self.on_gpu = gpu is not None
+        self.throughput = Throughput()
+        self._understand = wrap(models.understand_prepared, self.throughput.seconds)
+        self._caption = wrap(models.caption_prepared, inputs_seconds)
         self.embed_captions = wrap(models.embed_captions, texts_seconds)
-        self.embed_images = wrap(models.embed_images, images_seconds)
+        self._embed = wrap(models.embed_prepared, inputs_seconds)
+
+    def group_size(self) -> int:
+        """Images to understand in one call: a measured GPU chunk, or CPU_GROUP without a GPU wrap."""
+        return self.throughput.chunk() if self.on_gpu else CPU_GROUP
+
+    def understand(self, images: Sequence["Image.Image"], captions: Sequence[str | None] | None = None,
+                   visual: bool = True) -> Understanding:
+        return self.understand_prepared(self.models.prepare(images, captions, visual))
+
+    def understand_prepared(self, prepared: Prepared) -> Understanding:
+        """The models' half, on the GPU when wrapped; its time sizes the next chunk."""
+        t0 = time.perf_counter()
+        got = self._understand(prepared)
+        self.throughput.record(prepared.n, time.perf_counter() - t0)
+        return got
+
+    def caption(self, images: Sequence["Image.Image"]) -> list[str]:
+        return self._caption(self.models.prepare_captions(images))
+
+    def embed_images(self, images: Sequence["Image.Image"]) -> np.ndarray:
+        return self._embed(self.models.prepare_images(images))

@@ -19,14 +19,20 @@ from ..errors import ModelLoadError
 
 def _blip(s: Settings):
     from ..stages.caption import BlipCaptioner
+    from . import precision
+    from .device import caption_batch, resolve_device
 
-    return BlipCaptioner(s.caption_model, s.device, max_new_tokens=s.caption_max_tokens, batch_size=s.caption_batch)
+    batch = caption_batch(s.caption_batch, resolve_device(s.device))
+    model = BlipCaptioner(s.caption_model, s.device, max_new_tokens=s.caption_max_tokens, batch_size=batch)
+    return precision.apply(model, s.precision, precision.check_blip, "captioner")
 
 
 def _open_clip(s: Settings):
     from ..stages.visual import ClipEncoder
+    from . import precision
 
-    return ClipEncoder(s.clip_model, s.clip_pretrained, s.device)
+    return precision.apply(ClipEncoder(s.clip_model, s.clip_pretrained, s.device), s.precision, precision.check_clip,
+                           "CLIP")
 
 
 def _sentence_transformers(s: Settings, clip: Callable[[], object]):

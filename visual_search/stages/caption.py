@@ -1,12 +1,16 @@
 """Stage 1 - understanding images: a captioner answers "what does this image describe?".
 
 Any object with `identity` and `caption(images) -> list[str]` can stand in for `BlipCaptioner`.
+BlipCaptioner also splits the work in two, so that the half on the CPU can run where the images are
+(the app's process) and only the model's half on a GPU worker: `prepare(images)` -> pixel values (a
+small array at BLIP's input size), `caption_prepared(pixels)` -> captions.
 """
 
 from __future__ import annotations
 
 from typing import Protocol, Sequence
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -49,15 +53,26 @@ class BlipCaptioner:
         except Exception as exc:  # many loader errors (OSError, ValueError, hub errors)
             raise model_load_error("captioning model", model_id, "VS_CAPTION_MODEL", exc) from exc
         self.model.to(self.device).eval()
+        self.dtype = torch.float32  # models/precision.py may hand out a 16-bit copy
+
+    def caption(self, images: Sequence[Image.Image]) -> list[str]:
+        return self.caption_prepared(self.prepare(images))
+
+    def prepare(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """The processor's half (CPU): (n, 3, size, size) float32 pixel values."""
+        if not images:
+            return np.zeros((0, 3, 1, 1), np.float32)
+        return np.asarray(self.processor(images=list(images), return_tensors="np")["pixel_values"], np.float32)
 
     @torch.inference_mode()
-    def caption(self, images: Sequence[Image.Image]) -> list[str]:
+    def caption_prepared(self, pixels: np.ndarray) -> list[str]:
+        """The model's half: greedy decoding, `batch_size` images at a time."""
         captions: list[str] = []
-        for start in range(0, len(images), self.batch_size):
-            batch = list(images[start : start + self.batch_size])
-            inputs = self.processor(images=batch, return_tensors="pt").to(self.device)
+        for start in range(0, len(pixels), self.batch_size):
+            batch = torch.from_numpy(np.ascontiguousarray(pixels[start : start + self.batch_size]))
+            batch = batch.to(self.device, dtype=self.dtype)
             out = self.model.generate(
-                **inputs,
+                pixel_values=batch,
                 max_new_tokens=self.max_new_tokens,
                 min_new_tokens=self.min_new_tokens or None,
                 num_beams=1,

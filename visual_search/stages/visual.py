@@ -43,6 +43,7 @@ class ClipEncoder:
         except Exception as exc:
             raise model_load_error("CLIP model", self.identity, "VS_CLIP_MODEL (and VS_CLIP_PRETRAINED)", exc) from exc
         self.model = model.eval()
+        self.dtype = next(model.parameters()).dtype  # models/precision.py may hand out a 16-bit copy
         self.preprocess = preprocess
         self.dim = int(self.encode_texts(["a photo"]).shape[1])
 
@@ -55,13 +56,26 @@ class ClipEncoder:
 
     def encode_images(self, images: Sequence["Image.Image"]) -> np.ndarray:
         """Unit vectors, one row per image, batched through the image tower."""
+        return self.encode_prepared(self.prepare(images))
+
+    def prepare(self, images: Sequence["Image.Image"]) -> np.ndarray:
+        """The preprocessing half (CPU, where the images are): (n, 3, size, size) float32."""
+        import torch
+
+        if not images:
+            return np.zeros((0, 3, 1, 1), np.float32)
+        with torch.inference_mode():
+            return torch.stack([self.preprocess(im) for im in images]).numpy()
+
+    def encode_prepared(self, pixels: np.ndarray) -> np.ndarray:
+        """The image tower's half: preprocessed pixels -> unit vectors, `batch_size` at a time."""
         import torch
 
         out = []
         with torch.inference_mode():
-            for start in range(0, len(images), self.batch_size):
-                batch = torch.stack([self.preprocess(im) for im in images[start : start + self.batch_size]])
-                features = self.model.encode_image(batch.to(self.device))
+            for start in range(0, len(pixels), self.batch_size):
+                batch = torch.from_numpy(np.ascontiguousarray(pixels[start : start + self.batch_size]))
+                features = self.model.encode_image(batch.to(self.device, dtype=self.dtype))
                 out.append(torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy())
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.dim), np.float32)
 

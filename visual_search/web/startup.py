@@ -11,8 +11,9 @@ A restart on a filled data dir reuses the persistent index: steps 1-2 find nothi
 caption nothing. A missing index folder is rebuilt in step 1 from the vectors in the catalog.
 
 Locally the app starts the job at import. On ZeroGPU every GPU call must belong to a visitor's
-event, so the job starts from the first page load instead, its thread carrying that event's
-context (the ZeroGPU scheduler reads the visitor from it).
+event, so the job starts from the first event instead: a page load, or any API call
+(`start_on_first_event`: a Space first reached through its API must not stay empty), its thread
+carrying that event's request (the ZeroGPU scheduler reads the visitor from it).
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ import logging
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import VisualSearchError
 from ..library.intake import image_files
 
 if TYPE_CHECKING:
+    import gradio as gr
+
     from ..engine import SearchEngine
 
 log = logging.getLogger(__name__)
@@ -57,11 +60,17 @@ class StartupJob:
     def started(self) -> bool:
         return self._thread is not None
 
-    def start(self) -> "StartupJob":
+    def start(self, request: Any = None) -> "StartupJob":
+        """Start the job once. `request`: the Gradio request of the event that starts it, when the
+        caller is outside that event's handler (else the handler's own context carries it)."""
         with self._lock:
             if self._thread is None:
                 self._status = JobStatus(True, "starting", 0, 0)
                 context = contextvars.copy_context()  # inside an event: the GPU calls belong to it
+                if request is not None:
+                    from gradio.context import LocalContext
+
+                    context.run(LocalContext.request.set, request)
                 self._thread = threading.Thread(target=context.run, args=(self.run,), name="vs-startup",
                                                 daemon=True)
                 self._thread.start()
@@ -117,3 +126,18 @@ class StartupJob:
                 return []
             marker.write_text("pending\n")
         return image_files(Path(self.engine.settings.sample_dir))
+
+
+def start_on_first_event(demo: "gr.Blocks", job: StartupJob) -> None:
+    """Start `job` at the first event of any kind (ZeroGPU): every page load and every API call goes
+    through `Blocks.process_api` with its request, so the job starts there, carrying that request,
+    whichever endpoint a program calls first."""
+    process_api = demo.process_api
+
+    async def starting(*args: Any, **kwargs: Any) -> Any:
+        if not job.started:
+            request = kwargs.get("request")
+            job.start(request[0] if isinstance(request, list) and request else request)
+        return await process_api(*args, **kwargs)
+
+    demo.process_api = starting  # type: ignore[method-assign]

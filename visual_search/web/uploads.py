@@ -2,7 +2,7 @@
 
 A job outlives the request that started it: a reload or a closed tab does not stop the work, and
 the page finds its jobs again by their ids (kept in the browser) and shows their progress. Images
-land a group at a time (the engine's WRITE_GROUP, one CLIP batch), so the collection's count moves
+land a group at a time (`Compute.group_size`: 8 on a CPU, a measured chunk on a GPU), so the collection's count moves
 while a long upload runs, and other writes (a caption edit) get their turn between groups.
 """
 
@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Sequence
 
 from gradio.utils import get_upload_folder
 
-from ..library.indexer import WRITE_GROUP
 from ..errors import VisualSearchError
 
 if TYPE_CHECKING:
@@ -96,9 +95,10 @@ class UploadJobs:
 
     def _run(self, job_id: str, files: list[tuple[str, str]]) -> None:
         try:
-            for start in range(0, len(files), WRITE_GROUP):
+            step = self.engine.compute.group_size()  # 8 on a CPU; on a GPU a chunk sized from its throughput
+            for start in range(0, len(files), step):
                 self._before_group(job_id, start)
-                self._index(job_id, start, files[start : start + WRITE_GROUP])
+                self._index(job_id, start, files[start : start + step])
             self._update(job_id, running=False, current="")
         except VisualSearchError as exc:
             self._update(job_id, running=False, current="", error=str(exc))

@@ -1,0 +1,48 @@
+"""A bounded pipeline for indexing: the next images are read, checked, decoded and thumbnailed, and
+the next group's model inputs prepared, while the current group is in the models.
+
+Pillow decodes and resizes, hashlib hashes and the models' processors run without holding the GIL,
+so a few threads keep the cores busy; the model (a GPU, or torch's own threads on a CPU) works on
+one group meanwhile. Bounded: at most `ahead` images are in flight, so a large upload never sits in
+memory at once. Results come back in the order of the input: reports, duplicates and progress are
+those of a plain loop.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable, Iterable, Iterator, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+MAX_WORKERS = 4  # beyond this the writes and the model's own threads are what wait
+
+
+def workers() -> int:
+    """Threads for intake work: one per core the process may use, at most MAX_WORKERS."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(MAX_WORKERS, cores))
+
+
+def ordered_map(pool: ThreadPoolExecutor | None, fn: Callable[[T], R], items: Iterable[T], ahead: int) -> Iterator[R]:
+    """fn(item) for each item, in order; at most `ahead` submitted and not yet taken. No pool: a plain map."""
+    if pool is None:
+        yield from map(fn, items)
+        return
+    pending: deque[Future[R]] = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:  # the consumer stopped early (an error): what did not start never will
+        for future in pending:
+            future.cancel()
