@@ -1,0 +1,72 @@
+"""What people meet (issue 24): a phone shows the results after a search, the Library's tag editor
+keeps the Find filter and the selection, a phone's large view shows the whole caption and relevance,
+and the Add images reasons wrap. Real chromium at the size each concerns; the sample images with
+their hand-written captions; screenshots under /tmp/s24 for people to look at."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from browser import CHROMIUM, DESKTOP, PHONE, browser, open_tab, search
+from conftest import SAMPLES, launch_app
+from test_find import human_captions
+from visual_search import SearchEngine
+
+SHOTS = Path("/tmp/s24")
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed at /usr/bin/chromium "
+                                "(apt-get install -y chromium); the browser test needs it")
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory, tiny_settings, shared_models):
+    engine = SearchEngine(tiny_settings(tmp_path_factory.mktemp("people") / "data", min_relevance=0.0),
+                          **shared_models)
+    engine.index_paths(sorted(SAMPLES.glob("*.jpg")))
+    captions = human_captions()
+    for record in engine.list():
+        engine.set_caption(record.id, captions[record.filename])
+    demo = launch_app(engine)
+    yield engine, demo.local_url
+    demo.close()
+
+
+def _page(context, url: str):
+    page = context.new_page()
+    page.goto(url, wait_until="load")
+    page.locator("#search-status").wait_for(state="attached")
+    return page
+
+
+def _shot(page, name: str) -> None:
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+
+
+def _first_tile_top(page) -> float:
+    page.locator("#search-gallery .thumbnail-item").first.wait_for()
+    return page.locator("#search-gallery .thumbnail-item").first.evaluate("e => e.getBoundingClientRect().top")
+
+
+def test_a_phone_shows_the_results_after_enter_and_the_desktop_does_not_move(app, tmp_path):
+    _, url = app
+    with browser(tmp_path / "phone", PHONE) as context:
+        page = _page(context, url)
+        assert page.evaluate("window.scrollY") == 0  # a page opened without a search stays at the top
+        search(page, "a cat")
+        page.wait_for_function("() => window.scrollY > 200")
+        top = _first_tile_top(page)
+        _shot(page, "phone-search")
+        assert 0 <= top < PHONE["height"] / 2, f"the first result is at {top:.0f} px on a {PHONE['height']} px screen"
+        # a shared link opened on a phone shows its results too
+        page.goto(url + "?q=a+dog", wait_until="load")
+        page.locator("#search-status", has_text="“a dog”").wait_for()
+        page.wait_for_function("() => window.scrollY > 200")
+        assert 0 <= _first_tile_top(page) < PHONE["height"] / 2
+    with browser(tmp_path / "desktop", DESKTOP) as context:
+        page = _page(context, url)
+        search(page, "a cat")
+        page.wait_for_timeout(500)
+        _shot(page, "desktop-search")
+        assert page.evaluate("window.scrollY") == 0
