@@ -70,3 +70,36 @@ def test_a_phone_shows_the_results_after_enter_and_the_desktop_does_not_move(app
         page.wait_for_timeout(500)
         _shot(page, "desktop-search")
         assert page.evaluate("window.scrollY") == 0
+
+
+def _library_tiles(page) -> list[str]:
+    return page.locator("#library-gallery .thumbnail-item img").evaluate_all("els => els.map(e => e.alt)")
+
+
+def test_saving_tags_keeps_the_find_filter_the_selection_and_shows_the_tags_as_stored(app, tmp_path):
+    engine, url = app
+    with browser(tmp_path / "desktop", DESKTOP) as context:
+        page = _page(context, url)
+        open_tab(page, "library")
+        page.locator("#library-gallery .thumbnail-item").first.wait_for()
+        find = page.locator("#library-find input, #library-find textarea").first
+        find.fill("tabby")
+        find.press("Enter")
+        page.wait_for_function("() => document.querySelectorAll('#library-gallery .thumbnail-item').length === 1")
+        page.locator("#library-gallery .thumbnail-item").first.click()
+        page.locator("#library-caption textarea").first.wait_for()
+        page.wait_for_function("() => document.querySelector('#library-caption textarea').value.includes('tabby')")
+        box = page.locator("#library-tags input, #library-tags textarea").first
+        box.fill("Black Cat,  Sofa")
+        page.get_by_role("button", name="Save tags").click()
+        page.locator("#library-status", has_text="Tags saved").wait_for()
+        page.wait_for_timeout(500)
+        _shot(page, "library-tags-desktop")
+        assert _library_tiles(page) == ["a close up of a tabby cat with green eyes  #black cat #sofa"]
+        assert find.input_value() == "tabby"
+        assert box.input_value() == "black cat, sofa"
+        selected = page.locator("#library-gallery .thumbnail-item.selected img")
+        assert selected.count() == 1 and "tabby" in selected.get_attribute("alt")
+    cat = next(r for r in engine.list() if "tabby" in r.caption)
+    assert engine.get(cat.id).tags == ("black cat", "sofa") or list(engine.get(cat.id).tags) == ["black cat", "sofa"]
+    engine.set_tags(cat.id, [])

@@ -151,21 +151,30 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
             status = f"Caption saved for **{md(record.filename)}**: searchable by its new words now."
         except VisualSearchError as exc:
             status = failure(exc)
-        return status, *library(find, request)
+        return status, *kept(image_id, find, request)
+
+    def kept(image_id: str, find: str, request: gr.Request | None) -> tuple:
+        """The Library after a save: the same Find filter, and the saved image still the selected tile
+        (a redraw keeps gradio's selected index, which would point at whatever tile now has it)."""
+        tile_list, table, note, tile_ids = library(find, request)
+        full = [i for i in tile_ids if i == image_id or (len(image_id) >= 8 and i.startswith(image_id))]
+        at = tile_ids.index(full[0]) if full else None
+        return gr.Gallery(value=tile_list, selected_index=at), table, note, tile_ids
 
     def set_tags(image_id: str, text: str, find: str = "", request: gr.Request = None,
                  profile: gr.OAuthProfile | None = None):
         """Tags typed as `cat, sofa`: they replace the image's tags and are kept through model changes."""
         if not (image_id or "").strip():
-            return "Select an image first.", *library(find, request)
+            return "Select an image first.", *library(find, request), gr.update()
         who = access.who(request, profile)
         try:
             record = engine.set_tags(access.image_id(image_id), visible_tags(text), visitor=who.visitor,
                                      admin=who.admin)
             status = f"Tags saved for **{md(record.filename)}**: {md(', '.join(record.tags) or 'none')}."
+            saved = ", ".join(record.tags)  # as stored (lower case, no duplicates): the box says so
         except VisualSearchError as exc:
-            status = failure(exc)
-        return status, *library(find, request)
+            status, saved = failure(exc), gr.update()
+        return status, *kept(image_id, find, request), saved
 
     def still_there(image_id: str, request: gr.Request = None):
         """Back on the tab: a selection whose image was deleted meanwhile is dropped, and says why."""
@@ -263,7 +272,7 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
     tiles.select(pick, [ids], [image_id, caption, picked_md, tags], api_visibility="private").then(
         lambda: gr.update(visible=False), None, confirm, api_visibility="private").then(
         None, None, None, js=SHOW_EDITOR, api_visibility="private")
-    save_tags.click(set_tags, [image_id, tags], [lib_status, *lib_out], api_name="set_tags")
+    save_tags.click(set_tags, [image_id, tags, find], [lib_status, *lib_out, tags], api_name="set_tags")
     save.click(set_caption, [image_id, caption, find], [lib_status, *lib_out], api_name="set_caption")
     remove.click(ask_delete, [image_id], [lib_status, confirm, confirm_md], api_visibility="private")
     no.click(lambda: gr.update(visible=False), None, confirm, api_visibility="private")
