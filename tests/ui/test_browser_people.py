@@ -103,3 +103,41 @@ def test_saving_tags_keeps_the_find_filter_the_selection_and_shows_the_tags_as_s
     cat = next(r for r in engine.list() if "tabby" in r.caption)
     assert engine.get(cat.id).tags == ("black cat", "sofa") or list(engine.get(cat.id).tags) == ["black cat", "sofa"]
     engine.set_tags(cat.id, [])
+
+
+# Where a gallery's floating label and its first tile are, and whether the large view's caption is
+# cut by its own box or runs past the screen.
+LAYOUT = """(gallery) => {
+  const label = gallery.querySelector('label[data-testid="block-label"]').getBoundingClientRect();
+  const tile = gallery.querySelector('.thumbnail-item').getBoundingClientRect();
+  return {labelBottom: label.bottom, tileTop: tile.top};
+}"""
+CAPTION = """(gallery) => {
+  const c = gallery.querySelector('caption.caption');
+  const r = c.getBoundingClientRect();
+  return {text: c.innerText, cut: c.scrollWidth > c.clientWidth + 1, left: r.left, right: r.right};
+}"""
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
+def test_the_large_view_shows_the_whole_caption_and_the_label_covers_no_tile(app, tmp_path, viewport):
+    _, url = app
+    size = "phone" if viewport is PHONE else "desktop"
+    with browser(tmp_path / "profile", viewport) as context:
+        page = _page(context, url)
+        search(page, "two dogs")
+        gallery = page.locator("#search-gallery")
+        page.locator("#search-gallery .thumbnail-item").first.wait_for()
+        where = gallery.evaluate(LAYOUT)
+        assert where["labelBottom"] <= where["tileTop"], where
+        page.locator("#search-gallery .thumbnail-item").first.click()
+        page.locator("#search-gallery caption.caption").wait_for()
+        page.wait_for_timeout(300)
+        _shot(page, f"large-view-{size}")
+        caption = gallery.evaluate(CAPTION)
+        assert caption["text"].startswith("0.") and caption["text"].endswith("wooden doorway"), caption
+        assert not caption["cut"] and caption["left"] >= 0 and caption["right"] <= viewport["width"], caption
+        open_tab(page, "library")
+        page.locator("#library-gallery .thumbnail-item").first.wait_for()
+        where = page.locator("#library-gallery").evaluate(LAYOUT)
+        assert where["labelBottom"] <= where["tileTop"], where

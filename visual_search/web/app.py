@@ -48,6 +48,12 @@ CSS = """
 .tiles .thumbnail-item .caption-label { position: static !important; max-width: 100% !important; opacity: 1 !important;
   white-space: normal !important; overflow: visible !important; text-overflow: clip !important; text-align: left;
   border: 0 !important; border-radius: 0 !important; font-size: var(--text-md); line-height: 1.35; }
+/* The gallery's floating label ("Results") sits above the first tile, not over its corner. */
+.tiles .grid-wrap, #library-gallery .grid-wrap { padding-top: calc(var(--size-6) + var(--size-2)) !important; }
+/* The large view's caption wraps, whole: "0.44 | two brown dogs ..." was one centred line cut at both ends. */
+.tiles caption.caption { display: block !important; white-space: normal !important; overflow: visible !important;
+  text-overflow: clip !important; max-width: 100% !important; padding: var(--size-1) var(--size-2) !important;
+  text-align: center; line-height: 1.35; }
 #library-gallery .grid-container { grid-template-columns: repeat(auto-fill, minmax(min(100%, 120px), 1fr)) !important; }
 /* The Library's editor stays in view beside a long grid (a phone scrolls to it instead). */
 #library-editor { position: sticky; top: var(--size-2); align-self: flex-start; }
