@@ -141,3 +141,41 @@ def test_the_large_view_shows_the_whole_caption_and_the_label_covers_no_tile(app
         page.locator("#library-gallery .thumbnail-item").first.wait_for()
         where = page.locator("#library-gallery").evaluate(LAYOUT)
         assert where["labelBottom"] <= where["tileTop"], where
+
+
+# Each cell of the outcome table whose text is cut (by its own box or the table's) or runs past the screen.
+CUT_CELLS = """(table) => {
+  const out = [];
+  const box = table.querySelector('.table-wrap').getBoundingClientRect();
+  for (const cell of table.querySelectorAll('[role=gridcell]')) {
+    const r = cell.getBoundingClientRect();
+    const inner = cell.querySelector('span') || cell;
+    if (inner.scrollWidth > inner.clientWidth + 1 || cell.scrollWidth > cell.clientWidth + 1 || r.right > Math.min(box.right, innerWidth) + 1)
+      out.push(cell.innerText);
+  }
+  return out;
+}"""
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_the_reason_a_file_was_refused_is_shown_whole(app, tmp_path, viewport):
+    _, url = app
+    size = "phone" if viewport is PHONE else "desktop"
+    bad = tmp_path / "notes_from_the_trip.png"
+    bad.write_bytes(b"these are words, not a picture " * 20)
+    with browser(tmp_path / "profile", viewport) as context:
+        page = _page(context, url)
+        open_tab(page, "add")
+        page.locator("#add-images input[type=file]").set_input_files(str(bad))
+        page.locator("#add-outcome", has_text="notes_from_the_trip.png").wait_for(timeout=60_000)
+        page.locator("#add-status", has_text="rejected").wait_for()
+        page.wait_for_timeout(500)
+        _shot(page, f"add-reason-{size}")
+        reason = page.locator("#add-outcome [data-testid=cell-0-2]").inner_text()
+        assert "HEIC" in reason, reason
+        assert page.locator("#add-outcome").evaluate(CUT_CELLS) == []
+        # no word of the header or the outcome is split over two lines ("outc ome")
+        for cell in ("[data-testid=header-1] span", "[data-testid=cell-0-1] span"):
+            height = page.locator(f"#add-outcome {cell}").first.evaluate(
+                "e => e.getBoundingClientRect().height / parseFloat(getComputedStyle(e).lineHeight)")
+            assert height < 1.5, cell

@@ -81,6 +81,7 @@ CSS = """
   .row > *, .row > .form > * { min-width: 100% !important; flex: 1 1 auto !important; }
   .tiles .grid-container { grid-template-columns: repeat(2, minmax(0, 1fr)) !important; }
   table { font-size: var(--text-sm); }
+  #add-outcome span { font-size: var(--text-sm) !important; }  /* "outcome", "rejected" fit their column whole */
   #explain-table table { min-width: 620px; }  /* eight columns: scroll sideways in their box, not squeeze */
 }
 """

@@ -223,8 +223,8 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
         in_box = gr.State([])  # the files of the box already sent
         poll = gr.Timer(1.0, active=False)
         outcome = gr.Dataframe(value=pd.DataFrame([], columns=OUTCOME_COLUMNS), label="What happened to each file",
-                               elem_id="add-outcome",
-                               interactive=False, wrap=True)
+                               elem_id="add-outcome", interactive=False, wrap=True,
+                               column_widths=["28%", "24%", "48%"])  # sized to the box: a long reason wraps
 
     with gr.Tab("Library", id="library") as library_tab:
         with gr.Row(equal_height=True):
