@@ -125,6 +125,19 @@ def test_local_use_is_one_library_where_everything_is_writable(tiny_settings, tm
     assert who.visitor is None and who.admin
 
 
+def test_sign_in_is_suggested_only_where_there_is_one(tiny_settings, tmp_path, monkeypatch):
+    """No VS_ADMIN_PASSWORD and no Hugging Face sign-in: nothing tells a visitor to sign in (issue 24, item 9)."""
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    none = Access(tiny_settings(tmp_path / "a", public_demo=True))
+    assert not none.can_sign_in()
+    assert not [t for t in (none.note(), none.read_only_note(), REFUSED) if "sign in" in t.lower()]
+    password = Access(tiny_settings(tmp_path / "b", public_demo=True, admin_password=PASSWORD))
+    assert "sign in as a curator" in password.note() and "sign in" in password.read_only_note()
+    monkeypatch.setenv("SPACE_ID", "someone/visual-search")
+    monkeypatch.setenv("OAUTH_CLIENT_ID", "x")
+    assert Access(tiny_settings(tmp_path / "c", public_demo=True)).can_sign_in()
+
+
 def _request(session: str, host: str) -> SimpleNamespace:
     """What sign-in reads of gradio's request: the session and the connecting address."""
     return SimpleNamespace(session_hash=session, client=SimpleNamespace(host=host))

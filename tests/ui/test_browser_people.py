@@ -1,20 +1,18 @@
 """What people meet (issue 24): a phone shows the results after a search, the Library's tag editor
 keeps the Find filter and the selection, a phone's large view shows the whole caption and relevance,
 and the Add images reasons wrap. Real chromium at the size each concerns; the sample images with
-their hand-written captions; screenshots under /tmp/s24 for people to look at."""
+their hand-written captions; screenshots under test-artifacts/ for people to look at."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
 from browser import CHROMIUM, DESKTOP, PHONE, browser, open_tab, search
-from conftest import SAMPLES, launch_app
+from conftest import REPO, SAMPLES, launch_app
 from test_find import human_captions
 from visual_search import SearchEngine
 
-SHOTS = Path("/tmp/s24")
+SHOTS = REPO / "test-artifacts"  # for people to look at
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed at /usr/bin/chromium "
                                 "(apt-get install -y chromium); the browser test needs it")
 

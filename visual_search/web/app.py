@@ -201,14 +201,14 @@ def build_demo(engine: SearchEngine, startup: StartupJob | None = None, access: 
     gr.set_static_paths([engine.settings.thumbs_dir, engine.settings.images_dir])
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}\nFind pictures by describing what you want to see.")
-        build_access(access, demo)
+        signed_in = build_access(access, demo)
         header_md = gr.Markdown(elem_id="collection-status")
         timer = gr.Timer(1.0, active=startup is not None)  # polls the first-start job; stops when it is done
         # this browser's upload jobs, across reloads (outside the tabs: a tab not yet opened is not mounted)
         my_uploads = gr.BrowserState([], storage_key="vs-upload-jobs")
         with gr.Tabs(overflow_behavior="wrap") as tabs:  # phones: a second row, not a menu
             build_search_tabs(engine, busy, tabs, demo, access)
-            build_collection_tabs(engine, busy, header, header_md, demo, uploads, my_uploads, access)
+            build_collection_tabs(engine, busy, header, header_md, demo, uploads, my_uploads, access, signed_in)
             build_explain_tab(engine, access)
         timer.tick(tick, None, [header_md, timer], api_visibility="private", show_progress="hidden")
         demo.load(header, None, header_md, api_name="status")
