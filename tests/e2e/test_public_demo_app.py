@@ -175,3 +175,23 @@ def test_the_api_refuses_a_guesser_after_a_few_wrong_passwords(app):
     for i in range(SIGN_IN_FAILS_PER_ADDRESS):
         assert b.predict(f"guess {i}", api_name="/sign_in") == f"⚠️ {SIGN_IN_REFUSED}"
     assert b.predict(PASSWORD, api_name="/sign_in").startswith("⚠️ Too many wrong passwords")
+
+
+def test_files_past_the_per_minute_cap_each_get_a_row_saying_why(tiny_settings, shared_models, tmp_path):
+    """23 files against a cap of 10 a minute: every file has its row; those not added say why (issue 24,
+    item 9: the cap dropped the rest silently)."""
+    from visual_search.web.uploads import UploadJobs
+
+    engine = SearchEngine(tiny_settings(tmp_path / "data", public_demo=True, visitor_uploads_per_minute=10,
+                                        visitor_max_images=50), **shared_models)
+    files = []
+    for i in range(23):
+        path = tmp_path / f"photo{i:02}.jpg"
+        path.write_bytes(jpeg(100 + i, (64, 48)))
+        files.append((path.name, str(path)))
+    jobs = UploadJobs(engine)
+    job = jobs.wait(jobs.start(files, visitor="visitor-with-a-long-enough-id").id)
+    assert sorted(row[0] for row in job.rows) == [name for name, _ in files]
+    refused = [row for row in job.rows if row[1] == "not added"]
+    assert refused and len(refused) + job.added == 23 and job.added <= 10
+    assert all("a minute" in row[2] for row in refused) and not job.running and job.done == job.total
