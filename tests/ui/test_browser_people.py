@@ -177,3 +177,56 @@ def test_the_reason_a_file_was_refused_is_shown_whole(app, tmp_path, viewport):
             height = page.locator(f"#add-outcome {cell}").first.evaluate(
                 "e => e.getBoundingClientRect().height / parseFloat(getComputedStyle(e).lineHeight)")
             assert height < 1.5, cell
+
+
+def _heic(colour: tuple[int, int, int]) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (120, 90), colour).save(buf, "HEIF", quality=90)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_how_it_works_shows_heic_tiles_even_numbers_and_tells_same_named_files_apart(app, tmp_path, viewport):
+    import re
+
+    pytest.importorskip("pillow_heif")
+    engine, url = app
+    size = "phone" if viewport is PHONE else "desktop"
+    report = engine.index_bytes([("IMG_0001.heic", _heic((200, 120, 40))), ("cat.jpg", _heic((30, 90, 200)))])
+    added = [a.id for a in report.added]
+    try:
+        for image_id in added:
+            engine.set_caption(image_id, "a sleepy cat curled up on an orange blanket")
+        with browser(tmp_path / "profile", viewport) as context:
+            page = _page(context, url)
+            open_tab(page, "how")
+            page.get_by_label("…or pick an indexed image").first.click()
+            labels = page.get_by_role("option").all_inner_texts()
+            assert len([t for t in labels if t.startswith("cat.jpg")]) == 2 and len(set(labels)) == len(labels), labels
+            page.keyboard.press("Escape")
+            box = page.locator("#explain-query input, #explain-query textarea").first
+            box.fill("a sleepy cat")
+            box.press("Enter")
+            page.locator("#explain-gallery .thumbnail-item").first.wait_for(timeout=60_000)
+            page.locator("#explain-gallery").scroll_into_view_if_needed()
+            page.wait_for_function("""() => [...document.querySelectorAll('#explain-gallery .thumbnail-item img')]
+                .slice(0, 2).every(i => i.complete)""")  # the two added images rank first
+            broken = page.locator("#explain-gallery .thumbnail-item img").evaluate_all(
+                "els => els.filter(e => e.complete && e.naturalWidth === 0).map(e => e.src)")
+            assert broken == [], broken
+            page.locator("#explain-table").scroll_into_view_if_needed()
+            _shot(page, f"how-{size}")
+            # no header word is split over two lines ("ran k", "relevan ce"): at most a line a word
+            for header in page.locator("#explain-table th[data-testid^=header] span.header").all():
+                lines = header.evaluate("e => e.getBoundingClientRect().height / parseFloat(getComputedStyle(e).lineHeight)")
+                assert round(lines) <= len(header.inner_text().split()), (header.inner_text(), lines)
+            for col, places in ((1, 2), (2, 3), (3, 2), (4, 3), (5, 2)):
+                cells = page.locator(f"#explain-table [data-col='{col}'][role=gridcell]").all_inner_texts()
+                assert cells and all(re.fullmatch(rf"-?\d\.\d{{{places}}}", c.strip()) for c in cells), (col, cells)
+    finally:
+        for image_id in added:
+            engine.remove(image_id)

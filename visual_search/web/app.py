@@ -82,7 +82,8 @@ CSS = """
   .tiles .grid-container { grid-template-columns: repeat(2, minmax(0, 1fr)) !important; }
   table { font-size: var(--text-sm); }
   #add-outcome span { font-size: var(--text-sm) !important; }  /* "outcome", "rejected" fit their column whole */
-  #explain-table table { min-width: 620px; }  /* eight columns: scroll sideways in their box, not squeeze */
+  /* eight columns: scroll sideways in their box, not squeeze (gradio sizes its columns to this box) */
+  #explain-table table, #explain-table .upload-container { min-width: 960px !important; }
 }
 """
 # Gradio's own words that its English locale lacks (an upload button was named "common.upload").
