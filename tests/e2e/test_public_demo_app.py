@@ -105,7 +105,10 @@ def test_a_visitor_at_the_cap_gets_the_message_and_nothing_is_written(app, tmp_p
         paths[-1].write_bytes(jpeg(100 + i))
     before = consistency.snapshot(engine.settings)
     outcome, status, _ = b.predict([handle_file(str(p)) for p in paths], api_name="/add_images")
-    assert outcome["data"] == [] and "Each visitor may keep 3 images and you have 0" in status
+    # each file has its row saying why it was not added (issue 24, item 9), and the status says it too
+    assert [row[:2] for row in outcome["data"]] == [[p.name, "not added"] for p in paths]
+    assert all("Each visitor may keep 3 images and you have 0" in row[2] for row in outcome["data"])
+    assert "Each visitor may keep 3 images and you have 0" in status
     assert consistency.snapshot(engine.settings) == before and consistency.problems(engine.settings) == []
 
 
