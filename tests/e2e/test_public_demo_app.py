@@ -105,7 +105,10 @@ def test_a_visitor_at_the_cap_gets_the_message_and_nothing_is_written(app, tmp_p
         paths[-1].write_bytes(jpeg(100 + i))
     before = consistency.snapshot(engine.settings)
     outcome, status, _ = b.predict([handle_file(str(p)) for p in paths], api_name="/add_images")
-    assert outcome["data"] == [] and "Each visitor may keep 3 images and you have 0" in status
+    # each file has its row saying why it was not added (issue 24, item 9), and the status says it too
+    assert [row[:2] for row in outcome["data"]] == [[p.name, "not added"] for p in paths]
+    assert all("Each visitor may keep 3 images and you have 0" in row[2] for row in outcome["data"])
+    assert "Each visitor may keep 3 images and you have 0" in status
     assert consistency.snapshot(engine.settings) == before and consistency.problems(engine.settings) == []
 
 
@@ -123,6 +126,19 @@ def test_curators_on_a_space_are_the_hugging_face_users_on_the_allow_list():
 def test_local_use_is_one_library_where_everything_is_writable(tiny_settings, tmp_path):
     who = Access(tiny_settings(tmp_path)).who(None)
     assert who.visitor is None and who.admin
+
+
+def test_sign_in_is_suggested_only_where_there_is_one(tiny_settings, tmp_path, monkeypatch):
+    """No VS_ADMIN_PASSWORD and no Hugging Face sign-in: nothing tells a visitor to sign in (issue 24, item 9)."""
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    none = Access(tiny_settings(tmp_path / "a", public_demo=True))
+    assert not none.can_sign_in()
+    assert not [t for t in (none.note(), none.read_only_note(), REFUSED) if "sign in" in t.lower()]
+    password = Access(tiny_settings(tmp_path / "b", public_demo=True, admin_password=PASSWORD))
+    assert "sign in as a curator" in password.note() and "sign in" in password.read_only_note()
+    monkeypatch.setenv("SPACE_ID", "someone/visual-search")
+    monkeypatch.setenv("OAUTH_CLIENT_ID", "x")
+    assert Access(tiny_settings(tmp_path / "c", public_demo=True)).can_sign_in()
 
 
 def _request(session: str, host: str) -> SimpleNamespace:
@@ -162,3 +178,23 @@ def test_the_api_refuses_a_guesser_after_a_few_wrong_passwords(app):
     for i in range(SIGN_IN_FAILS_PER_ADDRESS):
         assert b.predict(f"guess {i}", api_name="/sign_in") == f"⚠️ {SIGN_IN_REFUSED}"
     assert b.predict(PASSWORD, api_name="/sign_in").startswith("⚠️ Too many wrong passwords")
+
+
+def test_files_past_the_per_minute_cap_each_get_a_row_saying_why(tiny_settings, shared_models, tmp_path):
+    """23 files against a cap of 10 a minute: every file has its row; those not added say why (issue 24,
+    item 9: the cap dropped the rest silently)."""
+    from visual_search.web.uploads import UploadJobs
+
+    engine = SearchEngine(tiny_settings(tmp_path / "data", public_demo=True, visitor_uploads_per_minute=10,
+                                        visitor_max_images=50), **shared_models)
+    files = []
+    for i in range(23):
+        path = tmp_path / f"photo{i:02}.jpg"
+        path.write_bytes(jpeg(100 + i, (64, 48)))
+        files.append((path.name, str(path)))
+    jobs = UploadJobs(engine)
+    job = jobs.wait(jobs.start(files, visitor="visitor-with-a-long-enough-id").id)
+    assert sorted(row[0] for row in job.rows) == [name for name, _ in files]
+    refused = [row for row in job.rows if row[1] == "not added"]
+    assert refused and len(refused) + job.added == 23 and job.added <= 10
+    assert all("a minute" in row[2] for row in refused) and not job.running and job.done == job.total

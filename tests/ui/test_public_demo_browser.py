@@ -12,12 +12,12 @@ from PIL import Image
 import consistency
 from images import encode, jpeg
 from visual_search import SearchEngine
-from visual_search.demo.visibility import REFUSED
 
-from conftest import launch_app
+from conftest import REPO, launch_app
 from browser import CHROMIUM, FLAGS
 from test_browser import _search, _tiles
 
+ARTIFACTS = REPO / "test-artifacts"
 SECRET = "a purple giraffe riding a skateboard"
 PASSWORD = "correct horse battery staple"
 
@@ -74,6 +74,16 @@ def _similar_tiles(page, path) -> list[str]:
     return _tiles(page, "#similar-gallery")
 
 
+def _assert_editor(page, enabled: bool) -> None:
+    """The Library editor's caption and tags boxes and its three buttons are all on, or all off."""
+    from playwright.sync_api import expect
+
+    controls = [page.locator("#library-caption textarea"), page.locator("#library-tags input"),
+                *(page.get_by_role("button", name=n) for n in ("Save caption", "Save tags", "Delete image…"))]
+    for control in controls:
+        (expect(control).to_be_enabled if enabled else expect(control).to_be_disabled)()
+
+
 def test_two_visitors_see_only_their_own_uploads_and_cannot_change_the_shared_ones(app, browser, tmp_path):
     engine, url = app
     picture = tmp_path / "giraffe.png"
@@ -108,19 +118,36 @@ def test_two_visitors_see_only_their_own_uploads_and_cannot_change_the_shared_on
         assert not sees or len(_library_tiles(page)) == 4
     assert len(_library_tiles(b)) == 3
 
-    # B tries to delete a shared image: refused on the page, nothing changes
+    # A's own upload is marked as theirs in the Library; the shared images are not
+    assert [t for t in _library_tiles(a) if t.startswith("★ yours")] == [f"★ yours · {SECRET}"]
+    assert not [t for t in _library_tiles(b) if t.startswith("★")]
+
+    # B selects a shared image: the editor says it is read-only before anything is typed, with its
+    # boxes and buttons off; nothing can change
     before = consistency.snapshot(engine.settings)
     b.locator("#library-gallery .thumbnail-item").first.click()
     b.get_by_text("· 96 x 72 px").wait_for()
-    b.get_by_role("button", name="Delete image").click()
-    b.get_by_text(REFUSED).first.wait_for()
+    b.get_by_text("a shared image: read-only unless you sign in as a curator").wait_for()
+    _assert_editor(b, enabled=False)
+    ARTIFACTS.mkdir(exist_ok=True)
+    b.screenshot(path=str(ARTIFACTS / "demo-library-shared.png"))
     assert consistency.snapshot(engine.settings) == before
+    # A's own upload after a shared one: the editor is on again
+    _library_tiles(a)
+    a.locator("#library-gallery .thumbnail-item").nth(1).click()  # a shared one (A's own is first)
+    a.get_by_text("· 96 x 72 px").wait_for()
+    _assert_editor(a, enabled=False)
+    a.locator("#library-gallery .thumbnail-item").first.click()
+    a.get_by_text("giraffe.png · 160 x 120 px").wait_for()
+    _assert_editor(a, enabled=True)
+    assert "read-only" not in a.locator("#library-editor").inner_text()
 
     # signed in as a curator, the same delete succeeds
     b.get_by_text("Curator sign-in").click()
     b.locator("#curator-password input").fill(PASSWORD)
     b.get_by_role("button", name="Sign in").click()
     b.locator("#curator-status", has_text="Signed in as a curator").wait_for()
+    _assert_editor(b, enabled=True)  # the selected shared image is editable once signed in
     b.get_by_role("button", name="Delete image").click()  # the same image: still selected
     b.locator("#library-confirm", has_text="for good?").first.wait_for()  # a curator is asked to confirm
     b.get_by_role("button", name="Yes, delete it").click()

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from ..search.facets import Facets
 
 SHARED = ""
-REFUSED = ("The shared collection is read-only in this demo: sign in as a curator to edit or delete it. "
+# No sign-in named: the library cannot know whether this deployment offers one (web/visitors.py does).
+REFUSED = ("The shared collection is read-only in this demo: only a curator may edit or delete it. "
            "You can edit and delete your own uploads.")
 
 

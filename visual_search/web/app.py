@@ -48,6 +48,12 @@ CSS = """
 .tiles .thumbnail-item .caption-label { position: static !important; max-width: 100% !important; opacity: 1 !important;
   white-space: normal !important; overflow: visible !important; text-overflow: clip !important; text-align: left;
   border: 0 !important; border-radius: 0 !important; font-size: var(--text-md); line-height: 1.35; }
+/* The gallery's floating label ("Results") sits above the first tile, not over its corner. */
+.tiles .grid-wrap, #library-gallery .grid-wrap { padding-top: calc(var(--size-6) + var(--size-2)) !important; }
+/* The large view's caption wraps, whole: "0.44 | two brown dogs ..." was one centred line cut at both ends. */
+.tiles caption.caption { display: block !important; white-space: normal !important; overflow: visible !important;
+  text-overflow: clip !important; max-width: 100% !important; padding: var(--size-1) var(--size-2) !important;
+  text-align: center; line-height: 1.35; }
 #library-gallery .grid-container { grid-template-columns: repeat(auto-fill, minmax(min(100%, 120px), 1fr)) !important; }
 /* The Library's editor stays in view beside a long grid (a phone scrolls to it instead). */
 #library-editor { position: sticky; top: var(--size-2); align-self: flex-start; }
@@ -75,7 +81,9 @@ CSS = """
   .row > *, .row > .form > * { min-width: 100% !important; flex: 1 1 auto !important; }
   .tiles .grid-container { grid-template-columns: repeat(2, minmax(0, 1fr)) !important; }
   table { font-size: var(--text-sm); }
-  #explain-table table { min-width: 620px; }  /* eight columns: scroll sideways in their box, not squeeze */
+  #add-outcome span { font-size: var(--text-sm) !important; }  /* "outcome", "rejected" fit their column whole */
+  /* eight columns: scroll sideways in their box, not squeeze (gradio sizes its columns to this box) */
+  #explain-table table, #explain-table .upload-container { min-width: 960px !important; }
 }
 """
 # Gradio's own words that its English locale lacks (an upload button was named "common.upload").
@@ -195,14 +203,14 @@ def build_demo(engine: SearchEngine, startup: StartupJob | None = None, access: 
     gr.set_static_paths([engine.settings.thumbs_dir, engine.settings.images_dir])
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}\nFind pictures by describing what you want to see.")
-        build_access(access, demo)
+        signed_in = build_access(access, demo)
         header_md = gr.Markdown(elem_id="collection-status")
         timer = gr.Timer(1.0, active=startup is not None)  # polls the first-start job; stops when it is done
         # this browser's upload jobs, across reloads (outside the tabs: a tab not yet opened is not mounted)
         my_uploads = gr.BrowserState([], storage_key="vs-upload-jobs")
         with gr.Tabs(overflow_behavior="wrap") as tabs:  # phones: a second row, not a menu
             build_search_tabs(engine, busy, tabs, demo, access)
-            build_collection_tabs(engine, busy, header, header_md, demo, uploads, my_uploads, access)
+            build_collection_tabs(engine, busy, header, header_md, demo, uploads, my_uploads, access, signed_in)
             build_explain_tab(engine, access)
         timer.tick(tick, None, [header_md, timer], api_visibility="private", show_progress="hidden")
         demo.load(header, None, header_md, api_name="status")

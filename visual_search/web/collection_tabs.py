@@ -75,7 +75,9 @@ def job_status(jobs: Sequence[UploadJob]) -> str:
 
 
 def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[..., str], header_md: gr.Markdown,
-                          demo: gr.Blocks, uploads: UploadJobs, mine: gr.BrowserState, access: Access) -> None:
+                          demo: gr.Blocks, uploads: UploadJobs, mine: gr.BrowserState, access: Access,
+                          signed_in: Sequence = ()) -> None:
+    """`signed_in`: the curator sign-in's events (visitors.build_access), after which the editor is rechecked."""
     s = engine.settings
 
     def owner(request: gr.Request | None, profile: gr.OAuthProfile | None) -> str | None:
@@ -119,9 +121,11 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
     def library(find: str = "", request: gr.Request = None):
         """Tiles (newest first), the full table, and the ids behind the tiles; only the images whose
         file name or caption contains `find`, when given."""
-        everything = engine.list(access.who(request).visitor)[::-1]
+        everything = engine.list(access.who(request).visitor)[::-1]  # a public demo's visitor: their own marked
         records = matching(everything, find)
-        tiles = [(str(engine.thumbnail(r)), r.caption + tag_line(r.tags)) for r in records[:LIBRARY_TILES]]
+        visitor = access.who(request).visitor
+        tiles = [(str(engine.thumbnail(r)), ("★ yours · " if visitor and r.owner == visitor else "") + r.caption
+                  + tag_line(r.tags)) for r in records[:LIBRARY_TILES]]
         table = pd.DataFrame([[r.filename, r.caption, "yes" if r.caption_edited else "", r.added_at[:16], r.id,
                                ", ".join(r.tags)] for r in records], columns=LIBRARY_COLUMNS)
         note = f"**{len(everything):,} images**"
@@ -131,15 +135,45 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
             note += f" (the {LIBRARY_TILES} newest shown as tiles)"
         return tiles, table, note, [r.id for r in records[:LIBRARY_TILES]]
 
-    def pick(ids: list[str], evt: gr.SelectData):
+    def pick(ids: list[str], evt: gr.SelectData, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        """A tile selected: its caption and tags in the editor, which is read-only (boxes and buttons
+        off, and why) for an image this person may not change: a public demo's shared images."""
         try:
             record = selected_record(engine, ids, evt)
         except VisualSearchError as exc:
-            return "", "", gone(ids[evt.index] if isinstance(evt.index, int) else "", exc), ""
+            return "", "", gone(ids[evt.index] if isinstance(evt.index, int) else "", exc), "", *_editable(True)
         if record is None:
-            return "", "", "", ""
-        return (record.id, record.caption, f"**{md(record.filename)}** · {record.width} x {record.height} px",
-                ", ".join(record.tags))
+            return "", "", "", "", *_editable(True)
+        may = _may_change(record, request, profile)
+        return (record.id, gr.update(value=record.caption, interactive=may), _about(record, may),
+                gr.update(value=", ".join(record.tags), interactive=may), *_editable(may))
+
+    def _may_change(record: ImageRecord, request: gr.Request | None, profile: gr.OAuthProfile | None) -> bool:
+        who = access.who(request, profile)
+        try:
+            check_may_change(record, who.visitor, who.admin)
+        except VisualSearchError:
+            return False
+        return True
+
+    def _about(record: ImageRecord, may: bool) -> str:
+        about = f"**{md(record.filename)}** · {record.width} x {record.height} px"
+        return about if may else f"{about} · 🔒 {access.read_only_note()}"
+
+    def recheck(image_id: str, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        """After a curator sign-in: the selected image's editor turns on where it now may."""
+        try:
+            record = engine.get(access.image_id(image_id), access.who(request).visitor) if image_id else None
+        except VisualSearchError:
+            record = None
+        if record is None:
+            return (gr.update(),) * 6
+        may = _may_change(record, request, profile)
+        return (gr.update(interactive=may), gr.update(interactive=may), _about(record, may), *_editable(may))
+
+    def _editable(may: bool) -> tuple:
+        """Save caption, Save tags, Delete: on only where a save would be allowed."""
+        return (gr.update(interactive=may),) * 3
 
     def set_caption(image_id: str, text: str, find: str = "", request: gr.Request = None,
                     profile: gr.OAuthProfile | None = None):
@@ -151,21 +185,30 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
             status = f"Caption saved for **{md(record.filename)}**: searchable by its new words now."
         except VisualSearchError as exc:
             status = failure(exc)
-        return status, *library(find, request)
+        return status, *kept(image_id, find, request)
+
+    def kept(image_id: str, find: str, request: gr.Request | None) -> tuple:
+        """The Library after a save: the same Find filter, and the saved image still the selected tile
+        (a redraw keeps gradio's selected index, which would point at whatever tile now has it)."""
+        tile_list, table, note, tile_ids = library(find, request)
+        full = [i for i in tile_ids if i == image_id or (len(image_id) >= 8 and i.startswith(image_id))]
+        at = tile_ids.index(full[0]) if full else None
+        return gr.Gallery(value=tile_list, selected_index=at), table, note, tile_ids
 
     def set_tags(image_id: str, text: str, find: str = "", request: gr.Request = None,
                  profile: gr.OAuthProfile | None = None):
         """Tags typed as `cat, sofa`: they replace the image's tags and are kept through model changes."""
         if not (image_id or "").strip():
-            return "Select an image first.", *library(find, request)
+            return "Select an image first.", *library(find, request), gr.update()
         who = access.who(request, profile)
         try:
             record = engine.set_tags(access.image_id(image_id), visible_tags(text), visitor=who.visitor,
                                      admin=who.admin)
             status = f"Tags saved for **{md(record.filename)}**: {md(', '.join(record.tags) or 'none')}."
+            saved = ", ".join(record.tags)  # as stored (lower case, no duplicates): the box says so
         except VisualSearchError as exc:
-            status = failure(exc)
-        return status, *library(find, request)
+            status, saved = failure(exc), gr.update()
+        return status, *kept(image_id, find, request), saved
 
     def still_there(image_id: str, request: gr.Request = None):
         """Back on the tab: a selection whose image was deleted meanwhile is dropped, and says why."""
@@ -214,8 +257,8 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
         in_box = gr.State([])  # the files of the box already sent
         poll = gr.Timer(1.0, active=False)
         outcome = gr.Dataframe(value=pd.DataFrame([], columns=OUTCOME_COLUMNS), label="What happened to each file",
-                               elem_id="add-outcome",
-                               interactive=False, wrap=True)
+                               elem_id="add-outcome", interactive=False, wrap=True,
+                               column_widths=["28%", "24%", "48%"])  # sized to the box: a long reason wraps
 
     with gr.Tab("Library", id="library") as library_tab:
         with gr.Row(equal_height=True):
@@ -260,11 +303,14 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
     library_tab.select(library, [find], lib_out, api_name="library").then(
         still_there, image_id, [image_id, caption, picked_md, tags, confirm], api_visibility="private")
     find.submit(library, [find], lib_out, api_visibility="private")
-    tiles.select(pick, [ids], [image_id, caption, picked_md, tags], api_visibility="private").then(
+    tiles.select(pick, [ids], [image_id, caption, picked_md, tags, save, save_tags, remove],
+                 api_visibility="private").then(
         lambda: gr.update(visible=False), None, confirm, api_visibility="private").then(
         None, None, None, js=SHOW_EDITOR, api_visibility="private")
-    save_tags.click(set_tags, [image_id, tags], [lib_status, *lib_out], api_name="set_tags")
+    save_tags.click(set_tags, [image_id, tags, find], [lib_status, *lib_out, tags], api_name="set_tags")
     save.click(set_caption, [image_id, caption, find], [lib_status, *lib_out], api_name="set_caption")
+    for event in signed_in:
+        event.then(recheck, image_id, [caption, tags, picked_md, save, save_tags, remove], api_visibility="private")
     remove.click(ask_delete, [image_id], [lib_status, confirm, confirm_md], api_visibility="private")
     no.click(lambda: gr.update(visible=False), None, confirm, api_visibility="private")
     yes.click(delete, [image_id, find], [lib_status, image_id, caption, picked_md, confirm, *lib_out, header_md],

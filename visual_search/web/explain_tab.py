@@ -3,6 +3,7 @@ and pictures. All computing is in explain.py; this module lays it out."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import gradio as gr
@@ -49,7 +50,17 @@ def _model_name(identity: str) -> str:
     return Path(where).name if where.startswith(("/", "~", ".")) or "\\" in where else identity
 
 def _image_choices(engine: SearchEngine, visitor: str | None) -> list[tuple[str, str]]:
-    return [(f"{r.filename} — {r.caption[:60]}", r.id) for r in engine.list(visitor)]
+    """The picker's entries; a file name held by more than one image gets its id's start beside it,
+    so two "cat.jpg" read as two images."""
+    records = engine.list(visitor)
+    names = Counter(r.filename for r in records)
+    return [(f"{r.filename}{f' · {r.id[:8]}' if names[r.filename] > 1 else ''} — {r.caption[:60]}", r.id)
+            for r in records]
+
+
+def _num(x: float, places: int) -> str:
+    """A number as the table shows it: always `places` decimals ("0.50", "1.00", "0.734"), never "0.5" or "1"."""
+    return f"{x:.{places}f}"
 
 def build_explain_tab(engine: SearchEngine, access: Access) -> None:
     s = engine.settings
@@ -101,13 +112,20 @@ def build_explain_tab(engine: SearchEngine, access: Access) -> None:
                   f"{_vector_md('Query vector', step.caption_vector)}\n\n"
                   f"For the visual channel it also went through CLIP's text tower: {step.visual_vector.dim} numbers.")
         table = pd.DataFrame(
-            [[r.rank, round(r.relevance, 2), round(r.caption_cosine, 3), round(r.caption_relevance, 2),
-              round(r.visual_cosine, 3), round(r.visual_relevance, 2), r.filename, r.caption] for r in result.rows],
+            [[r.rank, _num(r.relevance, 2), _num(r.caption_cosine, 3), _num(r.caption_relevance, 2),
+              _num(r.visual_cosine, 3), _num(r.visual_relevance, 2), r.filename, r.caption] for r in result.rows],
             columns=BREAKDOWN_COLUMNS,
         )
-        tiles = [(r.path, f"#{r.rank} · {r.relevance:.2f} | {r.caption}") for r in result.rows]
+        # thumbnails (WebP), as every grid shows: a HEIC original is a broken image in a browser
+        tiles = [(str(_thumbnail(r, visitor)), f"#{r.rank} · {r.relevance:.2f} | {r.caption}") for r in result.rows]
         return (stage3, _vector_frame(step.caption_vector.values), _stage4_md(result), table,
                 _parts_frame(result.rows, result.alpha), draw_map(cmap, step.text), tiles)
+
+    def _thumbnail(row: explain.RelevanceRow, visitor: str | None) -> str:
+        try:
+            return str(engine.thumbnail(engine.get(row.id, visitor)))
+        except VisualSearchError:
+            return row.path
 
     def refresh_choices(request: gr.Request):
         return gr.update(choices=_image_choices(engine, access.who(request).visitor))
@@ -177,7 +195,7 @@ def _stage4_md(result: explain.Breakdown) -> str:
             "similarity** (1 = same direction). A cosine becomes a **relevance** from 0 to 1 by a calibration: "
             f"at or below its *floor* it counts as 0, at or above its *ceiling* as 1 (`stages/rank.py`). Captions: "
             f"floor {cap.floor:.2f}, ceiling {cap.ceiling:.2f}, set for the query's length in words (a short "
-            "query scores lower against a whole caption, matching or not). Pictures (CLIP): floor {vis.floor:.2f}, "
+            f"query scores lower against a whole caption, matching or not). Pictures (CLIP): floor {vis.floor:.2f}, "
             f"ceiling {vis.ceiling:.2f}.\n\nThe final score is **{a:.2f} × caption relevance + {1 - a:.2f} × visual "
             "relevance**.")
     if not result.rows:

@@ -28,6 +28,16 @@ EXAMPLES = [
     "paint brushes", "a bird on a branch", "rowing boats at sunset", "a kite in the sky", "autumn leaves",
     "a pier in the fog", "a path through the woods",
 ]
+# Runs in the browser after a search from the box, an example or a link: on a phone the results sit
+# under the sliders, filters and examples (~1,200 px down), so they are scrolled up to just below the
+# search box; a desktop shows them beside those already and does not move.
+SHOW_RESULTS = """() => {
+  const status = document.querySelector('#search-status');
+  if (window.innerWidth > 640 || !status || !status.innerText.trim()) return [];
+  const top = status.getBoundingClientRect().top + window.scrollY - 8;
+  if (Math.abs(window.scrollY - top) > 40) window.scrollTo({top: top, behavior: 'instant'});
+  return [];
+}"""
 
 def filter_control(clause: Clause) -> gr.components.Component:
     """A clause's control in the filter row: a choice for a fixed set of values, else a text box."""
@@ -273,12 +283,13 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
                     examples.load_input_event.then(search, search_in, search_out, api_visibility="private"),
                     *(filters[c.key].submit(search, search_in, search_out, api_visibility="private")
                       for c in CLAUSES if not c.choices)):  # Enter in a typed filter searches, as in the box
-        started.then(None, controls, None, js=SHOW_IN_URL)
+        started.then(None, controls, None, js=SHOW_IN_URL).then(None, None, None, js=SHOW_RESULTS)
     choices = [filters[c.key] for c in CLAUSES if c.choices]  # a pick, like Sort (typed filters: Enter or Search)
     for moved in [*(c.release for c in (k, alpha, min_rel)), *(c.input for c in (sort, *choices))]:
         moved(rerun, [drawn, *search_in], search_out, api_visibility="private").then(None, controls, None,
                                                                                      js=SHOW_IN_URL)
-    demo.load(from_link, None, controls + search_out, api_visibility="private")
+    demo.load(from_link, None, controls + search_out, api_visibility="private").then(
+        None, None, None, js=SHOW_RESULTS)
     more.click(show_more, [kept, *search_in], search_out, api_name="show_more")
     reveal.click(lambda: 0.0, None, min_rel, api_visibility="private").then(
         search, search_in, search_out, api_visibility="private")

@@ -94,14 +94,15 @@ class UploadJobs:
         """Called before each group of files is indexed; tests override it to hold a job there."""
 
     def _run(self, job_id: str, files: list[tuple[str, str]]) -> None:
+        start = 0
         try:
             step = self.engine.compute.group_size()  # 8 on a CPU; on a GPU a chunk sized from its throughput
             for start in range(0, len(files), step):
                 self._before_group(job_id, start)
                 self._index(job_id, start, files[start : start + step])
             self._update(job_id, running=False, current="")
-        except VisualSearchError as exc:
-            self._update(job_id, running=False, current="", error=str(exc))
+        except VisualSearchError as exc:  # e.g. a public demo's per-minute cap, reached mid-way
+            self._not_added(job_id, files[start:], str(exc))
         except Exception as exc:  # a background thread must report, not die silently
             log.exception("upload job failed")
             self._update(job_id, running=False, current="", error=f"{type(exc).__name__}: {exc}")
@@ -124,6 +125,14 @@ class UploadJobs:
                      added=job.added + len(report.added), duplicates=job.duplicates + len(report.duplicates),
                      failed=job.failed + len(report.failed) + len(report.skipped), count=self._count(viewer))
         _forget_copies(path for _, path in group)
+
+    def _not_added(self, job_id: str, files: list[tuple[str, str]], reason: str) -> None:
+        """The job stopped: every file it did not get to has its row, with the reason (none is dropped
+        silently), and the job ends with the error."""
+        job = self.get(job_id)
+        rows = tuple((name, "not added", reason) for name, _ in files)
+        self._update(job_id, running=False, current="", error=reason, done=job.total, rows=job.rows + rows,
+                     failed=job.failed + len(rows))
 
     def _caption_of(self, image_id: str, viewer: str | None) -> str:
         """A duplicate's caption, if `viewer` may see it (another visitor's upload keeps its words to itself)."""

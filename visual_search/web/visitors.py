@@ -192,12 +192,21 @@ class Access:
             self._curators.discard(old)
         return visitor
 
+    def can_sign_in(self) -> bool:
+        """Whether this page offers a curator sign-in at all (a password, or Hugging Face on a Space)."""
+        return bool(self.settings.admin_password) or oauth_available()
+
+    def read_only_note(self) -> str:
+        """Why a shared image cannot be edited here; sign-in is named only where there is one."""
+        return ("a shared image: read-only unless you sign in as a curator" if self.can_sign_in()
+                else "a shared image: read-only in this demo; you can edit your own uploads")
+
     def note(self) -> str:
         s = self.settings
-        return (f"**Public demo.** Images you add are yours alone: only you can find them, and they are deleted "
-                f"after {s.visitor_ttl_hours:g} h. Up to {s.visitor_max_images} images "
-                f"({s.visitor_max_mb:g} MB) per visitor. The shared collection is read-only unless you sign in "
-                "as a curator.")
+        text = (f"**Public demo.** Images you add are yours alone (★ in the Library): only you can find them, and "
+                f"they are deleted after {s.visitor_ttl_hours:g} h. Up to {s.visitor_max_images} images "
+                f"({s.visitor_max_mb:g} MB) per visitor. The shared collection is read-only")
+        return text + (" unless you sign in as a curator." if self.can_sign_in() else ".")
 
 
 def same_origin(request: gr.Request | None) -> bool:
@@ -248,10 +257,11 @@ def _new_secret(path) -> str:
     return secret
 
 
-def build_access(access: Access, demo: gr.Blocks) -> None:
-    """The visitor id in the browser, the public-demo note, and the curator sign-in (public mode only)."""
+def build_access(access: Access, demo: gr.Blocks) -> list:
+    """The visitor id in the browser, the public-demo note, and the curator sign-in (public mode only);
+    returns the sign-in's events, for what should follow a sign-in."""
     if not access.public:
-        return
+        return []
     stored = gr.BrowserState(None, storage_key="visual-search-visitor", secret=browser_secret(access.settings))
     demo.load(access.adopt, [stored], [stored], api_visibility="private", show_progress="hidden")
     gr.Markdown(access.note(), elem_id="public-demo-note")
@@ -264,5 +274,6 @@ def build_access(access: Access, demo: gr.Blocks) -> None:
                                       elem_id="curator-password")
                 go = gr.Button("Sign in", scale=1, min_width=100)
             signed = gr.Markdown(elem_id="curator-status")
-        go.click(access.sign_in, [password], [signed], api_name="sign_in")
-        password.submit(access.sign_in, [password], [signed], api_visibility="private")
+        return [go.click(access.sign_in, [password], [signed], api_name="sign_in"),
+                password.submit(access.sign_in, [password], [signed], api_visibility="private")]
+    return []
