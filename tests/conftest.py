@@ -119,3 +119,25 @@ def launch_app(engine: SearchEngine, startup=None, **build):
     demo.queue().launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
                         **launch_options(engine.settings))
     return demo
+
+
+def human_captions() -> dict[str, str]:
+    """The first hand-written caption of each sample image (docs/sample_captions.csv)."""
+    import csv
+
+    out: dict[str, str] = {}
+    with open(REPO / "docs" / "sample_captions.csv", newline="") as fh:
+        for row in csv.DictReader(fh):
+            out.setdefault(row["image"], row["caption"])
+    return out
+
+
+def captioned_samples(settings: Settings, models: dict) -> SearchEngine:
+    """The 20 sample images indexed, each with its hand-written caption (as a person sets it in the Library),
+    so that ranking is the real MiniLM's on real words."""
+    engine = SearchEngine(settings, **models)
+    engine.index_paths(sorted(SAMPLES.glob("*.jpg")))
+    captions = human_captions()
+    for record in engine.list():
+        engine.set_caption(record.id, captions[record.filename])
+    return engine

@@ -10,21 +10,15 @@ import pytest
 from gradio_client import Client
 from PIL import Image, ImageDraw
 
-from conftest import SAMPLES, launch_app
-from test_find import human_captions
-from visual_search import SearchEngine
+from conftest import captioned_samples, launch_app
 from visual_search.search.filters import CLAUSES, SearchFilter
 from visual_search.web.links import SHOW_IN_URL, link_params
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory, tiny_settings, shared_models):
-    engine = SearchEngine(tiny_settings(tmp_path_factory.mktemp("app-api") / "data", min_relevance=0.2),
-                          **shared_models)
-    engine.index_paths(sorted(SAMPLES.glob("*.jpg")))
-    captions = human_captions()
-    for record in engine.list():
-        engine.set_caption(record.id, captions[record.filename])
+    engine = captioned_samples(tiny_settings(tmp_path_factory.mktemp("app-api") / "data", min_relevance=0.2),
+                               shared_models)
     demo = launch_app(engine)
     yield engine, Client(demo.local_url, verbose=False)
     demo.close()

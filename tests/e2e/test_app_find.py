@@ -8,20 +8,14 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from gradio_client import Client
 
-from conftest import SAMPLES, launch_app
-from test_find import human_captions
-from visual_search import SearchEngine
+from conftest import captioned_samples, launch_app
 
 FILE, TAGS, ADDED = 5, 6, 7  # columns of the results table
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory, tiny_settings, shared_models):
-    engine = SearchEngine(tiny_settings(tmp_path_factory.mktemp("app-find") / "data"), **shared_models)
-    engine.index_paths(sorted(SAMPLES.glob("*.jpg")))
-    captions = human_captions()
-    for record in engine.list():
-        engine.set_caption(record.id, captions[record.filename])
+    engine = captioned_samples(tiny_settings(tmp_path_factory.mktemp("app-find") / "data"), shared_models)
     demo = launch_app(engine)
     yield engine, Client(demo.local_url, verbose=False)
     demo.close()
@@ -65,7 +59,7 @@ def test_the_filter_row(app):
 def test_tags_edited_in_the_library_filter_the_search(app):
     engine, client = app
     kite = next(r.id for r in engine.list() if r.filename == "kite_in_sky.jpg")
-    status, _tiles, table, _note = client.predict(kite, "Sky, toy", api_name="/set_tags")
+    status, _tiles, table, _note, _stored = client.predict(kite, "Sky, toy", api_name="/set_tags")
     assert status.startswith("Tags saved") and next(r for r in table["data"] if r[4] == kite)[5] == "sky, toy"
     gallery, rows, _ = _search(client, "a cat", min_rel=0.0, tag="toy")
     assert [r[FILE] for r in rows] == ["kite_in_sky.jpg"] and rows[0][TAGS] == "sky, toy"

@@ -4,7 +4,6 @@ tags as a filter, image + words. On the sample images with their hand-written ca
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 from datetime import datetime, timedelta, timezone
@@ -12,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from conftest import REPO, SAMPLES
+from conftest import SAMPLES, human_captions
 from visual_search import SearchEngine
 from visual_search.search import candidates as retrieval
 from visual_search.stages import rank as ranking
@@ -23,15 +22,6 @@ from visual_search.search.searcher import check_sort
 
 NONSENSE = "xyzzy qwerty"
 UNRELATED = "a quarterly financial report spreadsheet"
-
-
-def human_captions() -> dict[str, str]:
-    """The first hand-written caption of each sample image."""
-    out: dict[str, str] = {}
-    with open(REPO / "docs" / "sample_captions.csv", newline="") as fh:
-        for row in csv.DictReader(fh):
-            out.setdefault(row["image"], row["caption"])
-    return out
 
 
 @pytest.fixture(scope="module")

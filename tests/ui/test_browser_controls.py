@@ -8,9 +8,7 @@ from __future__ import annotations
 import pytest
 
 from browser import CHROMIUM, DESKTOP, browser
-from conftest import SAMPLES, launch_app
-from test_find import human_captions
-from visual_search import SearchEngine
+from conftest import captioned_samples, launch_app
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed at /usr/bin/chromium "
                                 "(apt-get install -y chromium); the browser test needs it")
@@ -18,12 +16,8 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium i
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory, tiny_settings, shared_models):
-    engine = SearchEngine(tiny_settings(tmp_path_factory.mktemp("controls") / "data", min_relevance=0.2),
-                          **shared_models)
-    engine.index_paths(sorted(SAMPLES.glob("*.jpg")))
-    captions = human_captions()
-    for record in engine.list():
-        engine.set_caption(record.id, captions[record.filename])
+    engine = captioned_samples(tiny_settings(tmp_path_factory.mktemp("controls") / "data", min_relevance=0.2),
+                               shared_models)
     demo = launch_app(engine)
     yield demo.local_url
     demo.close()

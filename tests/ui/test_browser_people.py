@@ -8,9 +8,7 @@ from __future__ import annotations
 import pytest
 
 from browser import CHROMIUM, DESKTOP, PHONE, browser, open_tab, search
-from conftest import REPO, SAMPLES, launch_app
-from test_find import human_captions
-from visual_search import SearchEngine
+from conftest import REPO, captioned_samples, launch_app
 
 SHOTS = REPO / "test-artifacts"  # for people to look at
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed at /usr/bin/chromium "
@@ -19,12 +17,8 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium i
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory, tiny_settings, shared_models):
-    engine = SearchEngine(tiny_settings(tmp_path_factory.mktemp("people") / "data", min_relevance=0.0),
-                          **shared_models)
-    engine.index_paths(sorted(SAMPLES.glob("*.jpg")))
-    captions = human_captions()
-    for record in engine.list():
-        engine.set_caption(record.id, captions[record.filename])
+    engine = captioned_samples(tiny_settings(tmp_path_factory.mktemp("people") / "data", min_relevance=0.0),
+                               shared_models)
     demo = launch_app(engine)
     yield engine, demo.local_url
     demo.close()
