@@ -22,9 +22,25 @@ class ImageRecord:
     tags_model: str = ""  # the CLIP identity that chose them; "" when none did
     tags_edited: bool = False  # a person's tags are never recomputed
     owner: str = ""  # "" : the shared collection; else the public-demo visitor who uploaded it (demo/visibility.py)
+    # Words printed in the picture (stages/ocr.py), or a person's correction of them.
+    ocr_text: str = ""
+    ocr_model: str = ""  # the OCR identity that read them; "" when none did
+    ocr_edited: bool = False  # a person's text is never re-read
+    # What the file itself says (library/metadata.py), each "" or empty when it says nothing trustworthy.
+    taken_at: str = ""  # ISO 8601 from EXIF DateTimeOriginal, with its UTC offset when the file gives one
+    place: str = ""  # from GPS, offline: "city, region, country"
+    latitude: float | None = None
+    longitude: float | None = None
+    camera: str = ""  # EXIF make and model
+    title: str = ""  # IPTC/XMP, as the owner typed it in Lightroom, Apple Photos, digiKam...
+    description: str = ""
+    keywords: tuple[str, ...] = ()
+    metadata_notes: tuple[str, ...] = ()  # what the file claimed that could not be trusted, and was left out
+    metadata_version: int = 0  # the reader that filled the fields above (0: never read: backfilled)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "tags", tuple(self.tags))  # JSON brings a list
+        for name in ("tags", "keywords", "metadata_notes"):  # JSON brings a list
+            object.__setattr__(self, name, tuple(getattr(self, name)))
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -113,8 +113,6 @@ class Catalog:
     def _from_doc(self, doc: dict) -> ImageRecord:
         doc.pop("vectors", None)
         doc["path"] = str(self._dir(doc["id"]) / doc["path"])
-        if "tags" in doc:
-            doc["tags"] = tuple(doc["tags"])
         return ImageRecord(**doc)
 
     def records(self) -> Iterator[ImageRecord]:
