@@ -190,6 +190,11 @@ class Settings:
         return self.index_dir or self.data_dir / "chroma"
 
     @property
+    def words_path(self) -> Path:
+        """The word channel's full-text index (stages/words.py), rebuilt from the catalog when missing."""
+        return self.data_dir / "words.sqlite"
+
+    @property
     def thumbs_dir(self) -> Path:
         """Small WebP tiles, derived from the originals (visual_search/library/thumbnails.py)."""
         return self.data_dir / "thumbs"

@@ -36,6 +36,7 @@ from .search.filter_table import FilterTable
 from .search.filters import SearchFilter
 from .search.searcher import Searcher
 from .stages.store import VectorStore, make_client
+from .stages.words import WordIndex
 
 
 class SearchEngine:
@@ -70,7 +71,7 @@ class SearchEngine:
             if self._store is None:
                 where = self.settings.chroma_url or str(self.settings.chroma_dir)
                 self._store = VectorStore(make_client(self.settings), self.caption_identity, self.visual_identity,
-                                          where)
+                                          where, WordIndex(self.settings.words_path))
             return self._store
 
     # ---- the models (each loads on first use) --------------------------------------------------

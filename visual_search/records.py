@@ -47,6 +47,20 @@ class ImageRecord:
 
 
 @dataclass(frozen=True)
+class Matched:
+    """A query's words found in one field of an image (the word channel, stages/words.py)."""
+
+    field: str  # "text", "name", "caption", ...
+    label: str  # what a person calls it: "text in picture", "file name", ...
+    text: str  # the field as shown
+    spans: tuple[tuple[int, int], ...]  # [start, end) of each matched word in `text`
+
+    def to_dict(self) -> dict:
+        return {"field": self.field, "label": self.label, "text": self.text,
+                "words": [self.text[a:b] for a, b in self.spans], "spans": [list(s) for s in self.spans]}
+
+
+@dataclass(frozen=True)
 class SearchResult:
     """One ranked hit. `relevance` is in [0, 1]; the channel scores are too (see stages/rank.py)."""
 
@@ -56,6 +70,8 @@ class SearchResult:
     visual_score: float
     caption_cosine: float
     visual_cosine: float
+    word_score: float = 0.0  # the word channel's relevance in [0, 1] (stages/words.py)
+    matched: tuple[Matched, ...] = ()  # why it matched, word by word
 
     def to_dict(self) -> dict:
         r = self.record
@@ -69,6 +85,8 @@ class SearchResult:
             "relevance": round(self.relevance, 4),
             "caption_score": round(self.caption_score, 4),
             "visual_score": round(self.visual_score, 4),
+            "word_score": round(self.word_score, 4),
+            "matched": [m.to_dict() for m in self.matched],
         }
 
 
@@ -84,6 +102,8 @@ class SearchResponse:
     # Images the filter lets through: 0 when none does, so an empty answer is the filter's, not the
     # words'; the exact count where it is known cheaply; None without a filter or when unknown.
     passing: int | None = None
+    # The query's "quoted phrases" when no image the person may see holds them all (then no result).
+    missing_phrases: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return {
@@ -93,6 +113,7 @@ class SearchResponse:
             "hidden": self.hidden,
             "min_relevance": self.min_relevance,
             "passing": self.passing,
+            "missing_phrases": list(self.missing_phrases),
             "elapsed_ms": round(self.elapsed_ms, 2),
         }
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..models.memory import release_freed_memory
 from ..records import ImageRecord
+from ..stages import words
 from ..stages.store import CAPTION, VISUAL
 from .intake import load_image
 from .state import Progress, State
@@ -60,7 +61,20 @@ class Reconciler:
                 done += len(part[start : start + size])
                 if progress:
                     progress(done, len(todo), what)
+        self._agree_words(entries)
         return len(todo)
+
+    def _agree_words(self, entries: dict[str, tuple[ImageRecord, frozenset[str]]]) -> None:
+        """The word index (stages/words.py) agrees with the catalog: what it lacks or holds stale is
+        written again from the records, what the catalog no longer has is dropped. No model runs."""
+        index = self.s.store.words
+        if index is None:
+            return
+        have = index.digests()
+        index.delete(sorted(have.keys() - entries.keys()))
+        stale = [r for r, _ in entries.values() if have.get(r.id) != words.digest(r)]
+        for start in range(0, len(stale), REBUILD_GROUP):
+            index.put(stale[start : start + REBUILD_GROUP])
 
     def _adopt_index_vectors(self, entries: dict[str, tuple[ImageRecord, frozenset[str]]], have_caption: set[str],
                              have_visual: set[str]) -> None:

@@ -200,7 +200,9 @@ def score(engine: SearchEngine, ids: list[str], queries: list[str], truth: np.nd
     """Exact ranks of every query's image on each channel, and the cosine distributions."""
     caption_m, visual_m = _matrix(engine, CAPTION, ids), _matrix(engine, VISUAL, ids)
     cap_cal, vis_cal = engine.text_encoder.calibration, rank.CLIP_TEXT_IMAGE
-    names = ["caption", "visual"] + [f"hybrid@{a:g}" for a in alphas]
+    words = engine.store.words  # the word channel (stages/words.py), fused as the search fuses it
+    names = (["caption", "visual"] + [f"hybrid@{a:g}" for a in alphas]
+             + ([f"hybrid@{a:g}+words" for a in alphas] if words is not None else []))
     ranks: dict[str, list[np.ndarray]] = {n: [] for n in names}
     cosines = {c: {"correct": [], "incorrect": []} for c in ("caption", "visual")}
     per_query = max(1, MAX_INCORRECT_SAMPLES // len(queries))
@@ -215,9 +217,13 @@ def score(engine: SearchEngine, ids: list[str], queries: list[str], truth: np.nd
         # Ties in relevance (clipped at 0 or 1) fall back to cosine order, as the search's candidate order does.
         ranks["caption"].append(ranks_of_correct(cap_rel, right, cap_cos))
         ranks["visual"].append(ranks_of_correct(vis_rel, right, vis_cos))
+        word = _word_matrix(words, batch, ids) if words is not None else None
         for a in alphas:
             total = rank.hybrid(cap_rel, vis_rel, a)
             ranks[f"hybrid@{a:g}"].append(ranks_of_correct(total, right, cap_cos if a > 0 else vis_cos))
+            if word is not None:
+                ranks[f"hybrid@{a:g}+words"].append(
+                    ranks_of_correct(rank.fuse(total, word), right, cap_cos if a > 0 else vis_cos))
         for channel, cos in (("caption", cap_cos), ("visual", vis_cos)):
             _collect(cosines[channel], cos, right, per_query, rng)
     result: dict = {"n_images": len(ids), "n_queries": len(queries)}
@@ -230,6 +236,18 @@ def score(engine: SearchEngine, ids: list[str], queries: list[str], truth: np.nd
         "visual": _calibration(cosines["visual"], vis_cal),
     }
     return result
+
+
+def _word_matrix(words, queries: list[str], ids: list[str]) -> np.ndarray:
+    """The word channel's relevance of every image for each query, (n_queries, n_images)."""
+    column = {image_id: j for j, image_id in enumerate(ids)}
+    out = np.zeros((len(queries), len(ids)))
+    for i, text in enumerate(queries):
+        found = words.lookup(text)
+        for image_id, w in (found.scores.items() if found is not None else ()):
+            if image_id in column:
+                out[i, column[image_id]] = w
+    return out
 
 
 def _collect(into: dict[str, list], cos: np.ndarray, right: np.ndarray, per_query: int, rng) -> None:

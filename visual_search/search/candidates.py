@@ -21,6 +21,10 @@ how few pass, to about FILTERED_PER_RESULT passing candidates per result needed 
 1 in 10 through asks 20 per result); when so few pass that the index would be asked deeper than
 their number, it is asked among exactly those ids instead. A filter
 Chroma has to decide (`where`, `ids`) goes inside its query: slower (tens of ms at 10k), as exact.
+
+The word channel (stages/words.py) is a third list, complete (every image holding a query's word),
+best first. Its first `pool` images are scored with the others (their vectors read exactly), and
+the bound becomes fuse(bound, words of the first image not scored): rank.fuse is monotonic in both.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from ..stages import rank
 from .facets import Selection
 from ..stages.rank import Calibration
 from ..stages.store import CAPTION, VISUAL, Hit, VectorStore
+from ..stages.words import WordMatches
 
 CANDIDATE_POOL = 40  # first depth asked of each channel...
 POOL_PER_RESULT = 4  # ... or this many times the results needed, if more
@@ -113,6 +118,7 @@ class Query:
     caption_cal: Calibration
     visual_cal: Calibration
     alpha: float
+    words: WordMatches | None = None  # the word channel's finds (None: no words to look up)
 
 
 @dataclass
@@ -135,6 +141,7 @@ class Candidates:
     visual_score: np.ndarray
     caption_cosine: np.ndarray
     visual_cosine: np.ndarray
+    word_score: np.ndarray
 
 
 def pool_size(need: int) -> int:
@@ -154,14 +161,17 @@ def gather(store: VectorStore, q: Query, need: int, min_relevance: float, comple
         else:
             pool = min(MAX_POOL, max(pool, math.ceil(FILTERED_PER_RESULT * need * spread)))
     ask_caption, ask_visual = q.alpha > 0 and q.caption is not None, q.alpha < 1
+    words = _word_list(store, q.words, where, ids, allowed)
     while True:
         cap, vis = lanes.both(lambda: _lane(store, q, CAPTION, ask_caption, pool, where, ids, allowed),
                               lambda: _lane(store, q, VISUAL, ask_visual, pool, where, ids, allowed))
-        found = _score(q, cap, vis)
+        extra = _extra(store, q, cap, vis, words[:pool])
+        found = _score(q, cap, vis, extra, dict(words[:pool]))
         # a channel that returned fewer than asked has returned every image that passes the filter
         exhausted = (not (ask_caption or ask_visual) or (ask_caption and len(cap.hits) < pool)
                      or (ask_visual and len(vis.hits) < pool))
-        bound = _bound(q, cap.hits, vis.hits)
+        unseen_words = words[pool][1] if len(words) > pool else 0.0
+        bound = float(rank.fuse(_bound(q, cap.hits, vis.hits), unseen_words))
         enough = not complete and len(found.ids) >= need and found.total[need - 1] >= bound
         if exhausted or bound < min_relevance or enough:
             return found
@@ -184,6 +194,38 @@ def _lane(store: VectorStore, q: Query, kind: str, ask: bool, pool: int, where: 
     return _Lane(hits, cosines, store.embeddings(VISUAL if kind == CAPTION else CAPTION, cosines))
 
 
+def _word_list(store: VectorStore, words: WordMatches | None, where: dict | None, ids: list[str] | None,
+               allowed: Selection | None) -> list[tuple[str, float]]:
+    """The word channel's images that pass the filter, (id, word relevance) best first."""
+    if words is None or not words.scores:
+        return []
+    ranked = words.ranked()
+    keep: set[str] | None = None
+    if ids is not None:
+        keep = set(ids)
+    elif allowed is not None:
+        keep = allowed.keep([i for i, _ in ranked])
+    if where is not None:
+        keep = store.passing([i for i, _ in ranked if keep is None or i in keep], where)
+    return ranked if keep is None else [(i, w) for i, w in ranked if i in keep]
+
+
+@dataclass
+class _Extra:
+    """Both channels' vectors of the word channel's images that neither vector lane returned."""
+
+    caption: dict[str, np.ndarray] = field(default_factory=dict)
+    visual: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _extra(store: VectorStore, q: Query, cap: _Lane, vis: _Lane, words: list[tuple[str, float]]) -> _Extra:
+    missing = [i for i, _ in words if i not in cap.cosines and i not in vis.cosines]
+    if not missing:
+        return _Extra()
+    return _Extra(store.embeddings(CAPTION, missing) if q.caption is not None else {},
+                  store.embeddings(VISUAL, missing))
+
+
 def _bound(q: Query, cap_hits, vis_hits) -> float:
     """The highest hybrid score an image returned by neither channel could have.
 
@@ -195,25 +237,30 @@ def _bound(q: Query, cap_hits, vis_hits) -> float:
     return q.alpha * cap + (1 - q.alpha) * vis
 
 
-def _score(q: Query, cap: _Lane, vis: _Lane) -> Candidates:
-    """Both channels' cosines of every candidate -> relevance -> hybrid, best first.
+def _score(q: Query, cap: _Lane, vis: _Lane, extra: _Extra | None = None,
+           words: dict[str, float] | None = None) -> Candidates:
+    """Both channels' cosines of every candidate -> relevance -> hybrid, fused with the word channel
+    (rank.fuse), best first.
 
     A candidate's cosine on its own channel comes from the index, on the other from the vector its
-    lane read. An image without a vector on either channel is still half-written and left out.
+    lane read (a word-channel find: both from the vectors read for it). An image without a vector on
+    either channel is still half-written and left out.
     """
-    vis_cos = {**_cosines(q.visual, cap.other), **vis.cosines}
+    extra, words = extra or _Extra(), words or {}
+    vis_cos = {**_cosines(q.visual, cap.other), **_cosines(q.visual, extra.visual), **vis.cosines}
     if q.caption is None:  # no words: 0 for every image whose caption vector exists
         cap_cos = dict.fromkeys(vis.other, 0.0)
     else:
-        cap_cos = {**_cosines(q.caption, vis.other), **cap.cosines}
-    ids = [i for i in dict.fromkeys([*cap.cosines, *vis.cosines]) if i in cap_cos and i in vis_cos]
+        cap_cos = {**_cosines(q.caption, vis.other), **_cosines(q.caption, extra.caption), **cap.cosines}
+    ids = [i for i in dict.fromkeys([*cap.cosines, *vis.cosines, *extra.visual]) if i in cap_cos and i in vis_cos]
     cap_arr = np.array([cap_cos[i] for i in ids], np.float64)
     vis_arr = np.array([vis_cos[i] for i in ids], np.float64)
+    word_arr = np.array([words.get(i, 0.0) for i in ids], np.float64)
     cap_rel, vis_rel = rank.relevance(cap_arr, q.caption_cal), rank.relevance(vis_arr, q.visual_cal)
-    total = rank.hybrid(cap_rel, vis_rel, q.alpha)
+    total = rank.fuse(rank.hybrid(cap_rel, vis_rel, q.alpha), word_arr)
     order = rank.top_k(total, len(ids))
     return Candidates([ids[i] for i in order], total[order], cap_rel[order], vis_rel[order], cap_arr[order],
-                      vis_arr[order])
+                      vis_arr[order], word_arr[order])
 
 
 def _cosines(vector: np.ndarray, stored: dict[str, np.ndarray]) -> dict[str, float]:

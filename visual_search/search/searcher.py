@@ -3,8 +3,10 @@ cut off, order, page.
 
     search("two dogs")                      the request, checked (page, weights, words)
       -> QueryEncoder.encode                stage 3 (stages/query.py): the same text encoder as the captions
-      -> gather                             candidates of both channels, scored (candidates.py, stages/store.py,
-                                            stages/rank.py: cosine -> relevance in [0, 1], the hybrid)
+      -> WordIndex.lookup                   the word channel: which images carry the words (stages/words.py)
+      -> gather                             candidates of every channel, scored (candidates.py, stages/store.py,
+                                            stages/rank.py: cosine -> relevance in [0, 1], the hybrid, fused
+                                            with the words)
       -> cut-off, order, page               here
       -> SearchResult                       each with its record, read from the catalog (the truth)
 
@@ -25,10 +27,12 @@ from ..errors import IndexOutOfDate, InvalidQuery, NotFound
 from ..library.catalog import Catalog
 from ..library.intake import load_image
 from ..models.query_models import QueryModels
+from ..demo.visibility import owners_seen
 from ..records import ImageRecord, SearchResponse, SearchResult
 from ..stages import rank
 from ..stages.query import check_alpha, check_fraction, check_k, check_whole, clean_text
 from ..stages.store import CAPTION, VISUAL, VectorStore
+from ..stages.words import WordMatches
 from ..times import timestamp
 from .candidates import Candidates, Lanes, Query, Runner, gather
 from .filter_table import FilterTable
@@ -79,8 +83,14 @@ class Searcher:
         visual_cal = rank.CLIP_TEXT_IMAGE
         if like is not None:
             visual_vec, visual_cal = rank.combine(self._image_query(like, visitor=visitor)[1], visual_vec)
-        q = Query(caption_vec, visual_vec, queries.calibration_for(text), visual_cal, alpha)
+        words = self._words(text, visitor)
+        q = Query(caption_vec, visual_vec, queries.calibration_for(text), visual_cal, alpha, words)
         return self._answer(text, q, page, filter, visitor, t0)
+
+    def _words(self, text: str, visitor: str | None) -> WordMatches | None:
+        """The word channel's finds among what `visitor` may see (None: no word to look up, or no index)."""
+        index = self._store().words
+        return None if index is None else index.lookup(text, None if visitor is None else owners_seen(visitor))
 
     def similar(self, image: str | bytes, k: int = 10, filename: str = "query image", *, offset: int = 0,
                 min_relevance: float | None = None, sort: str = "relevance",
@@ -117,6 +127,11 @@ class Searcher:
         store = self._store()
         filtered = filter is not None and filter.active
         where, ids, allowed = self.table.restriction(filter, visitor) if filtered or visitor else (None, None, None)
+        required = q.words.required if q.words is not None else None
+        if required is not None:  # a "quoted phrase": only the images holding it, on every channel
+            ids = sorted(allowed.keep(required) if allowed is not None
+                         else required if ids is None else required.intersection(ids))
+            allowed = None
         count = allowed.count if allowed is not None else len(ids) if ids is not None else None
         cut = 0.0 if named(filter, count, need) else page.min_relevance
         found = gather(store, q, need, cut, page.sort == "newest", where, ids, allowed, lanes=self.lanes)
@@ -126,16 +141,18 @@ class Searcher:
             passing.sort(key=lambda j: timestamp(meta.get(found.ids[j], {}).get("added_at", "")), reverse=True)
         chosen = passing[page.offset : need]
         hidden = max(0, min(page.k, len(found.ids) - page.offset) - len(chosen))
-        results = self._results(found, chosen)
+        results = self._results(found, chosen, q.words)
         if not found.ids and (filter is None or not filter.active):
             self._refuse_if_out_of_date()  # no count() on every search: it scans the collection
         through = (0 if not found.ids else count) if filtered else None
+        phrases = q.words.terms.phrases if required is not None and not ids else ()
         return SearchResponse(label, results, (time.perf_counter() - t0) * 1000, q.alpha, page.offset, hidden,
-                              cut, through)
+                              cut, through, tuple(" ".join(p) for p in phrases))
 
-    def _results(self, found: Candidates, chosen: list[int]) -> list[SearchResult]:
+    def _results(self, found: Candidates, chosen: list[int], words: WordMatches | None) -> list[SearchResult]:
         """The chosen candidates as results, their records read from the catalog (the truth, and a
-        tenth of the time of asking the index for them: docs/benchmarks.md)."""
+        tenth of the time of asking the index for them: docs/benchmarks.md), each with the words that
+        matched where."""
         out = []
         for j in chosen:
             record = self.catalog.get(found.ids[j])
@@ -143,7 +160,8 @@ class Searcher:
                 continue
             out.append(SearchResult(record, float(found.total[j]), float(found.caption_score[j]),
                                     float(found.visual_score[j]), float(found.caption_cosine[j]),
-                                    float(found.visual_cosine[j])))
+                                    float(found.visual_cosine[j]), float(found.word_score[j]),
+                                    words.matched(record) if words is not None else ()))
         return out
 
     def _catalog_empty(self) -> bool:

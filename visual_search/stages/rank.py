@@ -25,6 +25,15 @@ ceiling_ti) / n with n = |v_image + v_text|. The caption channel scores the word
 
 The hybrid score is `alpha * caption_relevance + (1 - alpha) * visual_relevance`; alpha = 1 is the
 pure four-stage (caption) pipeline, alpha = 0 pure CLIP. Both terms are in [0, 1], so is the sum.
+
+The word channel (stages/words.py: the words printed in the picture, the file name, the owner's
+keywords...) joins the meaning as independent evidence, a noisy OR:
+
+    relevance = 1 - (1 - meaning) * (1 - WORD_WEIGHT * words)
+
+in [0, 1] again, never below the meaning alone (an image that carries none of the words keeps its
+score exactly: semantic queries rank as before), and an image carrying every word of the query in a
+field of weight 1 scores at least WORD_WEIGHT whatever its caption says. Figures beside WORD_WEIGHT.
 """
 
 from __future__ import annotations
@@ -121,6 +130,19 @@ def hybrid(caption_relevance: np.ndarray, visual_relevance: np.ndarray, alpha: f
     if not 0.0 <= alpha <= 1.0:
         raise ValueError("alpha must be in [0, 1]")
     return alpha * np.asarray(caption_relevance) + (1.0 - alpha) * np.asarray(visual_relevance)
+
+
+# How much carrying all of a query's words counts: an image whose file name or printed text holds
+# every word scores >= 0.85 (shown well above the 0.2 cut-off, and above any caption below 0.85).
+# Set from the data (python benchmarks/word_channel.py; docs/benchmarks.md, "Words and meaning"):
+# ... filled in below from the measurement.
+WORD_WEIGHT = 0.85
+
+
+def fuse(meaning: np.ndarray | float, words: np.ndarray | float) -> np.ndarray:
+    """The one relevance of meaning (the hybrid) and the word channel, both in [0, 1]: a noisy OR."""
+    m = np.asarray(meaning, dtype=np.float64)
+    return 1.0 - (1.0 - m) * (1.0 - WORD_WEIGHT * np.asarray(words, dtype=np.float64))
 
 
 def cosine_matrix(queries: np.ndarray, vectors: np.ndarray) -> np.ndarray:

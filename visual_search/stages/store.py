@@ -30,6 +30,7 @@ from ..errors import StoreUnavailable
 from ..search.facets import Facet, Facets
 from ..search.filters import COLUMNS, STORED
 from ..records import ImageRecord
+from .words import WordIndex
 
 CAPTION, VISUAL = "caption", "visual"
 MAX_BATCH = 5000  # Chroma refuses batches above 5461
@@ -87,10 +88,12 @@ def _reason(exc: BaseException) -> str:
 
 
 class VectorStore:
-    def __init__(self, client, caption_identity: str, visual_identity: str, where: str = "") -> None:
+    def __init__(self, client, caption_identity: str, visual_identity: str, where: str = "",
+                 words: WordIndex | None = None) -> None:
         self.where = where  # for error messages: the data dir or the server URL
         self._client = client
         self.facets = Facets()  # empty until load_facets(); then updated by every write below
+        self.words = words  # the word channel's full-text index (stages/words.py): every record write below too
         self.names = {CAPTION: collection_name(CAPTION, caption_identity), VISUAL: collection_name(VISUAL, visual_identity)}
         self._cols = {
             kind: self._guard(
@@ -175,6 +178,8 @@ class VectorStore:
             self._guard(lambda col=col, shape=shape: col.update(
                 ids=[r.id for r in records], metadatas=[_cleared(shape(r)) for r in records]))
         self.facets.put(map(_facet, records))
+        if self.words is not None:
+            self.words.put(records)
 
     def upsert_captions(self, records: list[ImageRecord], vectors: np.ndarray) -> None:
         col = self._cols[CAPTION]
@@ -189,6 +194,8 @@ class VectorStore:
                 )
             )
         self.facets.put(map(_facet, records))
+        if self.words is not None:
+            self.words.put(records)
 
     def query(self, kind: str, vector: np.ndarray, n: int, where: dict | None = None,
               ids: list[str] | None = None) -> list[Hit]:
@@ -222,6 +229,15 @@ class VectorStore:
             i: {**(m or {}), "caption": doc} for i, m, doc in zip(got["ids"], got["metadatas"], got["documents"])
         }
 
+    def passing(self, ids: list[str], where: dict) -> set[str]:
+        """Which of `ids` match `where` (the word channel's finds under a filter Chroma decides)."""
+        col = self._cols[CAPTION]
+        out: set[str] = set()
+        for lo in range(0, len(ids), GET_PAGE):
+            page = ids[lo : lo + GET_PAGE]
+            out.update(self._guard(lambda: col.get(ids=page, where=where, include=[])["ids"]))
+        return out
+
     def name_ids(self, name: str, where: dict | None = None) -> list[str]:
         """Ids of the images whose file name contains `name` (any case) and that match `where`.
 
@@ -237,6 +253,8 @@ class VectorStore:
             self.facets.remove(ids)  # first: a search that runs meanwhile must not count them
             for col in self._cols.values():
                 self._guard(lambda col=col: col.delete(ids=ids))
+            if self.words is not None:
+                self.words.delete(ids)
 
     def load_facets(self) -> None:
         """Read every image's filterable fields into `facets` (one pass over the caption collection's metadata)."""
