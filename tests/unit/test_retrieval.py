@@ -69,3 +69,35 @@ def test_a_filter_works_inside_each_channels_query(store, shallow):
         assert {i[0] for i in found.ids} <= {"a", "c", "e"} and len(found.ids) >= 2
     only = retrieval.gather(store, _query(0.5), need=3, min_relevance=0.0, complete=False, ids=["e" * 64, "d" * 64])
     assert [i[0] for i in only.ids] == ["d", "e"]
+
+
+@pytest.mark.parametrize("alpha,complete", [(1.0, False), (0.5, False), (0.5, True)])
+def test_word_finds_are_ranked_exactly_whatever_deepens(tmp_path, shallow, alpha, complete):
+    """300 images, a third of them carrying the query's words (some with a strong meaning, some with
+    none): the page is the brute-force best of fuse(meaning, words), lanes and word list deepened as needed."""
+    from visual_search.stages import rank
+    from visual_search.stages.words import WordMatches, parse
+
+    rng = np.random.default_rng(7)
+    n, dim = 300, 16
+    records = [ImageRecord(id=f"{i:064x}", path=f"{i}.jpg", filename=f"{i}.jpg", caption="c", width=1, height=1,
+                           added_at="2026-12-01T00:00:00+00:00") for i in range(n)]
+    cap, vis = (rng.standard_normal((n, dim)).astype(np.float32) for _ in range(2))
+    cap /= np.linalg.norm(cap, axis=1, keepdims=True)
+    vis /= np.linalg.norm(vis, axis=1, keepdims=True)
+    s = VectorStore(make_client(Settings(data_dir=tmp_path)), "captions-w", "visual-w")
+    s.upsert_captions(records, cap)
+    s.upsert_visual(records, vis)
+    words = {r.id: float(w) for r, w in zip(records, rng.choice([0.0, 0.0, 0.3, 0.6, 1.0], n)) if w > 0}
+    q = np.zeros(dim, np.float32)
+    q[0] = 1.0
+    query = retrieval.Query(q, q, Calibration(0.1, 0.6), Calibration(0.1, 0.6), alpha,
+                            WordMatches(parse("word"), words))
+    meaning = rank.hybrid(rank.relevance(cap @ q, query.caption_cal), rank.relevance(vis @ q, query.visual_cal), alpha)
+    truth = rank.fuse(meaning, np.array([words.get(r.id, 0.0) for r in records]))
+    found = retrieval.gather(s, query, need=10, min_relevance=0.3, complete=complete)
+    if complete:
+        assert {i for i, t in zip(found.ids, found.total) if t >= 0.3} == {
+            r.id for r, t in zip(records, truth) if t >= 0.3}
+    else:
+        assert np.allclose(found.total[:10], np.sort(truth)[::-1][:10])

@@ -70,16 +70,20 @@ def _unit_rows(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
 SYNTHETIC_EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
-def synthetic_record(i: int) -> ImageRecord:
-    """Synthetic image i: added i minutes after SYNTHETIC_EPOCH, tagged `tag-{i % 10}` (filters have work to do)."""
+def synthetic_record(i: int, named: int = 0) -> ImageRecord:
+    """Synthetic image i: added i minutes after SYNTHETIC_EPOCH, tagged `tag-{i % 10}` (filters have work to do).
+    With `named`, every named-th one is called after its caption's subject ("dog_000042.jpg", as
+    people name the photos they keep), so the word channel finds some images by name."""
     image_id = hashlib.sha256(f"synthetic-{i}".encode()).hexdigest()
     added = (SYNTHETIC_EPOCH + timedelta(minutes=i)).isoformat(timespec="seconds")
-    return ImageRecord(id=image_id, path=f"{image_id}.jpg", filename=f"synthetic-{i:06d}.jpg",
+    subject = SUBJECTS[i % len(SUBJECTS)].split(" ", 1)[-1].replace(" ", "_")  # COMBOS' order: subject first
+    name = f"{subject}_{i:06d}.jpg" if named and i % named == 0 else f"synthetic-{i:06d}.jpg"
+    return ImageRecord(id=image_id, path=f"{image_id}.jpg", filename=name,
                        caption=COMBOS[i % len(COMBOS)], width=640, height=480, added_at=added,
                        caption_model="synthetic", tags=(f"tag-{i % 10}",), tags_model="synthetic")
 
 
-def fill(engine: SearchEngine, start: int, stop: int, rng: np.random.Generator) -> float:
+def fill(engine: SearchEngine, start: int, stop: int, rng: np.random.Generator, named: int = 0) -> float:
     """Add synthetic images start..stop-1: catalog records plus random unit vectors, as the engine writes them.
 
     No image files: records (with their vectors, as the engine writes them) point at originals that
@@ -91,7 +95,7 @@ def fill(engine: SearchEngine, start: int, stop: int, rng: np.random.Generator) 
     cap_key, vis_key = vector_key(CAPTION, engine.caption_identity), vector_key(VISUAL, engine.visual_identity)
     for lo in range(start, stop, FILL_BATCH):
         hi = min(stop, lo + FILL_BATCH)
-        records = [synthetic_record(i) for i in range(lo, hi)]
+        records = [synthetic_record(i, named) for i in range(lo, hi)]
         visual = _unit_rows(rng, len(records), engine.clip.dim)
         caption = _unit_rows(rng, len(records), engine.text_encoder.dim)
         for r, v, c in zip(records, visual, caption):  # records as large as the engine's: vectors inside

@@ -22,9 +22,12 @@ how few pass, to about FILTERED_PER_RESULT passing candidates per result needed 
 their number, it is asked among exactly those ids instead. A filter
 Chroma has to decide (`where`, `ids`) goes inside its query: slower (tens of ms at 10k), as exact.
 
-The word channel (stages/words.py) is a third list, complete (every image holding a query's word),
-best first. Its first `pool` images are scored with the others (their vectors read exactly), and
-the bound becomes fuse(bound, words of the first image not scored): rank.fuse is monotonic in both.
+The word channel (stages/words.py) is a third list, complete (every image holding a query's word,
+with its word relevance), best first. Every candidate of a lane is scored with its own word
+relevance; the list's first `word_pool` images are scored too (their vectors read exactly), and the
+bound becomes fuse(bound, word relevance of the first find not scored): rank.fuse is monotonic in
+both. What binds is deepened: the lanes while an image without the words could still enter the
+page, else only the word list (its vectors read, the lanes not asked again).
 """
 
 from __future__ import annotations
@@ -128,7 +131,8 @@ class _Lane:
 
     hits: list[Hit] = field(default_factory=list)
     cosines: dict[str, float] = field(default_factory=dict)
-    other: dict[str, np.ndarray] = field(default_factory=dict)
+    other: dict[str, np.ndarray] = field(default_factory=dict)  # of its hits and of the word finds
+    found: set[str] = field(default_factory=set)  # the word finds whose vectors `other` holds
 
 
 @dataclass
@@ -162,36 +166,63 @@ def gather(store: VectorStore, q: Query, need: int, min_relevance: float, comple
             pool = min(MAX_POOL, max(pool, math.ceil(FILTERED_PER_RESULT * need * spread)))
     ask_caption, ask_visual = q.alpha > 0 and q.caption is not None, q.alpha < 1
     words = _word_list(store, q.words, where, ids, allowed)
+    scores = dict(words)  # every find's word relevance: a lane's candidate gets its own too
+    word_pool, asked = _through_ties(words, pool_size(need)), 0
+    cap = vis = _Lane()
     while True:
-        cap, vis = lanes.both(lambda: _lane(store, q, CAPTION, ask_caption, pool, where, ids, allowed),
-                              lambda: _lane(store, q, VISUAL, ask_visual, pool, where, ids, allowed))
-        extra = _extra(store, q, cap, vis, words[:pool])
-        found = _score(q, cap, vis, extra, dict(words[:pool]))
+        if asked != pool:  # the lanes are asked again only when they go deeper; the finds read with them
+            finds = [i for i, _ in words[:word_pool]]
+            cap, vis = lanes.both(lambda: _lane(store, q, CAPTION, ask_caption, pool, where, ids, allowed, finds),
+                                  lambda: _lane(store, q, VISUAL, ask_visual, pool, where, ids, allowed, finds))
+            asked = pool
+        elif finds := [i for i, _ in words[:word_pool] if i not in cap.found]:
+            got_vis, got_cap = lanes.both(lambda: store.embeddings(VISUAL, finds),
+                                          lambda: store.embeddings(CAPTION, finds))
+            cap.other.update(got_vis)
+            vis.other.update(got_cap)
+            cap.found.update(finds)
+        found = _score(q, cap, vis, scores)
         # a channel that returned fewer than asked has returned every image that passes the filter
         exhausted = (not (ask_caption or ask_visual) or (ask_caption and len(cap.hits) < pool)
                      or (ask_visual and len(vis.hits) < pool))
-        unseen_words = words[pool][1] if len(words) > pool else 0.0
-        bound = float(rank.fuse(_bound(q, cap.hits, vis.hits), unseen_words))
-        enough = not complete and len(found.ids) >= need and found.total[need - 1] >= bound
-        if exhausted or bound < min_relevance or enough:
+        meaning = _bound(q, cap.hits, vis.hits)  # of any image neither lane returned
+        unseen_words = words[word_pool][1] if len(words) > word_pool else 0.0  # of any find not scored yet
+        bound = float(rank.fuse(meaning, unseen_words))
+        last = found.total[need - 1] if not complete and len(found.ids) >= need else -1.0
+        if exhausted or bound < min_relevance or last >= bound:
             return found
-        if pool >= MAX_POOL:  # as deep as a channel is asked: the best of these, or exactly among what passes
-            return found if allowed is None else gather(store, q, need, min_relevance, complete, ids=allowed.ids(),
-                                                        lanes=lanes)
-        pool = min(pool * 4, MAX_POOL)
+        # deepen what binds: the lanes while an image without the words could still enter, else the words
+        lanes_bind = meaning >= min_relevance if complete else last < meaning
+        if lanes_bind or word_pool >= len(words):
+            if pool >= MAX_POOL:  # as deep as a channel is asked: the best of these, or exactly among what passes
+                return found if allowed is None else gather(store, q, need, min_relevance, complete,
+                                                            ids=allowed.ids(), lanes=lanes)
+            pool = min(pool * 4, MAX_POOL)
+        else:
+            word_pool = _through_ties(words, word_pool * 4)
+
+
+def _through_ties(words: list[tuple[str, float]], n: int) -> int:
+    """`n`, or more so as not to end inside a group of equal word relevance: the finds of one tie
+    (every "city_street_*.jpg" for "city street") are ranked by their meaning, which needs them all
+    read, best in one go."""
+    while 0 < n < len(words) and words[n][1] == words[n - 1][1]:
+        n += 1
+    return n
 
 
 def _lane(store: VectorStore, q: Query, kind: str, ask: bool, pool: int, where: dict | None, ids: list[str] | None,
-          allowed: Selection | None) -> _Lane:
-    """One channel: its `pool` nearest (those `allowed` keeps) and the other channel's vectors of them."""
-    if not ask:
-        return _Lane()
-    hits = store.query(kind, q.caption if kind == CAPTION else q.visual, pool, where, ids)
+          allowed: Selection | None, finds: list[str]) -> _Lane:
+    """One channel: its `pool` nearest (those `allowed` keeps) and the other channel's vectors of them
+    and of the word channel's `finds` (one read for both)."""
+    hits = store.query(kind, q.caption if kind == CAPTION else q.visual, pool, where, ids) if ask else []
     cosines = {h.id: h.cosine for h in hits}
     if allowed is not None:
         kept = allowed.keep(list(cosines))
         cosines = {i: c for i, c in cosines.items() if i in kept}
-    return _Lane(hits, cosines, store.embeddings(VISUAL if kind == CAPTION else CAPTION, cosines))
+    other = VISUAL if kind == CAPTION else CAPTION
+    wanted = [*cosines, *(i for i in finds if i not in cosines)]
+    return _Lane(hits, cosines, store.embeddings(other, wanted), set(finds))
 
 
 def _word_list(store: VectorStore, words: WordMatches | None, where: dict | None, ids: list[str] | None,
@@ -210,22 +241,6 @@ def _word_list(store: VectorStore, words: WordMatches | None, where: dict | None
     return ranked if keep is None else [(i, w) for i, w in ranked if i in keep]
 
 
-@dataclass
-class _Extra:
-    """Both channels' vectors of the word channel's images that neither vector lane returned."""
-
-    caption: dict[str, np.ndarray] = field(default_factory=dict)
-    visual: dict[str, np.ndarray] = field(default_factory=dict)
-
-
-def _extra(store: VectorStore, q: Query, cap: _Lane, vis: _Lane, words: list[tuple[str, float]]) -> _Extra:
-    missing = [i for i, _ in words if i not in cap.cosines and i not in vis.cosines]
-    if not missing:
-        return _Extra()
-    return _Extra(store.embeddings(CAPTION, missing) if q.caption is not None else {},
-                  store.embeddings(VISUAL, missing))
-
-
 def _bound(q: Query, cap_hits, vis_hits) -> float:
     """The highest hybrid score an image returned by neither channel could have.
 
@@ -237,22 +252,21 @@ def _bound(q: Query, cap_hits, vis_hits) -> float:
     return q.alpha * cap + (1 - q.alpha) * vis
 
 
-def _score(q: Query, cap: _Lane, vis: _Lane, extra: _Extra | None = None,
-           words: dict[str, float] | None = None) -> Candidates:
+def _score(q: Query, cap: _Lane, vis: _Lane, words: dict[str, float] | None = None) -> Candidates:
     """Both channels' cosines of every candidate -> relevance -> hybrid, fused with the word channel
     (rank.fuse), best first.
 
     A candidate's cosine on its own channel comes from the index, on the other from the vector its
-    lane read (a word-channel find: both from the vectors read for it). An image without a vector on
-    either channel is still half-written and left out.
+    lane read (a word-channel find: both from the vectors the lanes read for it). An image without a
+    vector on either channel is still half-written and left out.
     """
-    extra, words = extra or _Extra(), words or {}
-    vis_cos = {**_cosines(q.visual, cap.other), **_cosines(q.visual, extra.visual), **vis.cosines}
+    words = words or {}
+    vis_cos = {**_cosines(q.visual, cap.other), **vis.cosines}
     if q.caption is None:  # no words: 0 for every image whose caption vector exists
         cap_cos = dict.fromkeys(vis.other, 0.0)
     else:
-        cap_cos = {**_cosines(q.caption, vis.other), **_cosines(q.caption, extra.caption), **cap.cosines}
-    ids = [i for i in dict.fromkeys([*cap.cosines, *vis.cosines, *extra.visual]) if i in cap_cos and i in vis_cos]
+        cap_cos = {**_cosines(q.caption, vis.other), **cap.cosines}
+    ids = [i for i in dict.fromkeys([*cap.cosines, *vis.cosines, *cap.found]) if i in cap_cos and i in vis_cos]
     cap_arr = np.array([cap_cos[i] for i in ids], np.float64)
     vis_arr = np.array([vis_cos[i] for i in ids], np.float64)
     word_arr = np.array([words.get(i, 0.0) for i in ids], np.float64)

@@ -11,8 +11,14 @@ its caption happens to say so. So each image's words go into a full-text index t
     tags          CLIP's tags or a person's               0.8  (CLIP's are a guess)
     place         from GPS ("Lisbon, Lisbon, Portugal")   1.0
     camera        EXIF make and model                     1.0
-    caption       stage 1's sentence                      CAPTION_FIELD_WEIGHT (the caption channel
-                                                          already scores its meaning)
+    caption       stage 1's sentence                      0: highlighted, never counted
+
+The caption is the caption channel's: its meaning is scored there already. Counting its words here
+as well (weight 0.4 was tried) raised R@1 at caption weight 0.5 from 0.900 to 0.950 on the sample
+captions, but only by counting the caption twice, and it made the channel's cost grow with how
+common caption words are: at 10,000 images with words shared as captions share them, a search went
+from 15 to 115 ms (7.7x; `python benchmarks/word_channel.py`). So a word channel find is an image
+carrying the query's words where the meaning cannot see them.
 
 The index is SQLite's FTS5 (Python's own sqlite3), tokenised `porter unicode61 remove_diacritics 2`:
 "Dogs" finds "dog", "café" finds "cafe". It is a file of the data dir, never the truth: the vector
@@ -45,7 +51,7 @@ import threading
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from ..records import ImageRecord, Matched
 
@@ -59,9 +65,10 @@ FIELDS: tuple[tuple[str, str, float], ...] = (
     ("tags", "tags", 0.8),
     ("place", "place", 1.0),
     ("camera", "camera", 1.0),
-    ("caption", "caption", 0.4),
+    ("caption", "caption", 0.0),
 )
-CAPTION_FIELD_WEIGHT = FIELDS[-1][2]
+# the fields by weight, best first: one FTS5 query each per term (WordIndex._holding)
+_BY_WEIGHT = tuple((w, tuple(n for n, _, x in FIELDS if x == w)) for w in sorted({x for _, _, x in FIELDS}, reverse=True))
 COLUMNS = tuple(name for name, _, _ in FIELDS)
 LABELS = {name: label for name, label, _ in FIELDS}
 WEIGHTS = {name: weight for name, _, weight in FIELDS}
@@ -98,8 +105,23 @@ def tokens(text: str) -> list[str]:
     return [text[a:b] for a, b in token_spans(text)]
 
 
+def _clean(text: str) -> str:
+    """Text SQLite and JSON can hold: a lone surrogate (an undecodable byte of a file name or EXIF
+    field) becomes U+FFFD, NUL a space."""
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", " ")
+
+
+def _fold(text: str) -> str:
+    """Lower case without diacritics, as the index compares words ("Bogotá" -> "bogota")."""
+    return "".join(c for c in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(c))
+
+
 def document(record: ImageRecord) -> dict[str, str]:
     """The display text of each field of one image (highlights are offsets into these)."""
+    return {name: _clean(text) for name, text in _fields(record).items()}
+
+
+def _fields(record: ImageRecord) -> dict[str, str]:
     return {
         "text": record.ocr_text,
         "name": record.filename,
@@ -151,28 +173,39 @@ class WordMatches:
 
     terms: Terms
     scores: dict[str, float] = field(default_factory=dict)  # image id -> word relevance in (0, 1]
-    offsets: dict[str, dict[str, set[int]]] = field(default_factory=dict)  # id -> field -> matched token numbers
     required: set[str] | None = None  # the images holding every quoted phrase; None: the query has none
+    stems: tuple[str, ...] = ()  # the query's words as the index stores them
+    phrase_stems: tuple[tuple[str, ...], ...] = ()
+    stemmer: Callable[[Sequence[str]], list[str]] | None = None  # the index's (for the highlights)
 
     def ranked(self) -> list[tuple[str, float]]:
         """(id, word relevance), best first; equal scores by id, so the order is stable."""
         return sorted(self.scores.items(), key=lambda kv: (-kv[1], kv[0]))
 
     def matched(self, record: ImageRecord) -> tuple[Matched, ...]:
-        """Which words of each field matched, as spans of the field's display text."""
-        found = self.offsets.get(record.id)
-        if not found:
+        """Which words of each field matched, as spans of the field's display text: worked out for the
+        few results shown, not for every image found (the lookup only asks which fields hold a term)."""
+        if record.id not in self.scores or self.stemmer is None:
             return ()
-        doc = document(record)
-        out = []
+        doc, out = document(record), []
+        words = set(self.stems)
+        # a stem keeps its word's first letters (porter changes endings): a field without any of them
+        # holds no match, and is not tokenised and stemmed for nothing
+        starts = {st[:3] for st in (*words, *(w for p in self.phrase_stems for w in p))}
         for name in COLUMNS:
-            if name not in found:
+            text = unicodedata.normalize("NFC", doc[name])[:MAX_FIELD_CHARS]
+            folded = _fold(text)
+            if not any(start in folded for start in starts):
                 continue
-            text = unicodedata.normalize("NFC", doc[name])
             spans = token_spans(text)
-            hit = tuple(spans[i] for i in sorted(found[name]) if i < len(spans))
+            stems = self.stemmer([text[a:b].lower() for a, b in spans])
+            hit = {i for i, st in enumerate(stems) if st in words}
+            for phrase in self.phrase_stems:
+                n = len(phrase)
+                hit.update(j for i in range(len(stems) - n + 1) if tuple(stems[i:i + n]) == phrase
+                           for j in range(i, i + n))
             if hit:
-                out.append(Matched(name, LABELS[name], text, hit))
+                out.append(Matched(name, LABELS[name], text, tuple(spans[i] for i in sorted(hit))))
         return tuple(out)
 
 
@@ -297,62 +330,41 @@ class WordIndex:
         visible, args = ("", ()) if owners is None else (
             f" AND i.owner IN ({', '.join('?' * len(owners))})", tuple(owners))
         total = db.execute(f"SELECT count(*) FROM images i WHERE 1{visible}", args).fetchone()[0]
-        stems = self._stems([*terms.words, *(w for p in terms.phrases for w in p)])
-        word_stems, phrase_stems = stems[: len(terms.words)], stems[len(terms.words):]
         weight_sum = 0.0
         gained: dict[str, float] = {}
-        offsets: dict[str, dict[str, set[int]]] = {}
-        for stem in dict.fromkeys(word_stems):
-            held = self._instances(db, [stem], visible, args)
-            weight = idf(len(held), total)
-            weight_sum += weight
-            self._credit(held, weight, gained, offsets)
         required: set[str] | None = None
-        for phrase in terms.phrases:
-            part, phrase_stems = phrase_stems[: len(phrase)], phrase_stems[len(phrase):]
-            held = self._phrase(db, phrase, part, visible, args)
+        for term, phrase in [*(((w,), False) for w in terms.words), *((p, True) for p in terms.phrases)]:
+            held = self._holding(db, term, visible, args, phrase)
             weight = idf(len(held), total)
             weight_sum += weight
-            self._credit(held, weight, gained, offsets)
-            required = set(held) if required is None else required & set(held)
+            for image_id, best in held.items():
+                gained[image_id] = gained.get(image_id, 0.0) + weight * best
+            if phrase:
+                required = set(held) if required is None else required & set(held)
         scores = {i: min(1.0, g / weight_sum) for i, g in gained.items() if g > 0} if weight_sum > 0 else {}
         if required is not None:
             scores = {i: s for i, s in scores.items() if i in required}
-        return WordMatches(terms, scores, offsets, required)
+        stems = self._stems([*terms.words, *(w for p in terms.phrases for w in p)])
+        word_stems, rest = tuple(stems[: len(terms.words)]), stems[len(terms.words):]
+        phrase_stems = []
+        for phrase_words in terms.phrases:
+            phrase_stems.append(tuple(rest[: len(phrase_words)]))
+            rest = rest[len(phrase_words):]
+        return WordMatches(terms, scores, required, word_stems, tuple(phrase_stems), self._stems)
 
     @staticmethod
-    def _credit(held: dict[str, dict[str, set[int]]], weight: float, gained: dict[str, float],
-                offsets: dict[str, dict[str, set[int]]]) -> None:
-        """Each image holding a term gains the term's weight times its best field's."""
-        for image_id, fields in held.items():
-            gained[image_id] = gained.get(image_id, 0.0) + weight * max(WEIGHTS[f] for f in fields)
-            mine = offsets.setdefault(image_id, {})
-            for f, where in fields.items():
-                mine.setdefault(f, set()).update(where)
-
-    @staticmethod
-    def _instances(db: sqlite3.Connection, stems: Sequence[str], visible: str, args: tuple
-                   ) -> dict[str, dict[str, set[int]]]:
-        """id -> field -> token numbers of every occurrence of these stems."""
-        held: dict[str, dict[str, set[int]]] = {}
-        marks = ", ".join("?" * len(stems))
-        rows = db.execute(f"SELECT i.id, v.col, v.offset FROM words_instance v JOIN images i ON i.rowid = v.doc "
-                          f"WHERE v.term IN ({marks}){visible}", (*stems, *args))
-        for image_id, col, offset in rows:
-            held.setdefault(image_id, {}).setdefault(col, set()).add(offset)
-        return held
-
-    def _phrase(self, db: sqlite3.Connection, phrase: Sequence[str], stems: Sequence[str], visible: str,
-                args: tuple) -> dict[str, dict[str, set[int]]]:
-        """id -> field -> token numbers of the phrase's words, for the fields holding the whole phrase."""
-        quoted = '"' + " ".join(w.replace('"', '""') for w in phrase) + '"'
-        holding: dict[str, set[str]] = {}
-        for col in COLUMNS:
+    def _holding(db: sqlite3.Connection, term: tuple[str, ...], visible: str, args: tuple,
+                 phrase: bool) -> dict[str, float]:
+        """id -> the weight of the best field holding `term` (a word, or a phrase: its words in order),
+        one FTS5 query per weight, best first: no per-occurrence row reaches Python. A phrase is looked
+        for in the caption too (weight 0: it must match there, it scores nothing)."""
+        quoted = '"' + " ".join(w.replace('"', '""') for w in term) + '"'
+        best: dict[str, float] = {}
+        for weight, cols in _BY_WEIGHT:
+            if weight == 0 and not phrase:
+                continue
             rows = db.execute(f"SELECT i.id FROM words w JOIN images i ON i.rowid = w.rowid "
-                              f"WHERE words MATCH ?{visible}", (f"{col} : {quoted}", *args))
+                              f"WHERE words MATCH ?{visible}", (f"{{{' '.join(cols)}}} : {quoted}", *args))
             for (image_id,) in rows:
-                holding.setdefault(image_id, set()).add(col)
-        if not holding:
-            return {}
-        words = self._instances(db, list(dict.fromkeys(stems)), visible, args)
-        return {i: {f: words.get(i, {}).get(f, set()) for f in cols} for i, cols in holding.items()}
+                best.setdefault(image_id, weight)
+        return best

@@ -43,10 +43,16 @@ BLUE, ORANGE, GREY = (76, 120, 168), (235, 110, 20), (120, 120, 120)
 BREAKDOWN_COLUMNS = ["rank", "relevance", "caption cosine", "caption relevance", "visual cosine",
                      "visual relevance", "file", "caption", "word relevance", "words matched"]
 
-def _vector_frame(values: np.ndarray) -> gr.LinePlot:
-    """A vector, component by component, on an axis that ends at its last component (0..383, not 0..400)."""
-    frame = pd.DataFrame({"component": np.arange(len(values)), "value": values.astype(float)})
-    return gr.LinePlot(value=frame, x_lim=[0, max(len(values) - 1, 1)])
+def _vector_frame(values: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({"component": np.arange(len(values)), "value": values.astype(float)})
+
+
+def _axis_to_last(frame):
+    """The chart's axis ends at the vector's last component (0..383, not a rounded 0..400). A second,
+    private step: the API's answer stays the plain data."""
+    rows = getattr(frame, "data", frame)  # gradio hands the plot's value back as PlotData (rows in .data)
+    n = len(rows) if rows is not None else 0
+    return gr.update(x_lim=[0, n - 1]) if n > 1 else gr.update()
 
 def _vector_md(title: str, v: explain.VectorSummary) -> str:
     first = ", ".join(f"{x:+.3f}" for x in v.first)
@@ -197,11 +203,13 @@ def build_explain_tab(engine: SearchEngine, access: Access) -> None:
                         elem_id="caption-map")
 
     tab.select(refresh_choices, None, picked, api_visibility="private")
-    run12.click(stages_1_2, [upload, picked], [stage1, stage2, caption_plot], api_name="explain_image")
+    run12.click(stages_1_2, [upload, picked], [stage1, stage2, caption_plot], api_name="explain_image").then(
+        _axis_to_last, caption_plot, caption_plot, api_visibility="private")
     picked.input(show_picked, picked, upload, api_visibility="private")
     outputs = [stage3, query_plot, stage4, breakdown, parts, cmap, ranked]
-    run34.click(stages_3_4, [query, k, alpha], outputs, api_name="explain_query")
-    query.submit(stages_3_4, [query, k, alpha], outputs, api_visibility="private")
+    for event in (run34.click(stages_3_4, [query, k, alpha], outputs, api_name="explain_query"),
+                  query.submit(stages_3_4, [query, k, alpha], outputs, api_visibility="private")):
+        event.then(_axis_to_last, query_plot, query_plot, api_visibility="private")
 
 def _stage4_md(result: explain.Breakdown) -> str:
     cap, vis, a = result.caption_calibration, result.visual_calibration, result.alpha
