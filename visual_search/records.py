@@ -81,6 +81,9 @@ class SearchResult:
             "filename": r.filename,
             "caption": r.caption,
             "added_at": r.added_at,
+            "taken_at": r.taken_at,  # "" when the file gives no trustworthy date
+            "place": r.place,
+            "camera": r.camera,
             "tags": list(r.tags),
             "relevance": round(self.relevance, 4),
             "caption_score": round(self.caption_score, 4),
