@@ -30,6 +30,7 @@ class Typed:
     """Candidates for each field, best source first, and the notes of what was left out."""
 
     titles: list[str] = field(default_factory=list)
+    headlines: list[str] = field(default_factory=list)  # a title when there is none
     descriptions: list[str] = field(default_factory=list)
     keywords: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -68,7 +69,8 @@ def read_iptc(iptc: dict | None, into: Typed) -> None:
             out.append(text)
         return out
 
-    into.titles += texts(IPTC_TITLE) + texts(IPTC_HEADLINE)
+    into.titles += texts(IPTC_TITLE)
+    into.headlines += texts(IPTC_HEADLINE)
     into.descriptions += texts(IPTC_CAPTION)
     into.keywords += texts(IPTC_KEYWORDS)
     if bad:
@@ -101,7 +103,8 @@ def read_xmp(raw: object, into: Typed) -> None:
         into.notes.append(f"XMP unreadable ({type(exc).__name__}): left out")
         return
     descriptions = list(root.iter(_RDF + "Description"))
-    into.titles += _property(descriptions, _DC + "title") + _property(descriptions, _PHOTOSHOP + "Headline")
+    into.titles += _property(descriptions, _DC + "title")
+    into.headlines += _property(descriptions, _PHOTOSHOP + "Headline")
     into.descriptions += _property(descriptions, _DC + "description")
     into.keywords += _property(descriptions, _DC + "subject")
     into.keywords += [leaf.rsplit("|", 1)[-1] for leaf in _property(descriptions, _LIGHTROOM + "hierarchicalSubject")]

@@ -97,11 +97,11 @@ def read_metadata(data: bytes, now: datetime | None = None) -> PhotoMetadata:
 def _read(img: Image.Image, notes: list[str], now: datetime) -> PhotoMetadata:
     base, exif, gps = _exif(img, notes)
     typed = Typed(notes=notes)
+    read_xmp(_raw_xmp(img), typed)  # first: XMP is what today's programs write, IPTC-IIM its older twin
     try:
         read_iptc(IptcImagePlugin.getiptcinfo(img), typed)
     except Exception as exc:
         notes.append(f"IPTC unreadable ({type(exc).__name__}): left out")
-    read_xmp(_raw_xmp(img), typed)
     typed.descriptions += [d for d in (_text(base.get(_IMAGE_DESCRIPTION), "ImageDescription", notes),)
                            if d and printable(d).lower() not in _BOILERPLATE]
     typed.titles.append(_xp(base.get(_XP_TITLE)))
@@ -113,7 +113,7 @@ def _read(img: Image.Image, notes: list[str], now: datetime) -> PhotoMetadata:
         latitude=latitude, longitude=longitude,
         place=place_name(latitude, longitude) if latitude is not None and longitude is not None else "",
         camera=_camera(base, notes),
-        title=_first(typed.titles, MAX_TITLE_CHARS, "title", notes),
+        title=_first(typed.titles + typed.headlines, MAX_TITLE_CHARS, "title", notes),
         description=_first(typed.descriptions, MAX_DESCRIPTION_CHARS, "description", notes),
         keywords=_keywords(typed.keywords, notes),
         notes=_capped(notes),
@@ -159,7 +159,7 @@ def _text(value: object, name: str, notes: list[str]) -> str:
         except UnicodeDecodeError:
             text, ok = value, False
     else:
-        notes.append(f"EXIF {name} is a {type(value).__name__}, not text: left out")
+        notes.append(f"EXIF {name} is not text ({type(value).__name__}): left out")
         return ""
     if not ok:
         notes.append(f"EXIF {name} is not UTF-8: read as Latin-1")
