@@ -160,6 +160,11 @@ class SearchEngine:
                  admin: bool = False) -> ImageRecord:
         return self.editor.set_tags(image_id, tags, visitor, admin)
 
+    def set_details(self, image_id: str, title: str | None = None, description: str | None = None,
+                    visitor: str | None = None, admin: bool = False) -> ImageRecord:
+        """A person's title and/or description (None: unchanged); kept when the file is read again."""
+        return self.editor.set_details(image_id, title, description, visitor, admin)
+
     def remove(self, image_id: str, visitor: str | None = None, admin: bool = False) -> ImageRecord:
         return self.editor.remove(image_id, visitor, admin)
 

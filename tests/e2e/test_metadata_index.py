@@ -12,6 +12,7 @@ import pytest
 
 from photo_files import LISBON, exif, iptc, long, photo, raw_exif, rationals, text, xmp
 from visual_search import SearchEngine
+from visual_search.errors import InvalidQuery
 from visual_search.cli import main
 from visual_search.library.metadata import METADATA_VERSION
 from visual_search.search.filters import SearchFilter
@@ -154,3 +155,16 @@ def test_cli_reindex_metadata_reads_every_file_again_and_json_carries_the_fields
     assert results[1]["camera"] == "Canon EOS R5" and results[0]["camera"] == ""
     code, out = run(capsys, "search", "a photo", "--taken-after", "2019-08-01", "--taken-before", "2019-07-01")
     assert code == 2
+
+
+def test_a_persons_title_and_description_stay_when_the_files_are_read_again(engine):
+    engine.index_bytes(list(FILES.items()))
+    tram = by_name(engine)["tram.jpg"]
+    edited = engine.set_details(tram.id[:12], title="  Grandma's\ttram ride ", description=None)
+    assert (edited.title, edited.description) == ("Grandma's tram ride", tram.description) and edited.details_edited
+    engine.reconcile(metadata=True)
+    again = engine.get(tram.id)
+    assert again.title == "Grandma's tram ride" and again.place == tram.place
+    assert names(engine.search("grandma", k=3))[0] == "tram.jpg"  # searchable by its words at once
+    with pytest.raises(InvalidQuery, match="limit is 200"):
+        engine.set_details(tram.id, title="x" * 201)

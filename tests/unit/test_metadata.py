@@ -89,6 +89,14 @@ def test_keywords_become_tags_a_person_set_before_the_models_and_are_replaced_wh
     assert apply(edited, read(photo(xmp_packet=xmp(subjects=("Tram",))))).tags == ("mine",)
 
 
+def test_a_persons_title_and_description_are_kept_when_the_file_is_read_again():
+    mine = ImageRecord("c", "/z.jpg", "z.jpg", "c", 64, 48, "2026-12-05T00:00:00+00:00", title="Mine",
+                       description="", details_edited=True)
+    got = apply(mine, read(photo(xmp_packet=xmp(title="The file's", description="The file's words"),
+                                 exif_block=exif(model=b"X100V"))))
+    assert (got.title, got.description, got.camera) == ("Mine", "", "X100V")
+
+
 # ---- files that lie ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("taken,note", [
     ("0000:01:01 12:00:00", "is not a date"),

@@ -30,9 +30,8 @@ from typing import Iterable
 from PIL import Image, IptcImagePlugin
 
 from ..records import ImageRecord
-from ..search.filters import normalise_tag
+from ..search.filters import MAX_TAGS, normalise_tag
 from . import intake  # noqa: F401  (registers the HEIC opener)
-from .edits import MAX_USER_TAGS
 from .embedded_text import Typed, decode, printable, read_iptc, read_xmp
 from .places import place_name
 
@@ -41,7 +40,7 @@ EARLIEST_YEAR = 1826  # the oldest surviving photograph; an earlier date is a wr
 MAX_TITLE_CHARS = 200
 MAX_DESCRIPTION_CHARS = 2000
 MAX_CAMERA_CHARS = 100
-MAX_KEYWORDS = 50  # kept as read (all searchable); the tags take the first few (MAX_USER_TAGS in all)
+MAX_KEYWORDS = 50  # kept as read (all searchable); the tags take the first few (MAX_TAGS in all)
 MAX_KEYWORD_CHARS = 60
 MAX_NOTES = 12
 MAX_NOTE_CHARS = 160
@@ -287,16 +286,18 @@ def _capped(notes: list[str]) -> tuple[str, ...]:
 
 
 def with_keywords(tags: Iterable[str], keywords: Iterable[str]) -> tuple[str, ...]:
-    """The file's keywords as tags (normalised as a person's tags are), before the model's; at most MAX_USER_TAGS."""
+    """The file's keywords as tags (normalised as a person's tags are), before the model's; at most MAX_TAGS."""
     merged = (normalise_tag(printable(t)) for t in (*keywords, *tags))
-    return tuple(dict.fromkeys(t for t in merged if t))[:MAX_USER_TAGS]
+    return tuple(dict.fromkeys(t for t in merged if t))[:MAX_TAGS]
 
 
 def apply(record: ImageRecord, meta: PhotoMetadata) -> ImageRecord:
-    """`record` with what its file says. Tags a person set (tags_edited) stay exactly as they are;
-    otherwise the keywords read before give way to the ones read now, the model's tags stay."""
+    """`record` with what its file says. What a person set stays exactly as it is: tags (tags_edited),
+    title and description (details_edited); otherwise the keywords read before give way to the ones
+    read now, the model's tags stay."""
     tags = record.tags
     if not record.tags_edited:
         old = set(with_keywords((), record.keywords))
         tags = with_keywords((t for t in record.tags if t not in old), meta.keywords)
-    return replace(record, tags=tags, **meta.fields())
+    kept = {"title": record.title, "description": record.description} if record.details_edited else {}
+    return replace(record, tags=tags, **{**meta.fields(), **kept})

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 MAX_NAME_CHARS = 200
 MAX_TAG_CHARS = 60
+MAX_TAGS = 20  # per image: a person's, or the file's keywords before the model's (library/metadata.py)
 ORIENTATIONS = ("portrait", "landscape", "square")
 SQUARE_TOLERANCE = 0.02  # width and height within 2% of each other count as square
 
