@@ -5,6 +5,8 @@ library/metadata.py: piexif builds EXIF, Pillow writes XMP, and IPTC goes into a
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 import piexif
 from PIL import PngImagePlugin
@@ -139,3 +141,18 @@ def long(value: int) -> tuple[int, int, bytes]:
 
 def rationals(*pairs: tuple[int, int]) -> tuple[int, int, bytes]:
     return RATIONAL, len(pairs), b"".join(n.to_bytes(4, "little") + d.to_bytes(4, "little") for n, d in pairs)
+
+
+def png_with_late_chunks(*chunks: tuple[bytes, bytes]) -> bytes:
+    """A PNG with the given (type, body) chunks after its pixels, where Pillow reads them only by decoding."""
+    buf = io.BytesIO()
+    picture((16, 16), 5).save(buf, "PNG")
+    raw = buf.getvalue()
+    end = raw.rindex(b"IEND") - 4
+    extra = b"".join(struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+                     for kind, body in chunks)
+    return raw[:end] + extra + raw[end:]
+
+
+def compressed_xmp_chunk(packet: bytes) -> tuple[bytes, bytes]:
+    return b"iTXt", b"XML:com.adobe.xmp\x00\x01\x00\x00\x00" + zlib.compress(packet)

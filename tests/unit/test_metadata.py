@@ -7,7 +7,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from photo_files import (LISBON, exif, iptc, long, photo, raw_exif, rationals, text, xmp)
+from photo_files import (LISBON, compressed_xmp_chunk, exif, iptc, long, photo, png_with_late_chunks, raw_exif,
+                         rationals, text, xmp)
 from visual_search.library.embedded_text import MAX_XMP_BYTES
 from visual_search.library.metadata import (MAX_KEYWORDS, MAX_NOTES, MAX_TITLE_CHARS, METADATA_VERSION, apply,
                                             read_metadata, with_keywords)
@@ -53,7 +54,8 @@ def test_without_an_offset_the_time_stays_the_cameras_own_and_later_dates_stand_
 def test_iptc_title_caption_and_keywords_in_either_encoding():
     got = read(photo(iptc_segment=iptc((5, "Straßenbahn".encode("cp1252")), (120, "Tram 28 in Alfama".encode()),
                                        (25, b"tram"), (25, "Lisboa, cidade".encode()))))
-    assert (got.title, got.description, got.keywords) == ("Straßenbahn", "Tram 28 in Alfama", ("tram", "Lisboa, cidade"))
+    assert (got.title, got.description) == ("Straßenbahn", "Tram 28 in Alfama")
+    assert got.keywords == ("tram", "Lisboa, cidade")
     assert got.notes == ("IPTC text is not valid UTF-8: read as Windows-1252",)
     utf8 = read(photo(iptc_segment=iptc((5, "Straßenbahn".encode()))))
     assert utf8.title == "Straßenbahn" and utf8.notes == ()
@@ -95,6 +97,13 @@ def test_a_persons_title_and_description_are_kept_when_the_file_is_read_again():
     got = apply(mine, read(photo(xmp_packet=xmp(title="The file's", description="The file's words"),
                                  exif_block=exif(model=b"X100V"))))
     assert (got.title, got.description, got.camera) == ("Mine", "", "X100V")
+
+
+def test_a_png_says_what_follows_its_pixels_too():
+    late = png_with_late_chunks((b"eXIf", exif(taken="2019:07:01 18:30:00")[6:]),
+                                compressed_xmp_chunk(xmp(title="late")))
+    got = read(late)
+    assert (got.taken_at, got.title, got.notes) == ("2019-07-01T18:30:00", "late", ())
 
 
 # ---- files that lie ---------------------------------------------------------------------------------------
@@ -142,6 +151,11 @@ def test_a_megabyte_of_xmp_is_not_parsed(fmt):
     got = read(photo(fmt=fmt, xmp_packet=xmp(title="hidden", padding=1 << 20), exif_block=exif(model=b"X100V")))
     assert got.title == "" and got.camera == "X100V"
     assert got.notes == (f"XMP of 1.0 MB not read (over {MAX_XMP_BYTES // 1024} KB)",)
+
+
+def test_a_compressed_xmp_bomb_is_inflated_no_further_than_the_cap():
+    got = read(png_with_late_chunks(compressed_xmp_chunk(b" " * (64 << 20))))  # 64 MB of spaces in ~64 KB
+    assert got.title == "" and len(got.notes) == 1 and "not read (over 256 KB)" in got.notes[0]
 
 
 @pytest.mark.parametrize("packet,reason", [

@@ -23,6 +23,7 @@ from __future__ import annotations
 import io
 import math
 import warnings
+import zlib
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Iterable
@@ -32,7 +33,7 @@ from PIL import Image, IptcImagePlugin
 from ..records import ImageRecord
 from ..search.filters import MAX_TAGS, normalise_tag
 from . import intake  # noqa: F401  (registers the HEIC opener)
-from .embedded_text import Typed, decode, printable, read_iptc, read_xmp
+from .embedded_text import MAX_XMP_BYTES, Typed, decode, printable, read_iptc, read_xmp
 from .places import place_name
 
 METADATA_VERSION = 1
@@ -88,6 +89,8 @@ def read_metadata(data: bytes, now: datetime | None = None) -> PhotoMetadata:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow warns about odd EXIF; the notes say what matters
             with Image.open(io.BytesIO(data)) as img:
+                if img.format == "PNG":  # Pillow reads chunks after the pixels only by decoding them
+                    img.info = {**_png_chunks(data), **img.info}
                 return _read(img, notes, now or datetime.now(timezone.utc))
     except Exception as exc:  # a file intake accepted, but whose metadata Pillow cannot walk
         return PhotoMetadata(notes=_capped([*notes, f"metadata unreadable ({type(exc).__name__}): left out"]))
@@ -122,7 +125,11 @@ def _read(img: Image.Image, notes: list[str], now: datetime) -> PhotoMetadata:
 def _exif(img: Image.Image, notes: list[str]) -> tuple[dict, dict, dict]:
     """(IFD0, the Exif sub-IFD, the GPS IFD) as plain dicts; empty when absent or unreadable."""
     try:
-        exif = img.getexif()
+        exif = Image.Exif()
+        if img.format != "PNG":
+            exif = img.getexif()
+        elif img.info.get("exif"):  # PngImageFile.getexif would decode every pixel to look for it
+            exif.load(img.info["exif"])
     except Exception as exc:
         notes.append(f"EXIF unreadable ({type(exc).__name__}): left out")
         return {}, {}, {}
@@ -134,6 +141,30 @@ def _exif(img: Image.Image, notes: list[str]) -> tuple[dict, dict, dict]:
             notes.append(f"EXIF {name} block unreadable ({type(exc).__name__}): left out")
             out.append({})
     return out[0], out[1], out[2]
+
+
+def _png_chunks(data: bytes) -> dict[str, bytes | str]:
+    """The eXIf and XMP chunks of a PNG wherever they are, found by walking the chunk headers (no
+    pixel is decoded); a compressed XMP is inflated no further than MAX_XMP_BYTES + 1."""
+    found: dict[str, bytes | str] = {}
+    pos = 8
+    while pos + 8 <= len(data):
+        length, kind = int.from_bytes(data[pos : pos + 4], "big"), data[pos + 4 : pos + 8]
+        body = data[pos + 8 : pos + 8 + length]
+        if kind == b"eXIf":
+            found["exif"] = body
+        elif kind == b"iTXt" and body.startswith(b"XML:com.adobe.xmp\x00") and len(body) > 19:
+            compressed, rest = body[18], body[20:]
+            text = rest.split(b"\x00", 2)[-1]  # after the language tag and the translated keyword
+            try:
+                inflated = zlib.decompressobj().decompress(text, MAX_XMP_BYTES + 1) if compressed else text
+                found["XML:com.adobe.xmp"] = inflated
+            except zlib.error:
+                found["XML:com.adobe.xmp"] = b"<not-deflate"  # unreadable XMP, said so by read_xmp
+        elif kind == b"IEND":
+            break
+        pos += 12 + length
+    return found
 
 
 def _raw_xmp(img: Image.Image) -> object:

@@ -22,7 +22,8 @@ def place_name(latitude: float, longitude: float) -> str:
 
     with _lock:  # the first call builds the tree; its Singleton is not thread-safe
         found = dict(reverse_geocode.search([(latitude, longitude)])[0])  # a copy: the package shares its dicts
-    if distance_km(latitude, longitude, float(found.get("latitude", 0)), float(found.get("longitude", 0))) > MAX_PLACE_KM:
+    near = float(found.get("latitude", 0)), float(found.get("longitude", 0))
+    if distance_km(latitude, longitude, *near) > MAX_PLACE_KM:
         return ""
     parts = [str(found.get(key) or "").strip() for key in ("city", "state", "country")]
     return ", ".join(dict.fromkeys(p for p in parts if p))
