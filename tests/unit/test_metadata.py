@@ -35,6 +35,8 @@ def test_a_camera_photo_gives_its_time_with_offset_place_and_camera():
 
 @pytest.mark.parametrize("make,model,camera", [
     (b"NIKON CORPORATION", b"NIKON D750", "NIKON D750"),
+    (b"OLYMPUS IMAGING CORP.", b"E-M10", "OLYMPUS E-M10"),
+    (b"EASTMAN KODAK COMPANY", b"KODAK EASYSHARE C713", "KODAK EASYSHARE C713"),
     (b"Apple", b"iPhone 12", "Apple iPhone 12"),
     (b"  FUJIFILM \x00", b"X100V\x00\x00", "FUJIFILM X100V"),
     (None, b"Pixel 8", "Pixel 8"),

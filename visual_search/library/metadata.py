@@ -51,6 +51,7 @@ _XP_TITLE, _XP_COMMENT, _XP_KEYWORDS = 0x9C9B, 0x9C9C, 0x9C9E  # UTF-16LE, writt
 # (tag, its offset tag, its name, in the Exif sub-IFD?) in the order trusted
 _DATES = ((0x9003, 0x9011, "DateTimeOriginal", True), (0x9004, 0x9012, "DateTimeDigitized", True),
           (0x0132, 0x9010, "DateTime", False))
+_COMPANY = frozenset({"corporation", "corp", "co", "ltd", "inc", "company", "imaging", "optical", "gmbh", "ag"})
 # What cameras write into ImageDescription when the owner wrote nothing.
 _BOILERPLATE = frozenset({"olympus digital camera", "sony dsc", "digital camera", "default", "image",
                           "samsung", "kodak digital still camera", "minolta digital camera", "exif_jpeg_picture"})
@@ -277,13 +278,13 @@ def _coordinate(raw: object, ref: object, refs: str, limit: float, what: str, no
 
 
 def _camera(base: dict, notes: list[str]) -> str:
-    """Make and model, the make said once ("Canon" + "Canon EOS R5" -> "Canon EOS R5")."""
-    make = _text(base.get(_MAKE), "Make", notes)
+    """Make and model, the make said once and without its company form ("Canon" + "Canon EOS R5" ->
+    "Canon EOS R5", "OLYMPUS IMAGING CORP." + "E-M10" -> "OLYMPUS E-M10")."""
+    brand = [w for w in _text(base.get(_MAKE), "Make", notes).split() if w.lower().strip(".,") not in _COMPANY]
     model = _text(base.get(_MODEL), "Model", notes)
-    brand = make.split(" ")[0].lower()
-    if brand and model.lower().startswith(brand):
-        make = ""
-    return " ".join(p for p in (make, model) if p)[:MAX_CAMERA_CHARS].strip()
+    if any(model.lower().startswith(word.lower()) for word in brand):
+        brand = []
+    return " ".join([*brand, model]).strip()[:MAX_CAMERA_CHARS].strip()
 
 
 def _first(candidates: Iterable[str], limit: int, what: str, notes: list[str]) -> str:
