@@ -141,3 +141,9 @@ def captioned_samples(settings: Settings, models: dict) -> SearchEngine:
     for record in engine.list():
         engine.set_caption(record.id, captions[record.filename])
     return engine
+
+
+def column(table: dict, name: str) -> list:
+    """One column of a results table as gradio's client returns it ({"headers", "data"}), by header."""
+    at = table["headers"].index(name)
+    return [row[at] for row in table["data"]]

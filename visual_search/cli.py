@@ -50,13 +50,21 @@ def _print_results(response, as_json: bool) -> None:
         return
     hidden = (f"; {response.hidden} more below relevance {response.min_relevance:.2f} (--min-relevance 0 shows them)"
               if response.hidden else "")
+    if response.missing_phrases:
+        print("No image holds " + " and ".join(f'"{p}"' for p in response.missing_phrases)
+              + " (a quoted phrase must appear as written; leave out the quotes to search by meaning).")
+        return
     if not response.results:
         print(f"No results{hidden or '.'}")
         return
+    bold = ("\033[1m", "\033[0m") if sys.stdout.isatty() else ("«", "»")
     for rank, r in enumerate(response.results, response.offset + 1):
         tags = f"  [{', '.join(r.record.tags)}]" if r.record.tags else ""
-        print(f"{rank:3d}. {r.relevance:.2f}  (caption {r.caption_score:.2f}, visual {r.visual_score:.2f})  "
+        words = f", words {r.word_score:.2f}" if r.word_score else ""
+        print(f"{rank:3d}. {r.relevance:.2f}  (caption {r.caption_score:.2f}, visual {r.visual_score:.2f}{words})  "
               f"{r.record.filename}  {r.record.id[:12]}  {r.record.added_at}  {r.record.caption}{tags}")
+        for m in r.matched:  # why it matched, word by word
+            print(f"       {m.marked(*bold)}")
     print(f"({response.elapsed_ms:.1f} ms{hidden})")
 
 

@@ -83,8 +83,16 @@ class RelevanceRow:
     caption_relevance: float
     visual_cosine: float
     visual_relevance: float
-    relevance: float  # alpha * caption_relevance + (1 - alpha) * visual_relevance
+    relevance: float  # fuse(meaning, words): stages/rank.py
     path: str = ""  # the stored original, for a thumbnail
+    words: float = 0.0  # the word channel's relevance (stages/words.py)
+    matched: str = ""  # which words matched where, e.g. "file name: «black cat» at night.jpg"
+    alpha: float = 1.0
+
+    @property
+    def meaning(self) -> float:
+        """alpha * caption_relevance + (1 - alpha) * visual_relevance: the relevance before the words."""
+        return float(rank.hybrid(self.caption_relevance, self.visual_relevance, self.alpha))
 
 
 @dataclass(frozen=True)
@@ -167,7 +175,8 @@ def breakdown(engine: "SearchEngine", query: str, k: int = 5, alpha: float | Non
     response = engine.search(query, k=k, alpha=alpha, min_relevance=0.0, visitor=visitor)  # explains all k
     rows = [
         RelevanceRow(n, r.record.id, r.record.filename, r.record.caption, r.caption_cosine, r.caption_score,
-                     r.visual_cosine, r.visual_score, r.relevance, r.record.path)
+                     r.visual_cosine, r.visual_score, r.relevance, r.record.path, r.word_score,
+                     " · ".join(m.marked("«", "»") for m in r.matched), response.alpha)
         for n, r in enumerate(response.results, 1)
     ]
     calibration = engine.queries.calibration_for(response.query)  # the one the search used: by query length
@@ -180,6 +189,13 @@ def relevance_formula(cosine: float, calibration: rank.Calibration) -> str:
     value = float(rank.relevance(cosine, calibration))
     return (f"clamp(({cosine:.2f} - {calibration.floor:.2f}) / ({calibration.ceiling:.2f} - "
             f"{calibration.floor:.2f}), 0, 1) = {value:.2f}")
+
+
+def fusion_formula(row: RelevanceRow) -> str:
+    """The word channel's share written out for one result, e.g.
+    `1 - (1 - 0.12) × (1 - 0.85 × 1.00) = 0.87`."""
+    return (f"1 - (1 - {row.meaning:.2f}) × (1 - {rank.WORD_WEIGHT:.2f} × {row.words:.2f}) = "
+            f"{float(rank.fuse(row.meaning, row.words)):.2f}")
 
 
 def pca_2d(

@@ -60,6 +60,33 @@ class Matched:
         return {"field": self.field, "label": self.label, "text": self.text,
                 "words": [self.text[a:b] for a, b in self.spans], "spans": [list(s) for s in self.spans]}
 
+    def marked(self, before: str, after: str, width: int = 90, escape=lambda s: s) -> str:
+        """`label: text` with the matched words between `before` and `after` ("**" for markdown; words
+        next to each other marked as one), cut to about `width` characters around the matches at word
+        boundaries (a page of printed text shows where it matched)."""
+        spans: list[list[int]] = []
+        for a, b in self.spans:
+            if spans and not self.text[spans[-1][1]:a].strip():
+                spans[-1][1] = b
+            else:
+                spans.append([a, b])
+        text = self.text
+        start = max(0, spans[0][0] - width // 3) if spans else 0
+        end = min(len(text), max(spans[-1][1] if spans else 0, start + width))
+        while 0 < start < len(text) and not text[start - 1].isspace():
+            start += 1
+        while end < len(text) and not text[end].isspace():
+            end += 1
+        out, at = [], start
+        for a, b in spans:
+            if a < at or b > end:
+                continue
+            out += [escape(text[at:a]), before, escape(text[a:b]), after]
+            at = b
+        out.append(escape(text[at:end]))
+        body = " ".join("".join(out).split())  # line breaks of printed text read as spaces
+        return f"{self.label}: {'…' * (start > 0)}{body}{'…' * (end < len(text))}"
+
 
 @dataclass(frozen=True)
 class SearchResult:
@@ -86,6 +113,10 @@ class SearchResult:
             "place": r.place,
             "camera": r.camera,
             "tags": list(r.tags),
+            "ocr_text": r.ocr_text,
+            "taken_at": r.taken_at,
+            "place": r.place,
+            "camera": r.camera,
             "relevance": round(self.relevance, 4),
             "caption_score": round(self.caption_score, 4),
             "visual_score": round(self.visual_score, 4),

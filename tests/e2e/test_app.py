@@ -16,7 +16,7 @@ from visual_search.stages.rank import CAPTION_TEXT
 from visual_search.web.startup import MARKER, StartupJob
 from visual_search.web import launch_options
 
-from conftest import SAMPLES, launch_app
+from conftest import SAMPLES, column, launch_app
 from images import encode, picture
 
 N_SAMPLES = len(list(SAMPLES.glob("*.jpg")))
@@ -85,12 +85,15 @@ def test_search_shows_relevance_and_caption_on_every_tile(app):
     assert "result" in status and "“a cat”" in status
     tiles = [TILE.match(tile["caption"]) for tile in gallery]
     assert all(tiles) and len(tiles) == len(table["data"]) >= 1
-    assert tiles[0].group(2) == CAPTIONS["cat.jpg"]  # real sentence embeddings rank the cat first
+    assert tiles[0].group(2) == CAPTIONS["cat.jpg"] + " — file name: «cat».jpg"  # ranked first, and why
     scores = [float(t.group(1)) for t in tiles]
     assert scores == sorted(scores, reverse=True) and 0 < scores[-1] <= scores[0] <= 1
-    assert table["headers"] == ["rank", "relevance", "caption score", "visual score", "caption", "file", "tags",
-                                "added (UTC)"]
-    assert table["data"][0][0] == 1 and table["data"][0][4:6] == [CAPTIONS["cat.jpg"], "cat.jpg"]
+    assert table["headers"] == ["rank", "relevance", "caption score", "visual score", "word score", "caption",
+                                "why it matched", "file", "tags", "added (UTC)"]
+    first = dict(zip(table["headers"], table["data"][0]))
+    assert first["rank"] == 1 and (first["caption"], first["file"]) == (CAPTIONS["cat.jpg"], "cat.jpg")
+    why = first["why it matched"].replace("\\", "")  # markdown, its dots escaped
+    assert "file name: **cat**.jpg" in why and "caption: a tabby **cat** with" in why and first["word score"] > 0
     assert all(re.search(r"\.webp$", tile["image"]) for tile in gallery)  # thumbnails, not originals
 
 
@@ -118,11 +121,11 @@ def test_upload_makes_an_image_searchable_and_updates_the_count(app, tmp_path):
 
     # searchable at once: by the image itself (relevance 1.00) and by its caption's words
     gallery, table, status = client.predict(handle_file(str(path)), 3, api_name="/similar")
-    assert table["data"][0][5] == "teal_square.png" and gallery[0]["caption"].startswith("1.00 | ")
+    assert column(table, "file")[0] == "teal_square.png" and gallery[0]["caption"].startswith("1.00 | ")
     new_id = _id_of(engine, "teal_square.png")
     client.predict(new_id, "a teal square on a plain background", api_name="/set_caption")
     _, table, _ = _search(client, "teal square", k=3)
-    assert table["data"][0][5] == "teal_square.png"
+    assert column(table, "file")[0] == "teal_square.png"
 
     # the same file again is a duplicate, not a second copy
     outcome, _, _ = client.predict([handle_file(str(path))], api_name="/add_images")
@@ -166,7 +169,7 @@ def test_correcting_a_caption_makes_it_searchable_by_the_new_words(app):
     row = next(r for r in table["data"] if r[4] == image_id)
     assert row[1:3] == ["a colourful kite flying in a blue sky", "yes"]
     _, table, _ = _search(client, "a kite in the sky", k=3)
-    assert table["data"][0][4:6] == ["a colourful kite flying in a blue sky", "kite_in_sky.jpg"]
+    assert [column(table, "caption")[0], column(table, "file")[0]] == ["a colourful kite flying in a blue sky", "kite_in_sky.jpg"]
 
     status, *_ = client.predict(image_id, "  ", api_name="/set_caption")
     assert status.startswith("⚠️ The caption is empty\\: write what the picture shows")
@@ -231,7 +234,7 @@ def test_find_similar_to_an_indexed_image_puts_it_first(app):
     engine, client, _ = app
     gallery, table, status, query_image = client.predict(_id_of(engine, "raccoon.jpg"), 4,
                                                          api_name="/similar_by_id")
-    assert table["data"][0][5] == "raccoon.jpg" and gallery[0]["caption"].startswith("1.00 | ")
+    assert column(table, "file")[0] == "raccoon.jpg" and gallery[0]["caption"].startswith("1.00 | ")
     assert "like “raccoon\\.jpg”" in status
 
 

@@ -10,7 +10,7 @@ import pytest
 from gradio_client import Client
 from PIL import Image, ImageDraw
 
-from conftest import captioned_samples, launch_app
+from conftest import captioned_samples, column, launch_app
 from visual_search.search.filters import CLAUSES, SearchFilter
 from visual_search.web.links import SHOW_IN_URL, link_params
 
@@ -92,8 +92,7 @@ def _page(client, query: str, **clauses: str) -> tuple[list[str], str]:
     """The Search tab at the default cut-off (0.2), weight 1: (file names shown, status line)."""
     given = {c.key: clauses.get(c.key, "") for c in CLAUSES}
     _, table, status, _ = client.predict(query, 8, 1.0, 0.2, "relevance", *given.values(), api_name="/search")
-    rows = table["data"] if table["data"] != [[]] else []
-    return [r[5] for r in rows], status
+    return (column(table, "file") if table["data"] != [[]] else []), status
 
 
 def test_a_filter_that_removes_everything_is_named_not_the_words(app):

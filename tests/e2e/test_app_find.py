@@ -10,7 +10,7 @@ from gradio_client import Client
 
 from conftest import captioned_samples, launch_app
 
-FILE, TAGS, ADDED = 5, 6, 7  # columns of the results table
+FILE, TAGS, ADDED = 7, 8, 9  # columns of the results table (web/common.RESULT_COLUMNS)
 
 
 @pytest.fixture(scope="module")

@@ -93,7 +93,8 @@ def test_stages_three_and_four_add_up(engine):
         assert r.caption_relevance == pytest.approx(float(ranking.relevance(r.caption_cosine,
                                                                             result.caption_calibration)))
         assert r.visual_relevance == pytest.approx(float(ranking.relevance(r.visual_cosine, ranking.CLIP_TEXT_IMAGE)))
-        assert r.relevance == pytest.approx(0.7 * r.caption_relevance + 0.3 * r.visual_relevance)
+        assert r.meaning == pytest.approx(0.7 * r.caption_relevance + 0.3 * r.visual_relevance)
+        assert r.relevance == pytest.approx(float(ranking.fuse(r.meaning, r.words)))  # the word channel joins
 
     cmap = caption_map(engine, q.caption_vector.values)
     assert sorted(cmap.captions) == sorted(captions.values())
@@ -107,3 +108,25 @@ def test_stages_three_and_four_add_up(engine):
         encode_query(engine, "   ")
     with pytest.raises(InvalidQuery):
         breakdown(engine, "cat", alpha=2)
+
+
+def test_no_line_of_the_map_crosses_the_query_label():
+    """The lines from the query to its nearest captions used to run through "your query: ..." (issue 24)."""
+    from visual_search.explain import CaptionMap
+    from visual_search.web.explain_tab import MAP_SIZE, ORANGE, draw_map
+
+    angles = np.linspace(-0.6, 0.6, 8)  # every neighbour to the right of the query, where its label goes first
+    points = np.vstack([[[0.0, 0.0]], np.c_[np.cos(angles), np.sin(angles)] * [3.0, 1.0], [[-3.0, -1.0]]])
+    cmap = CaptionMap([str(i) for i in range(len(points))], [f"caption {i}" for i in range(len(points))],
+                      points, np.array([0.0, 0.0]), (0.6, 0.3), np.r_[0.1, np.linspace(0.9, 0.5, 8), 0.0])
+    image = np.asarray(draw_map(cmap, "a query long enough to be crossed"))
+    line = np.all(image == (250, 200, 150), axis=-1)
+    assert line.sum() > 500  # the lines are drawn
+    lo, hi = points.min(axis=0), points.max(axis=0)  # where the map puts the query: 60 px margins
+    qx = 60 + (0 - lo[0]) / (hi[0] - lo[0]) * (MAP_SIZE[0] - 120)
+    qy = MAP_SIZE[1] - 60 - (0 - lo[1]) / (hi[1] - lo[1]) * (MAP_SIZE[1] - 120)
+    text = np.argwhere(np.all(image == ORANGE, axis=-1))
+    text = text[np.hypot(text[:, 1] - qx, text[:, 0] - qy) > 12]  # the label's glyphs, not the diamond
+    (top, left), (bottom, right) = text.min(axis=0), text.max(axis=0)
+    assert right - left > 100  # the label was found
+    assert not line[top:bottom + 1, left:right + 1].any()

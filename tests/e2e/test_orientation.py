@@ -12,7 +12,7 @@ import pytest
 from gradio_client import Client
 from PIL import Image
 
-from conftest import launch_app
+from conftest import column, launch_app
 from visual_search import InvalidQuery, SearchEngine
 from visual_search.cli import main
 from visual_search.search.filters import SearchFilter
@@ -79,7 +79,7 @@ def test_the_app_control_and_link_come_from_the_declaration(shapes):
         client = Client(demo.local_url, verbose=False)
         _, table, _, _ = client.predict("a picture", 10, 1.0, 0.0, "relevance", "", "", "", "", "portrait",
                                         api_name="/search")
-        assert [row[5] for row in table["data"]] == ["tall.png"]
+        assert column(table, "file") == ["tall.png"]
     finally:
         demo.close()
 

@@ -201,7 +201,12 @@ def test_how_it_works_shows_heic_tiles_even_numbers_and_tells_same_named_files_a
             page.get_by_label("…or pick an indexed image").first.click()
             labels = page.get_by_role("option").all_inner_texts()
             assert len([t for t in labels if t.startswith("cat.jpg")]) == 2 and len(set(labels)) == len(labels), labels
-            page.keyboard.press("Escape")
+            page.get_by_role("option").filter(has_text="IMG_0001.heic").first.click()
+            # the picked HEIC shows in stage 1's box (by its thumbnail), and stage 1 reads the original
+            page.wait_for_function("""() => { const i = document.querySelector('#explain-image img');
+                return i && i.complete && i.naturalWidth > 0; }""", timeout=30_000)
+            page.get_by_role("button", name="Run stages 1 and 2").click()
+            page.get_by_text("The index keeps another caption for it").wait_for(timeout=60_000)
             box = page.locator("#explain-query input, #explain-query textarea").first
             box.fill("a sleepy cat")
             box.press("Enter")
@@ -218,7 +223,7 @@ def test_how_it_works_shows_heic_tiles_even_numbers_and_tells_same_named_files_a
             for header in page.locator("#explain-table th[data-testid^=header] span.header").all():
                 lines = header.evaluate("e => e.getBoundingClientRect().height / parseFloat(getComputedStyle(e).lineHeight)")
                 assert round(lines) <= len(header.inner_text().split()), (header.inner_text(), lines)
-            for col, places in ((1, 2), (2, 3), (3, 2), (4, 3), (5, 2)):
+            for col, places in ((1, 2), (2, 3), (3, 2), (4, 3), (5, 2), (8, 2)):
                 cells = page.locator(f"#explain-table [data-col='{col}'][role=gridcell]").all_inner_texts()
                 assert cells and all(re.fullmatch(rf"-?\d\.\d{{{places}}}", c.strip()) for c in cells), (col, cells)
     finally:

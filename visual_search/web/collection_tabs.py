@@ -24,9 +24,11 @@ from .uploads import UploadJob, UploadJobs
 from .visitors import Access
 
 OUTCOME_COLUMNS = ["file", "outcome", "caption or reason"]
-LIBRARY_COLUMNS = ["file", "caption", "edited", "added (UTC)", "id", "tags"]
+LIBRARY_COLUMNS = ["file", "caption", "edited", "added (UTC)", "id", "tags", "text in picture", "taken", "place",
+                   "camera"]
+MAX_TEXT_CHARS = 5000  # the text box; stages/ocr.py keeps what OCR reads shorter than this
 LIBRARY_TILES = 500  # most recent images shown as tiles; the table lists them all
-NOTHING_PICKED = "Select an image to correct its caption or delete it."
+NOTHING_PICKED = "Select an image to correct its caption, tags or text, or delete it."
 # Runs in the browser after a tile is selected: the editor comes into view when it is not (on a phone
 # it sits below the whole grid; beside the grid it is sticky and stays in view).
 SHOW_EDITOR = """() => {
@@ -35,6 +37,15 @@ SHOW_EDITOR = """() => {
   if (r && (r.top < 0 || r.top > window.innerHeight - 120)) editor.scrollIntoView({block: 'start'});
   return [];
 }"""
+
+
+def details(record: ImageRecord) -> str:
+    """What the file says about itself (library/metadata.py), as read: one line each, only what it says."""
+    lines = [(label, value) for label, value in (
+        ("Taken", record.taken_at.replace("T", " ")), ("Place", record.place), ("Camera", record.camera),
+        ("Title", record.title), ("Description", record.description), ("Keywords", ", ".join(record.keywords)),
+        ("Left out", "; ".join(record.metadata_notes))) if value]
+    return "".join(f"  \n{label}: {md(value)}" for label, value in lines)
 
 
 def visible_tags(text: str | None) -> list[str]:
@@ -127,7 +138,8 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
         tiles = [(str(engine.thumbnail(r)), ("★ yours · " if visitor and r.owner == visitor else "") + r.caption
                   + tag_line(r.tags)) for r in records[:LIBRARY_TILES]]
         table = pd.DataFrame([[r.filename, r.caption, "yes" if r.caption_edited else "", r.added_at[:16], r.id,
-                               ", ".join(r.tags)] for r in records], columns=LIBRARY_COLUMNS)
+                               ", ".join(r.tags), r.ocr_text, r.taken_at[:16], r.place, r.camera] for r in records],
+                             columns=LIBRARY_COLUMNS)
         note = f"**{len(everything):,} images**"
         if (find or "").strip():
             note += f" · {len(records):,} with “{md(find.strip())}” in the name or caption"
@@ -136,17 +148,18 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
         return tiles, table, note, [r.id for r in records[:LIBRARY_TILES]]
 
     def pick(ids: list[str], evt: gr.SelectData, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
-        """A tile selected: its caption and tags in the editor, which is read-only (boxes and buttons
-        off, and why) for an image this person may not change: a public demo's shared images."""
+        """A tile selected: its caption, tags and text in the editor, which is read-only (boxes and
+        buttons off, and why) for an image this person may not change: a public demo's shared images."""
         try:
             record = selected_record(engine, ids, evt)
         except VisualSearchError as exc:
-            return "", "", gone(ids[evt.index] if isinstance(evt.index, int) else "", exc), "", *_editable(True)
+            return "", "", gone(ids[evt.index] if isinstance(evt.index, int) else "", exc), "", "", *_editable(True)
         if record is None:
-            return "", "", "", "", *_editable(True)
+            return "", "", "", "", "", *_editable(True)
         may = _may_change(record, request, profile)
         return (record.id, gr.update(value=record.caption, interactive=may), _about(record, may),
-                gr.update(value=", ".join(record.tags), interactive=may), *_editable(may))
+                gr.update(value=", ".join(record.tags), interactive=may),
+                gr.update(value=record.ocr_text, interactive=may), *_editable(may))
 
     def _may_change(record: ImageRecord, request: gr.Request | None, profile: gr.OAuthProfile | None) -> bool:
         who = access.who(request, profile)
@@ -158,7 +171,7 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
 
     def _about(record: ImageRecord, may: bool) -> str:
         about = f"**{md(record.filename)}** · {record.width} x {record.height} px"
-        return about if may else f"{about} · 🔒 {access.read_only_note()}"
+        return (about if may else f"{about} · 🔒 {access.read_only_note()}") + details(record)
 
     def recheck(image_id: str, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         """After a curator sign-in: the selected image's editor turns on where it now may."""
@@ -167,13 +180,14 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
         except VisualSearchError:
             record = None
         if record is None:
-            return (gr.update(),) * 6
+            return (gr.update(),) * 8
         may = _may_change(record, request, profile)
-        return (gr.update(interactive=may), gr.update(interactive=may), _about(record, may), *_editable(may))
+        return (gr.update(interactive=may), gr.update(interactive=may), gr.update(interactive=may),
+                _about(record, may), *_editable(may))
 
     def _editable(may: bool) -> tuple:
-        """Save caption, Save tags, Delete: on only where a save would be allowed."""
-        return (gr.update(interactive=may),) * 3
+        """Save caption, Save tags, Save text, Delete: on only where a save would be allowed."""
+        return (gr.update(interactive=may),) * 4
 
     def set_caption(image_id: str, text: str, find: str = "", request: gr.Request = None,
                     profile: gr.OAuthProfile | None = None):
@@ -210,15 +224,29 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
             status, saved = failure(exc), gr.update()
         return status, *kept(image_id, find, request), saved
 
+    def set_text(image_id: str, text: str, find: str = "", request: gr.Request = None,
+                 profile: gr.OAuthProfile | None = None):
+        """The words printed in the picture, as a person corrects them: kept through OCR model changes."""
+        if not (image_id or "").strip():
+            return "Select an image first.", *library(find, request), gr.update()
+        who = access.who(request, profile)
+        try:
+            record = engine.set_ocr_text(access.image_id(image_id), text, visitor=who.visitor, admin=who.admin)
+            status = f"Text in the picture saved for **{md(record.filename)}**: searchable by its words now."
+            saved = record.ocr_text
+        except VisualSearchError as exc:
+            status, saved = failure(exc), gr.update()
+        return status, *kept(image_id, find, request), saved
+
     def still_there(image_id: str, request: gr.Request = None):
         """Back on the tab: a selection whose image was deleted meanwhile is dropped, and says why."""
         if not (image_id or "").strip():
-            return (gr.update(),) * 5
+            return (gr.update(),) * 6
         try:
             engine.get(access.image_id(image_id), access.who(request).visitor)
         except VisualSearchError as exc:
-            return "", "", f"{gone(image_id, exc)} {NOTHING_PICKED}", "", gr.update(visible=False)
-        return (gr.update(),) * 5
+            return "", "", f"{gone(image_id, exc)} {NOTHING_PICKED}", "", "", gr.update(visible=False)
+        return (gr.update(),) * 6
 
     def ask_delete(image_id: str, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         """The first click only asks: which image, and that it cannot be undone (and refuses at once what
@@ -237,15 +265,16 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
 
     def delete(image_id: str, find: str = "", request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         if not (image_id or "").strip():
-            return ("Select an image first.", "", "", gr.update(), gr.update(visible=False), *library(find, request),
-                    header(request))
+            return ("Select an image first.", "", "", gr.update(), "", gr.update(visible=False),
+                    *library(find, request), header(request))
         who = access.who(request, profile)
         try:
             record = engine.remove(access.image_id(image_id), visitor=who.visitor, admin=who.admin)
             status = f"Deleted **{md(record.filename)}**."
         except VisualSearchError as exc:
             status = failure(exc)
-        return (status, "", "", NOTHING_PICKED, gr.update(visible=False), *library(find, request), header(request))
+        return (status, "", "", NOTHING_PICKED, "", gr.update(visible=False), *library(find, request),
+                header(request))
 
     with gr.Tab("Add images", id="add"):
         gr.Markdown(f"Add {ACCEPTED_FORMATS} files (up to {s.max_file_mb:g} MB each). Each one is "
@@ -277,9 +306,12 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
                 image_id = gr.Textbox(label="image", visible=False)
                 caption = gr.Textbox(label="Caption", lines=3, max_length=500, elem_id="library-caption")
                 tags = gr.Textbox(label="Tags (comma-separated)", max_lines=1, elem_id="library-tags")
+                text = gr.Textbox(label="Text in the picture (read by OCR; correct it here)", lines=2,
+                                  max_length=MAX_TEXT_CHARS, elem_id="library-text")
                 with gr.Row():
                     save = gr.Button("Save caption", variant="primary")
                     save_tags = gr.Button("Save tags", variant="secondary")
+                    save_text = gr.Button("Save text", variant="secondary")
                     remove = gr.Button("Delete image…", variant="stop")
                 with gr.Group(visible=False, elem_id="library-confirm") as confirm:
                     confirm_md = gr.Markdown()
@@ -301,17 +333,19 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
     poll.tick(show_jobs, mine, jobs_out, api_visibility="private", show_progress="hidden")
     demo.load(show_jobs, mine, jobs_out, api_visibility="private", show_progress="hidden")
     library_tab.select(library, [find], lib_out, api_name="library").then(
-        still_there, image_id, [image_id, caption, picked_md, tags, confirm], api_visibility="private")
+        still_there, image_id, [image_id, caption, picked_md, tags, text, confirm], api_visibility="private")
     find.submit(library, [find], lib_out, api_visibility="private")
-    tiles.select(pick, [ids], [image_id, caption, picked_md, tags, save, save_tags, remove],
+    tiles.select(pick, [ids], [image_id, caption, picked_md, tags, text, save, save_tags, save_text, remove],
                  api_visibility="private").then(
         lambda: gr.update(visible=False), None, confirm, api_visibility="private").then(
         None, None, None, js=SHOW_EDITOR, api_visibility="private")
     save_tags.click(set_tags, [image_id, tags, find], [lib_status, *lib_out, tags], api_name="set_tags")
     save.click(set_caption, [image_id, caption, find], [lib_status, *lib_out], api_name="set_caption")
+    save_text.click(set_text, [image_id, text, find], [lib_status, *lib_out, text], api_name="set_text")
     for event in signed_in:
-        event.then(recheck, image_id, [caption, tags, picked_md, save, save_tags, remove], api_visibility="private")
+        event.then(recheck, image_id, [caption, tags, text, picked_md, save, save_tags, save_text, remove],
+                   api_visibility="private")
     remove.click(ask_delete, [image_id], [lib_status, confirm, confirm_md], api_visibility="private")
     no.click(lambda: gr.update(visible=False), None, confirm, api_visibility="private")
-    yes.click(delete, [image_id, find], [lib_status, image_id, caption, picked_md, confirm, *lib_out, header_md],
+    yes.click(delete, [image_id, find], [lib_status, image_id, caption, picked_md, text, confirm, *lib_out, header_md],
               api_name="delete")

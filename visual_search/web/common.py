@@ -23,13 +23,21 @@ if TYPE_CHECKING:
     from ..engine import SearchEngine
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>:])")
-RESULT_COLUMNS = ["rank", "relevance", "caption score", "visual score", "caption", "file", "tags", "added (UTC)"]
+RESULT_COLUMNS = ["rank", "relevance", "caption score", "visual score", "word score", "caption", "why it matched",
+                  "file", "tags", "added (UTC)"]
+# The "why it matched" column is markdown: the words found are bold.
+RESULT_TYPES = ["number", "number", "number", "number", "number", "str", "markdown", "str", "str", "str"]
 Busy = Callable[[], str | None]  # says why the collection may look incomplete (e.g. first-start indexing)
 
 
 def md(text: object) -> str:
     """User or model text made inert for Markdown: no HTML, no links, no formatting."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(" ".join(str(text).split()), quote=False))
+    return md_piece(" ".join(str(text).split()))
+
+
+def md_piece(text: str) -> str:
+    """`md` for a piece of a line: its spaces kept as they are."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
 
 
 def code(text: object) -> str:
@@ -55,11 +63,27 @@ def gone(image_id: str | None, exc: VisualSearchError) -> str:
 
 def results_table(results: Sequence[SearchResult] = ()) -> pd.DataFrame:
     rows = [
-        [rank, round(r.relevance, 2), round(r.caption_score, 2), round(r.visual_score, 2), r.record.caption,
-         r.record.filename, ", ".join(r.record.tags), r.record.added_at[:16]]
+        [rank, round(r.relevance, 2), round(r.caption_score, 2), round(r.visual_score, 2), round(r.word_score, 2),
+         r.record.caption, why(r, "**", "**", md_piece), r.record.filename, ", ".join(r.record.tags), r.record.added_at[:16]]
         for rank, r in enumerate(results, 1)
     ]
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+
+
+def why(result: SearchResult, before: str = "«", after: str = "»", escape=lambda s: s,
+        fields: Sequence[str] | None = None) -> str:
+    """Which words matched where: `file name: «black cat» at night.jpg · text in picture: «BAKERY»`
+    (only `fields` when given)."""
+    return " · ".join(m.marked(before, after, escape=escape) for m in result.matched
+                      if fields is None or m.field in fields)
+
+
+def tile_label(result: SearchResult) -> str:
+    """`0.87 | a cat laying on a couch  #cat — file name: «black cat» at night.jpg`: the caption is on
+    every tile already, so only words matched elsewhere are added."""
+    r = result
+    elsewhere = why(r, fields=[m.field for m in r.matched if m.field != "caption"])
+    return f"{r.relevance:.2f} | {r.record.caption}{tag_line(r.record.tags)}" + (f" — {elsewhere}" if elsewhere else "")
 
 
 def read_upload(path: str, max_bytes: int) -> tuple[bytes, str]:
@@ -104,11 +128,16 @@ def view(response: SearchResponse, count: int, busy: str | None, what: str,
             else "The index is empty: add images in the **Add images** tab."
         )
     results = response.results  # the engine left out what is below the minimum relevance
+    if response.missing_phrases:
+        quoted = " and ".join(f"“{md(p)}”" for p in response.missing_phrases)
+        return ResultsView.message(f"No image holds {quoted} as written: a quoted phrase must appear in the "
+                                   "picture's text, file name, caption, tags or details. Leave out the quotes "
+                                   "to search by meaning.")
     if not results:
         hint = ("Try other words, or move the caption ⟷ visual weight." if what == "for"
                 else "Nothing in the collection looks much like it.")
         return ResultsView.message(f"Nothing relevant {what} “{md(response.query)}” among {count:,} images. {hint}")
-    tiles = [(str(tile(r.record)), f"{r.relevance:.2f} | {r.record.caption}{tag_line(r.record.tags)}") for r in results]
+    tiles = [(str(tile(r.record)), tile_label(r)) for r in results]
     n = len(tiles)
     status = (f"**{n} result{'s' * (n != 1)}** {what} “{md(response.query)}” · {response.elapsed_ms:.0f} ms · "
               f"{count:,} images searched")
@@ -172,7 +201,8 @@ def preview_originals(engine: "SearchEngine", gallery: gr.Gallery, ids: gr.State
 def results_details(name: str) -> gr.Dataframe:
     """The details table, folded away: rank, relevance, both channel scores, caption, file."""
     with gr.Accordion("Details: scores of each result", open=False):
-        return gr.Dataframe(value=results_table(), interactive=False, wrap=True, elem_id=f"{name}-table")
+        return gr.Dataframe(value=results_table(), interactive=False, wrap=True, datatype=RESULT_TYPES,
+                            elem_id=f"{name}-table")
 
 
 def k_slider(value: int = 8, maximum: int = 50) -> gr.Slider:

@@ -12,6 +12,7 @@ import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
 from .. import explain
+from ..stages import rank
 from ..engine import SearchEngine
 from ..errors import VisualSearchError
 from .inputs import uploaded_image
@@ -29,15 +30,23 @@ INTRO = """
 4. **Generating results** (`stages/rank.py`): the vectors closest to the query's (cosine similarity) are turned
    into a relevance between 0 and 1 and ranked. A second channel compares the query with the pictures
    themselves (CLIP); the caption ⟷ visual weight mixes the two.
+
+Beside the meaning, a **word channel** (`stages/words.py`) finds the query's words among the words each picture
+carries: the text printed in it (read by OCR, `stages/ocr.py`), its file name, what its owner typed (title,
+description, keywords), its tags, place and camera. A photo of a sign reading “BAKERY” is found by *bakery* though
+its caption never says so; a "quoted phrase" must appear as written.
 """
+BROWSER_SHOWS = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp"}  # originals an <img> displays as they are
 MAP_SIZE = (1000, 560)
 MAP_LABELS = 8  # captions labelled on the map: those nearest the query
 BLUE, ORANGE, GREY = (76, 120, 168), (235, 110, 20), (120, 120, 120)
 BREAKDOWN_COLUMNS = ["rank", "relevance", "caption cosine", "caption relevance", "visual cosine",
-                     "visual relevance", "file", "caption"]
+                     "visual relevance", "file", "caption", "word relevance", "words matched"]
 
-def _vector_frame(values: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame({"component": np.arange(len(values)), "value": values.astype(float)})
+def _vector_frame(values: np.ndarray) -> gr.LinePlot:
+    """A vector, component by component, on an axis that ends at its last component (0..383, not 0..400)."""
+    frame = pd.DataFrame({"component": np.arange(len(values)), "value": values.astype(float)})
+    return gr.LinePlot(value=frame, x_lim=[0, max(len(values) - 1, 1)])
 
 def _vector_md(title: str, v: explain.VectorSummary) -> str:
     first = ", ".join(f"{x:+.3f}" for x in v.first)
@@ -70,10 +79,10 @@ def build_explain_tab(engine: SearchEngine, access: Access) -> None:
         empty = _vector_frame(np.zeros(0))
         visitor = access.who(request).visitor
         try:
-            if upload:
-                step = explain.caption_image(engine, *read_upload(upload, s.max_file_bytes), visitor=visitor)
-            elif picked:
+            if picked and (not upload or Path(upload).stem == access.image_id(picked)):  # the picked one shown
                 step = explain.caption_indexed(engine, access.image_id(picked), visitor)
+            elif upload:
+                step = explain.caption_image(engine, *read_upload(upload, s.max_file_bytes), visitor=visitor)
             else:
                 return "Upload an image or pick one from the collection first.", "", empty
             vector = explain.caption_vector(engine, explain.indexed_caption(step))
@@ -113,7 +122,8 @@ def build_explain_tab(engine: SearchEngine, access: Access) -> None:
                   f"For the visual channel it also went through CLIP's text tower: {step.visual_vector.dim} numbers.")
         table = pd.DataFrame(
             [[r.rank, _num(r.relevance, 2), _num(r.caption_cosine, 3), _num(r.caption_relevance, 2),
-              _num(r.visual_cosine, 3), _num(r.visual_relevance, 2), r.filename, r.caption] for r in result.rows],
+              _num(r.visual_cosine, 3), _num(r.visual_relevance, 2), r.filename, r.caption, _num(r.words, 2),
+              r.matched] for r in result.rows],
             columns=BREAKDOWN_COLUMNS,
         )
         # thumbnails (WebP), as every grid shows: a HEIC original is a broken image in a browser
@@ -136,7 +146,10 @@ def build_explain_tab(engine: SearchEngine, access: Access) -> None:
         if not image_id:
             return gr.update()
         try:
-            return engine.get(access.image_id(image_id), access.who(request).visitor).path
+            record = engine.get(access.image_id(image_id), access.who(request).visitor)
+            # a format a browser cannot show (HEIC, TIFF...) is shown by its thumbnail; stage 1 still
+            # reads the stored original
+            return record.path if Path(record.path).suffix.lower() in BROWSER_SHOWS else str(engine.thumbnail(record))
         except VisualSearchError as exc:
             failure(exc)
             return gr.update()
@@ -145,7 +158,7 @@ def build_explain_tab(engine: SearchEngine, access: Access) -> None:
         gr.Markdown(INTRO)
         gr.Markdown("## Stages 1–2: indexing one image")
         with gr.Row():
-            upload = uploaded_image(s.max_file_bytes, s.images_dir, label="Upload an image", height=220,
+            upload = uploaded_image(s.max_file_bytes, s.images_dir, s.thumbs_dir, label="Upload an image", height=220,
                                     elem_id="explain-image",
                                     sources=["upload", "clipboard"])
             with gr.Column():
@@ -171,10 +184,11 @@ def build_explain_tab(engine: SearchEngine, access: Access) -> None:
                             elem_id="explain-gallery", elem_classes=["tiles"], buttons=["fullscreen"])
         breakdown = gr.Dataframe(value=pd.DataFrame([], columns=BREAKDOWN_COLUMNS), interactive=False, wrap=True,
                                  elem_id="explain-table",
-                                 column_widths=["6%", "9%", "9%", "9%", "9%", "9%", "17%", "32%"])
+                                 column_widths=["5%", "9%", "8%", "9%", "8%", "9%", "10%", "17%", "9%", "16%"])
         parts = gr.BarPlot(x="result", y="share of relevance", color="channel", sort=None,
-                           color_map={"caption": "#4c78a8", "visual": "#f58518"},
-                           label="Where each relevance comes from (blue: the caption part, orange: the visual part)")
+                           color_map={"caption": "#4c78a8", "visual": "#f58518", "words": "#54a24b"},
+                           label="Where each relevance comes from (blue: the caption part, orange: the visual "
+                                 "part, green: what the word channel added)")
         gr.Markdown("**The collection on a map.** Each dot is one caption vector, squeezed from hundreds of numbers "
                     "to two (PCA, the two directions along which the captions differ most): nearby dots are "
                     "captions that mean similar things. The query lands among them, joined to the captions "
@@ -197,7 +211,12 @@ def _stage4_md(result: explain.Breakdown) -> str:
             f"floor {cap.floor:.2f}, ceiling {cap.ceiling:.2f}, set for the query's length in words (a short "
             f"query scores lower against a whole caption, matching or not). Pictures (CLIP): floor {vis.floor:.2f}, "
             f"ceiling {vis.ceiling:.2f}.\n\nThe final score is **{a:.2f} × caption relevance + {1 - a:.2f} × visual "
-            "relevance**.")
+            "relevance**: the *meaning*.\n\nBeside it, a **word channel** looks the query's words up in the words "
+            "each image carries: the text printed in it, its file name, title, description, keywords, tags, "
+            "place and camera, and its caption (a full-text index, `stages/words.py`). Its relevance, the share "
+            "of the query's words found (rarer words count more), joins the meaning as independent evidence: "
+            f"**1 − (1 − meaning) × (1 − {rank.WORD_WEIGHT:.2f} × words)**. An image without the words keeps "
+            "its meaning's score exactly.")
     if not result.rows:
         return text + "\n\nThe index is empty: nothing to rank yet."
     top = result.rows[0]
@@ -205,7 +224,9 @@ def _stage4_md(result: explain.Breakdown) -> str:
              f"`{explain.relevance_formula(top.caption_cosine, cap)}`, visual "
              f"`{explain.relevance_formula(top.visual_cosine, vis)}`, so "
              f"{a:.2f} × {top.caption_relevance:.2f} + {1 - a:.2f} × {top.visual_relevance:.2f} = "
-             f"**{top.relevance:.2f}**.")
+             f"**{top.meaning:.2f}**" + (f"; its words ({md(top.matched)}) score {top.words:.2f}, so "
+                                          f"`{explain.fusion_formula(top)}`." if top.words else
+                                          ", and none of the query's words is among its own: that is its relevance."))
     return text
 
 def _parts_frame(rows: list[explain.RelevanceRow], alpha: float = 0.5) -> pd.DataFrame:
@@ -215,6 +236,7 @@ def _parts_frame(rows: list[explain.RelevanceRow], alpha: float = 0.5) -> pd.Dat
         label = f"#{r.rank} {r.filename[:24]}"
         data.append([label, "caption", alpha * r.caption_relevance])
         data.append([label, "visual", (1 - alpha) * r.visual_relevance])
+        data.append([label, "words", r.relevance - r.meaning])  # what the word channel added
     return pd.DataFrame(data, columns=["result", "channel", "share of relevance"])
 
 def draw_map(cmap: explain.CaptionMap | None, query: str) -> Image.Image:
@@ -238,18 +260,24 @@ def draw_map(cmap: explain.CaptionMap | None, query: str) -> Image.Image:
 
     near = [] if cmap.cosines is None else list(np.argsort(-cmap.cosines)[:MAP_LABELS])
     q = at(cmap.query) if cmap.query is not None else None
-    for i in near:
-        if q:
-            draw.line([q, at(cmap.points[i])], fill=(250, 200, 150), width=2)
+    lines = [(q, at(cmap.points[i])) for i in near] if q else []
+    for a, b in lines:
+        draw.line([a, b], fill=(250, 200, 150), width=2)
     for i, p in enumerate(cmap.points):
         x, y = at(p)
         r = 6 if i in near else 4
         draw.ellipse([x - r, y - r, x + r, y + r], fill=BLUE if i in near else (150, 170, 200))
     placed: list[tuple[float, float, float, float]] = []
 
-    def label(x: float, y: float, text: str, fill, f) -> None:
-        """Text beside its point: right of it, left, above or below, whichever overlaps no other label;
-        when all do, the nearest free place further down, joined to the point by a thin line."""
+    def crossed(box: tuple[float, float, float, float]) -> bool:
+        """Whether a query-to-caption line runs through `box` (sampled along each line)."""
+        return any(box[0] - 2 <= a[0] + (b[0] - a[0]) * t <= box[2] + 2 and box[1] - 2 <= a[1] + (b[1] - a[1]) * t
+                   <= box[3] + 2 for a, b in lines for t in np.linspace(0.05, 1.0, 40))
+
+    def label(x: float, y: float, text: str, fill, f, clear: bool = False) -> None:
+        """Text beside its point: right of it, left, above or below, whichever overlaps no other label
+        (and, when `clear`, no line); when all do, the nearest free place further down, joined to the point
+        by a thin line. A `clear` label that cannot avoid every line gets a white ground."""
         side = -1 if x > w * 0.6 else 1  # the side with room first
         spots = [(12 * side, 0, "lm" if side > 0 else "rm"), (-12 * side, 0, "rm" if side > 0 else "lm"),
                  (0, -14, "ms"), (0, 14, "mt")]
@@ -258,16 +286,18 @@ def draw_map(cmap: explain.CaptionMap | None, query: str) -> Image.Image:
             box = draw.textbbox((x + dx, y + dy), text, font=f, anchor=anchor)
             inside = box[0] >= 0 and box[2] <= w and box[1] >= 0 and box[3] <= h - 28
             if inside and not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3]
-                                  for b in placed):
+                                  for b in placed) and not (clear and crossed(box)):
                 break
         placed.append(box)
+        if clear:
+            draw.rectangle([box[0] - 3, box[1] - 2, box[2] + 3, box[3] + 2], fill="white")
         if abs(dy) > 14:
             draw.line([(x, y), (x + dx - 2 * side, y + dy)], fill=(190, 190, 190), width=1)
         draw.text((x + dx, y + dy), text, fill=fill, font=f, anchor=anchor)
 
     if q:
         draw.polygon([(q[0], q[1] - 10), (q[0] + 10, q[1]), (q[0], q[1] + 10), (q[0] - 10, q[1])], fill=ORANGE)
-        label(*q, f"your query: {_short(query)}", ORANGE, big)
+        label(*q, f"your query: {_short(query)}", ORANGE, big, clear=True)
     for i in near:
         label(*at(cmap.points[i]), f"{cmap.cosines[i]:.2f}  {_short(cmap.captions[i])}", (40, 40, 40), font)
     ex = cmap.explained

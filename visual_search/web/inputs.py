@@ -6,8 +6,9 @@ can make the server decode 144 megapixels, past every limit of the app, and JSON
 limit. Its payload (`ImageData`) is also taken without gradio's check that a path is an upload. So
 here a payload is refused, before gradio reads a byte of it, unless it names a file of at most
 VS_MAX_FILE_MB inside gradio's upload folder (which `/gradio_api/upload` fills, within VS_MAX_FILE_MB)
-or a stored original (the app puts one in the box when a visitor picks an indexed image; its name is
-its sha256, which only someone holding the same file can compute).
+or a stored original or thumbnail (the app puts one in the box when a visitor picks an indexed image:
+the thumbnail for a format a browser cannot show, such as HEIC; its name is its sha256, which only
+someone holding the same file can compute).
 With `type="filepath"` gradio then reads only the header; the engine checks the pixels
 (VS_MAX_PIXELS) before it decodes any (library/intake.py).
 """
@@ -27,29 +28,31 @@ NOT_AN_UPLOAD = "Upload the image as a file: this app only reads files uploaded 
 TOO_BIG = "The image is {mb:.1f} MB; this app takes images of up to {max_mb:g} MB."
 
 
-def uploaded_image(max_bytes: int, stored: str | os.PathLike, **kwargs: Any) -> gr.Image:
-    """`gr.Image(type="filepath")` that refuses anything but a file uploaded to this server (see above).
-    Its `preprocess` is wrapped on the instance: a subclass of a gradio component makes gradio write a
-    `.pyi` file beside this module at import."""
+def uploaded_image(max_bytes: int, *stored: str | os.PathLike, **kwargs: Any) -> gr.Image:
+    """`gr.Image(type="filepath")` that refuses anything but a file uploaded to this server or one of
+    the `stored` folders' sha256-named files (see above). Its `preprocess` is wrapped on the instance: a
+    subclass of a gradio component makes gradio write a `.pyi` file beside this module at import."""
     image = gr.Image(type="filepath", image_mode=None, **kwargs)
-    preprocess, folder = image.preprocess, os.path.realpath(stored)
+    preprocess, folders = image.preprocess, [os.path.realpath(f) for f in stored]
 
     def checked(payload: Any) -> Any:
         if payload is not None:
-            check_uploaded(getattr(payload, "url", None), getattr(payload, "path", None), max_bytes, folder)
+            url, path = getattr(payload, "url", None), getattr(payload, "path", None)
+            check_uploaded(url, path, max_bytes, *folders)
         return preprocess(payload)
 
     image.preprocess = checked
     return image
 
 
-def check_uploaded(url: str | None, path: str | None, max_bytes: int, stored: str = "") -> None:
-    """Raise gr.Error unless `path` is a file of at most `max_bytes` in gradio's upload folder (or `stored`)."""
+def check_uploaded(url: str | None, path: str | None, max_bytes: int, *stored: str) -> None:
+    """Raise gr.Error unless `path` is a file of at most `max_bytes` in gradio's upload folder (or a
+    sha256-named file of a `stored` folder)."""
     if url and url.strip().lower().startswith("data:"):
         raise gr.Error(NOT_A_DATA_URL)
     target = os.path.realpath(path) if path else ""
     uploaded = target.startswith(os.path.realpath(get_upload_folder()) + os.sep)
-    original = bool(stored) and target.startswith(stored + os.sep) and _is_original(target)
+    original = any(target.startswith(folder + os.sep) for folder in stored) and _is_original(target)
     if not (uploaded or original) or not os.path.isfile(target):
         raise gr.Error(NOT_AN_UPLOAD)
     size = os.path.getsize(target)
