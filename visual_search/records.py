@@ -109,9 +109,6 @@ class SearchResult:
             "filename": r.filename,
             "caption": r.caption,
             "added_at": r.added_at,
-            "taken_at": r.taken_at,  # "" when the file gives no trustworthy date
-            "place": r.place,
-            "camera": r.camera,
             "tags": list(r.tags),
             "ocr_text": r.ocr_text,
             "taken_at": r.taken_at,
