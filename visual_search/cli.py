@@ -104,7 +104,7 @@ def cmd_similar(args) -> int:
 def cmd_list(args) -> int:
     records = _engine().list()
     if args.json:
-        keys = ("id", "path", "caption", "width", "height", "added_at")
+        keys = ("id", "path", "caption", "width", "height", "added_at", "taken_at", "place", "camera")
         print(json.dumps([{**{k: getattr(r, k) for k in keys}, "tags": list(r.tags)} for r in records],
                          ensure_ascii=False))
     else:
@@ -135,8 +135,8 @@ def cmd_tags(args) -> int:
 
 
 def cmd_reindex(args) -> int:
-    n = _engine().reconcile(progress=progress_bar("re-indexing"))
-    print(f"{n} images re-embedded")
+    n = _engine().reconcile(progress=progress_bar("re-indexing"), metadata=args.metadata)
+    print(f"{n} images re-embedded" + ("; every file's metadata read again" if args.metadata else ""))
     return 0
 
 
@@ -169,10 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--min-relevance", type=float, default=None,
                         help="hide results below this relevance in [0, 1] (default VS_MIN_RELEVANCE)")
         sp.add_argument("--sort", choices=("relevance", "newest"), default="relevance",
-                        help="order of the results above the cut-off (default relevance)")
+                        help="order of the results above the cut-off (default relevance); newest: by when "
+                             "taken (EXIF), else when added")
         for clause in CLAUSES:  # one flag per filter clause (search/filters.py)
-            sp.add_argument(f"--{clause.key}", metavar=None if clause.choices else clause.metavar, help=clause.help,
-                            choices=clause.choices or None)
+            sp.add_argument(f"--{clause.key.replace('_', '-')}", dest=clause.key, help=clause.help,
+                            metavar=None if clause.choices else clause.metavar, choices=clause.choices or None)
     add("list", cmd_list, "List indexed images.").add_argument("--json", action="store_true")
     add("remove", cmd_remove, "Remove an image (id or id prefix) from the index.").add_argument("id")
     sp = add("caption", cmd_caption, "Replace an image's caption by your own text.")
@@ -182,7 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("id")
     sp.add_argument("tags", nargs="*", metavar="TAG")
     sp.add_argument("--clear", action="store_true", help="remove every tag of the image")
-    add("reindex", cmd_reindex, "Re-embed stored images after a model change or an interrupted run.")
+    sp = add("reindex", cmd_reindex, "Re-embed stored images after a model change or an interrupted run.")
+    sp.add_argument("--metadata", action="store_true",
+                    help="also read what every stored file says again (taken, GPS place, camera, IPTC/XMP title, "
+                         "description, keywords); no model runs for it")
     from .measure import bench
     from .measure import evaluate
 

@@ -137,9 +137,10 @@ class SearchEngine:
         """Index (file name, content) pairs. The name is only displayed, never used as a path."""
         return self.indexer.contents(files, progress)
 
-    def reconcile(self, progress: Progress | None = None) -> int:
-        """Make the index agree with the catalog; returns how many images went into it again."""
-        return self.reconciler.reconcile(progress)
+    def reconcile(self, progress: Progress | None = None, metadata: bool = False) -> int:
+        """Make the index agree with the catalog; returns how many images went into it again. `metadata`:
+        read what every stored file says (date, place, camera, title...) again; no model runs for it."""
+        return self.reconciler.reconcile(progress, metadata)
 
     # ---- reading and editing (library/edits.py) ----------------------------------------------------
     def get(self, image_id: str, visitor: str | None = None) -> ImageRecord:
@@ -158,6 +159,11 @@ class SearchEngine:
     def set_tags(self, image_id: str, tags: Sequence[str], visitor: str | None = None,
                  admin: bool = False) -> ImageRecord:
         return self.editor.set_tags(image_id, tags, visitor, admin)
+
+    def set_details(self, image_id: str, title: str | None = None, description: str | None = None,
+                    visitor: str | None = None, admin: bool = False) -> ImageRecord:
+        """A person's title and/or description (None: unchanged); kept when the file is read again."""
+        return self.editor.set_details(image_id, title, description, visitor, admin)
 
     def remove(self, image_id: str, visitor: str | None = None, admin: bool = False) -> ImageRecord:
         return self.editor.remove(image_id, visitor, admin)

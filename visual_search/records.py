@@ -34,6 +34,7 @@ class ImageRecord:
     camera: str = ""  # EXIF make and model
     title: str = ""  # IPTC/XMP, as the owner typed it in Lightroom, Apple Photos, digiKam...
     description: str = ""
+    details_edited: bool = False  # a person's title and description are never re-read from the file
     keywords: tuple[str, ...] = ()
     metadata_notes: tuple[str, ...] = ()  # what the file claimed that could not be trusted, and was left out
     metadata_version: int = 0  # the reader that filled the fields above (0: never read: backfilled)

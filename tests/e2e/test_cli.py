@@ -52,7 +52,8 @@ def test_search_similar_list_json_shapes(settings, capsys):
     code, out, _ = run(capsys, "list", "--json")
     listed = json.loads(out)
     assert code == 0 and len(listed) == 3
-    assert all(set(r) == {"id", "path", "caption", "width", "height", "added_at", "tags"} for r in listed)
+    assert all(set(r) == {"id", "path", "caption", "width", "height", "added_at", "taken_at", "place", "camera",
+                          "tags"} for r in listed)
 
 
 def test_caption_and_remove(settings, capsys):

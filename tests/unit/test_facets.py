@@ -24,6 +24,7 @@ from conftest import SAMPLES
 # relevance = (cosine + 1) / 2: nothing is clamped, so no two images tie
 SPREAD = Calibration(floor=-1.0, ceiling=1.0)
 EPOCH = datetime(2026, 3, 1, tzinfo=timezone.utc)
+TAKEN = datetime(2019, 1, 1)
 N, DIM = 300, 8
 OWNERS = ["", "", "", "", "visitor-1", "visitor-2"]
 TAGS = ["cat", "dog", "beach", "night", "car"]
@@ -42,9 +43,11 @@ def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
 def _record(i: int, rng: np.random.Generator) -> ImageRecord:
     tags = tuple(sorted({TAGS[j] for j in rng.choice(len(TAGS), size=rng.integers(0, 3), replace=False)}))
     added = (EPOCH + timedelta(hours=int(rng.integers(0, 24 * 60)))).isoformat(timespec="seconds")
+    # two in three were taken in 2019-2020 by their EXIF, half of those with a UTC offset
+    taken = "" if i % 3 == 0 else (TAKEN + timedelta(hours=37 * i)).isoformat() + ("+05:00" if i % 2 else "")
     return ImageRecord(id=f"{i:064x}", path=f"{i}.jpg", filename=f"{'Beach' if i % 7 == 0 else 'IMG'}_{i:04d}.JPG",
                        caption=f"image {i}", width=SHAPES[i % 3][0], height=SHAPES[i % 3][1], added_at=added, tags=tags,
-                       owner=OWNERS[int(rng.integers(0, len(OWNERS)))])
+                       owner=OWNERS[int(rng.integers(0, len(OWNERS)))], taken_at=taken)
 
 
 class Collection:
@@ -62,7 +65,10 @@ class Collection:
 
     def passes(self, r: ImageRecord, f: SearchFilter, visitor: str | None) -> bool:
         added = datetime.fromisoformat(r.added_at)
+        # taken: the photo's own clock (its offset not applied), else when added
+        taken = datetime.fromisoformat(r.taken_at[:19]).replace(tzinfo=timezone.utc) if r.taken_at else added
         return ((visitor is None or r.owner in ("", visitor)) and (not f.after or added >= f.after)
+                and (not f.taken_after or taken >= f.taken_after) and (not f.taken_before or taken < f.taken_before)
                 and (not f.before or added < f.before) and (not f.tag or f.tag in r.tags)
                 and f.name.lower() in r.filename.lower() and (not f.orientation or _shape(r) == f.orientation))
 
@@ -102,6 +108,11 @@ FILTERS = [
     SearchFilter(tag="nothing-has-this"),
     SearchFilter(orientation="portrait"),  # a clause added through its declaration alone (issue 20)
     SearchFilter(orientation="square", tag="cat"),
+    SearchFilter(taken_after=datetime(2019, 9, 1, tzinfo=timezone.utc)),  # later photos, and the undated
+    SearchFilter(taken_before=datetime(2019, 4, 1, tzinfo=timezone.utc), tag="cat"),
+    # a week from the day image 109 was taken: at 01:00 its time (+05:00), so the day before in UTC
+    SearchFilter(taken_after=datetime(2019, 6, 18, tzinfo=timezone.utc),
+                 taken_before=datetime(2019, 6, 25, tzinfo=timezone.utc)),
 ]
 
 

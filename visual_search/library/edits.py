@@ -14,14 +14,16 @@ from typing import Sequence
 from ..demo.visibility import check_may_change, check_visible, visible
 from ..errors import InvalidQuery, NotFound
 from ..records import ImageRecord
-from ..search.filters import normalise_tag
+from ..search.filters import MAX_TAGS, normalise_tag
 from ..stages.query import clean_text
 from ..times import parse_iso
 from .catalog import Catalog, image_id
+from .embedded_text import printable
+from .metadata import MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS
 from .state import State
 
 MAX_CAPTION_CHARS = 500
-MAX_USER_TAGS = 20
+MAX_USER_TAGS = MAX_TAGS
 _LONG_AGO = datetime.min.replace(tzinfo=timezone.utc)
 
 
@@ -73,6 +75,28 @@ class Editor:
             current = self.get(image_id, visitor)
             check_may_change(current, visitor, admin)
             record = replace(current, tags=clean, tags_edited=True)
+            self.s.catalog.put_record(record)  # its vectors are kept
+            self.s.store.update_metadata([record])
+            return record
+
+    def set_details(self, image_id: str, title: str | None = None, description: str | None = None,
+                    visitor: str | None = None, admin: bool = False) -> ImageRecord:
+        """A person's title and description (None: leave it, "": clear it). Kept when the file is read
+        again (library/metadata.py `apply`), searchable by its words at once."""
+        changes = {}
+        for name, value, limit in (("title", title, MAX_TITLE_CHARS), ("description", description,
+                                                                       MAX_DESCRIPTION_CHARS)):
+            if value is None:
+                continue
+            if not isinstance(value, str):
+                raise InvalidQuery(f"The {name} must be text.")
+            changes[name] = printable(value)
+            if len(changes[name]) > limit:
+                raise InvalidQuery(f"The {name} is {len(changes[name]):,} characters long; the limit is {limit:,}.")
+        with self.s.writer():
+            current = self.get(image_id, visitor)
+            check_may_change(current, visitor, admin)
+            record = replace(current, **changes, details_edited=True)
             self.s.catalog.put_record(record)  # its vectors are kept
             self.s.store.update_metadata([record])
             return record

@@ -32,6 +32,7 @@ from . import thumbnails
 from .catalog import image_id
 from .edits import held
 from .intake import IntakeImage, check_image_kind, load_image, read_file, walk
+from .metadata import NOT_READ, PhotoMetadata, read_metadata, with_keywords
 from .pipeline import ordered_map, workers
 from .reconcile import Reconciler
 from .state import Progress, State
@@ -46,6 +47,7 @@ class Intake:
 
     image: IntakeImage
     thumbnail: bytes | None
+    metadata: PhotoMetadata = NOT_READ  # what the file says: taken, place, camera, title... (library/metadata.py)
 
 
 class Pending(NamedTuple):
@@ -144,7 +146,8 @@ class Indexer:
             return Skipped(label, str(exc))
         except RejectedImage as exc:
             return Failed(label, str(exc))
-        return Intake(image, None if self.s.catalog.has(image.id) else thumbnails.make(image.image))
+        return Intake(image, None if self.s.catalog.has(image.id) else thumbnails.make(image.image),
+                      read_metadata(image.data))
 
     def _advance(self, pool: ThreadPoolExecutor | None, pending: "Pending | None",
                  group: list[tuple[str, "Intake"]], owner: str, report: IndexReport) -> "Pending | None":
@@ -189,7 +192,8 @@ class Indexer:
                 record = ImageRecord(
                     id=img.id, path=str(path), filename=img.filename, caption=got.captions[i], width=img.width,
                     height=img.height, added_at=now, caption_model=s.models.caption_model,
-                    tags=tags[i], tags_model=s.models.visual_identity, owner=owner,
+                    tags=with_keywords(tags[i], intake.metadata.keywords), tags_model=s.models.visual_identity,
+                    owner=owner, **intake.metadata.fields(),
                 )
                 s.catalog.put_record(record, {vis_key: got.visual_vectors[i], cap_key: got.caption_vectors[i]})
                 s.thumbnails.put_bytes(img.id, intake.thumbnail or thumbnails.make(img.image))

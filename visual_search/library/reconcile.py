@@ -4,7 +4,8 @@ The catalog is the truth; Chroma is an index rebuilt from the vectors stored in 
 images without vectors for the current models (or not captioned by the current captioner) run a
 model, on the stored originals, never the user's files. Stored metadata that lacks a field the
 current code writes (a filter clause added later, search/filters.py) is written again from the
-record: no model runs for that either.
+record: no model runs for that either. Nor for what the files say (library/metadata.py): a record
+read by an older metadata reader (or every record, when asked) is read again from its stored original.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ..records import ImageRecord
 from ..stages import words
 from ..stages.store import CAPTION, VISUAL
 from .intake import load_image
+from .metadata import METADATA_VERSION, apply, read_metadata, with_keywords
 from .state import Progress, State
 
 REBUILD_GROUP = 500  # stored vectors copied into the index per Chroma call while rebuilding it
@@ -29,15 +31,17 @@ class Reconciler:
     def __init__(self, state: State) -> None:
         self.s = state
 
-    def reconcile(self, progress: Progress | None = None) -> int:
-        """Returns how many images went into the index again."""
+    def reconcile(self, progress: Progress | None = None, metadata: bool = False) -> int:
+        """Returns how many images went into the index again. `metadata`: read every stored original's
+        metadata again, not only those read by an older reader."""
         with self.s.writer():
-            return self._run(progress)
+            return self._run(progress, metadata)
 
-    def _run(self, progress: Progress | None) -> int:
+    def _run(self, progress: Progress | None, metadata: bool = False) -> int:
         s = self.s
         s.writer.reconciled = True
         entries = {r.id: (r, keys) for r, keys in s.catalog.entries(sweep=True)}
+        self._read_metadata(entries, progress, metadata)
         store = s.store
         caption_meta, visual_meta = store.stored_metadata(CAPTION), store.stored_metadata(VISUAL)
         have_caption, have_visual = set(caption_meta), set(visual_meta)
@@ -63,6 +67,25 @@ class Reconciler:
                     progress(done, len(todo), what)
         self._agree_words(entries)
         return len(todo)
+
+    def _read_metadata(self, entries: dict[str, tuple[ImageRecord, frozenset[str]]], progress: Progress | None,
+                       everything: bool) -> None:
+        """What the files say, read again from the stored originals (bytes and headers: no model runs)
+        for records read by an older reader. The catalog is written here; the index's copies of the
+        changed fields (the taken time, tags) are then stale, and the steps after this one write them
+        from the records, as for a new filter column, and the word index follows (_agree_words)."""
+        old = [r for r, _ in entries.values() if everything or r.metadata_version < METADATA_VERSION]
+        for done, record in enumerate(old, 1):
+            try:
+                data = Path(record.path).read_bytes()
+            except OSError:  # the sweep handles a record without its original
+                continue
+            updated = apply(record, read_metadata(data))
+            if updated != record:
+                self.s.catalog.put_record(updated)  # its vectors are kept
+                entries[record.id] = (updated, entries[record.id][1])
+            if progress:
+                progress(done, len(old), "reading what the files say (date, place, camera)")
 
     def _agree_words(self, entries: dict[str, tuple[ImageRecord, frozenset[str]]]) -> None:
         """The word index (stages/words.py) agrees with the catalog: what it lacks or holds stale is
@@ -131,7 +154,9 @@ class Reconciler:
         release_freed_memory()
 
     def _retag(self, records: list[ImageRecord], vectors: np.ndarray) -> list[ImageRecord]:
-        """Tags chosen by another CLIP model are chosen again (a person's tags are kept)."""
+        """Tags chosen by another CLIP model are chosen again (a person's tags are kept, and so are the
+        file's keywords)."""
         identity = self.s.models.visual_identity
-        return [replace(r, tags=tags, tags_model=identity) if not r.tags_edited and r.tags_model != identity else r
+        return [replace(r, tags=with_keywords(tags, r.keywords), tags_model=identity)
+                if not r.tags_edited and r.tags_model != identity else r
                 for r, tags in zip(records, self.s.tagger.tag(vectors))]

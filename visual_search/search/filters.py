@@ -16,7 +16,7 @@ a new column), plus its test rows.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Callable, Mapping
 
 import numpy as np
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 MAX_NAME_CHARS = 200
 MAX_TAG_CHARS = 60
+MAX_TAGS = 20  # per image: a person's, or the file's keywords before the model's (library/metadata.py)
 ORIENTATIONS = ("portrait", "landscape", "square")
 SQUARE_TOLERANCE = 0.02  # width and height within 2% of each other count as square
 
@@ -37,6 +38,14 @@ SQUARE_TOLERANCE = 0.02  # width and height within 2% of each other count as squ
 def normalise_tag(tag: str) -> str:
     """Tags compare case- and space-insensitively: ` Red  Car ` is `red car`."""
     return " ".join(str(tag).lower().split())[:MAX_TAG_CHARS]
+
+
+def taken_ts(taken_at: object, added_at: object) -> int:
+    """When a photo was taken, by its own clock read as if it were UTC (library/metadata.py: a camera's
+    offset, when known, is not applied, so a date filter means the day the photo says), else when it
+    was added: the time "newest first" and the taken filters compare."""
+    value = parse_iso(taken_at) if taken_at else None
+    return int(value.replace(tzinfo=timezone.utc).timestamp()) if value else timestamp(added_at)
 
 
 def orientation(width: int, height: int) -> str:
@@ -60,6 +69,9 @@ class Column:
 COLUMNS: dict[str, Column] = {
     "added_ts": Column("int", lambda r: timestamp(r.added_at),
                        lambda m: int(m["added_ts"]) if m.get("added_ts") is not None else timestamp(m.get("added_at"))),
+    "taken_ts": Column("int", lambda r: taken_ts(r.taken_at, r.added_at),
+                       lambda m: int(m["taken_ts"]) if m.get("taken_ts") is not None
+                       else taken_ts(m.get("taken_at"), m.get("added_at"))),
     "owner": Column("category", lambda r: r.owner, lambda m: str(m.get("owner") or "")),
     "tags": Column("set", lambda r: list(r.tags),
                    lambda m: frozenset(normalise_tag(t) for t in m.get("tags") or ())),
@@ -67,7 +79,7 @@ COLUMNS: dict[str, Column] = {
     "orientation": Column("category", lambda r: orientation(r.width, r.height),
                           lambda m: str(m.get("orientation") or orientation(m.get("width") or 0, m.get("height") or 0))),
 }
-STORED = ("added_ts", "owner", "tags", "orientation")  # the columns a Chroma `where` reads (name: the document)
+STORED = ("added_ts", "taken_ts", "owner", "tags", "orientation")  # the columns a Chroma `where` reads (name: the document)
 
 
 @dataclass(frozen=True)
@@ -128,14 +140,29 @@ CLAUSES: tuple[Clause, ...] = (
     Clause("orientation", "Shape", "only portrait, landscape or square images", "orientation",
            _choice("orientation", ORIENTATIONS), lambda v: {"orientation": v},
            lambda t, v: t.equals("orientation", v), choices=ORIENTATIONS),
+    # After the others, so that positional API arguments written before them keep their meaning.
+    Clause("taken_after", "Taken after (else added)",
+           "only images taken on or after this ISO date, by the photo's own clock (EXIF); one the file "
+           "gives no date for counts from when it was added", "taken_ts", _day("taken after"),
+           lambda v: {"taken_ts": {"$gte": int(v.timestamp())}},
+           lambda t, v: t.compare("taken_ts", np.greater_equal, int(v.timestamp())), placeholder="2019-07-01",
+           metavar="DATE"),
+    Clause("taken_before", "Taken before (else added)",
+           "only images taken before this ISO date, by the photo's own clock (EXIF), else added before it",
+           "taken_ts", _day("taken before"),
+           lambda v: {"taken_ts": {"$lt": int(v.timestamp())}},
+           lambda t, v: t.compare("taken_ts", np.less, int(v.timestamp())), placeholder="2019-08-01",
+           metavar="DATE"),
 )
+DATE_COLUMNS = ("added_ts", "taken_ts")
 BY_KEY = {c.key: c for c in CLAUSES}
 
 
 class SearchFilter:
     """Every clause is optional; an empty filter lets everything through. `after` is inclusive, `before`
     exclusive: a bare date for `before` means "before that day begins", so `--after 2026-12-01 --before
-    2026-12-02` is exactly the first of December (UTC)."""
+    2026-12-02` is exactly the first of December (UTC). `taken_after` and `taken_before` read the same
+    way, on the photo's own clock (`taken_ts`)."""
 
     __slots__ = ("values",)
 
@@ -147,7 +174,7 @@ class SearchFilter:
 
     def __getattr__(self, key: str) -> object:
         if key in BY_KEY:
-            return self.values.get(key, None if BY_KEY[key].column == "added_ts" else "")
+            return self.values.get(key, None if BY_KEY[key].column in DATE_COLUMNS else "")
         raise AttributeError(key)
 
     def __setattr__(self, key: str, value: object) -> None:
@@ -168,8 +195,10 @@ class SearchFilter:
         order of CLAUSES; raises InvalidQuery."""
         given = {**dict(zip((c.key for c in CLAUSES), texts)), **named}
         f = cls(**{key: BY_KEY[key].parse(text or "") for key, text in given.items()})
-        if f.after and f.before and f.after >= f.before:
-            raise InvalidQuery("The 'after' date must be earlier than the 'before' date.")
+        for after, before in (("after", "before"), ("taken_after", "taken_before")):
+            if f.values.get(after) and f.values.get(before) and f.values[after] >= f.values[before]:
+                raise InvalidQuery(f"The '{after.replace('_', ' ')}' date must be earlier than the "
+                                   f"'{before.replace('_', ' ')}' date.")
         return f
 
     @property

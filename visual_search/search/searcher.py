@@ -33,10 +33,9 @@ from ..stages import rank
 from ..stages.query import check_alpha, check_fraction, check_k, check_whole, clean_text
 from ..stages.store import CAPTION, VISUAL, VectorStore
 from ..stages.words import WordMatches
-from ..times import timestamp
 from .candidates import Candidates, Lanes, Query, Runner, gather
 from .filter_table import FilterTable
-from .filters import SearchFilter
+from .filters import COLUMNS, SearchFilter
 
 SORTS = ("relevance", "newest")
 MAX_OFFSET = 10_000
@@ -136,9 +135,9 @@ class Searcher:
         cut = 0.0 if named(filter, count, need) else page.min_relevance
         found = gather(store, q, need, cut, page.sort == "newest", where, ids, allowed, lanes=self.lanes)
         passing = [j for j, score in enumerate(found.total) if score >= cut]
-        if page.sort == "newest":  # newest first; equal times keep the relevance order
+        if page.sort == "newest":  # newest first: taken, else added (filters.taken_ts); ties keep relevance order
             meta = store.records(found.ids[j] for j in passing)
-            passing.sort(key=lambda j: timestamp(meta.get(found.ids[j], {}).get("added_at", "")), reverse=True)
+            passing.sort(key=lambda j: COLUMNS["taken_ts"].from_meta(meta.get(found.ids[j], {})), reverse=True)
         chosen = passing[page.offset : need]
         hidden = max(0, min(page.k, len(found.ids) - page.offset) - len(chosen))
         results = self._results(found, chosen, q.words)
