@@ -42,6 +42,9 @@ def test_three_arguments_still_work_with_the_default_cut_off(app):
     assert rows == []  # the default cut-off (0.2) applies, as on the page
     rows = client.predict("a cat", 5, 1.0, api_name="/search_results")
     assert _names(rows)[0] == "cat.jpg"
+    # what the photo carries and why it matched (issue 23): the file name holds "cat"
+    assert {"ocr_text", "taken_at", "place", "camera", "word_score", "matched"} <= rows[0].keys()
+    assert [(m["label"], m["words"]) for m in rows[0]["matched"] if m["field"] == "name"] == [("file name", ["cat"])]
 
 
 def test_the_cut_off_sort_and_offset(app):

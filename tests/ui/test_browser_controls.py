@@ -58,7 +58,7 @@ def test_moving_a_control_after_a_search_searches_again(page):
     _set_number(page, "Number of results (top-k)", "3")
     page.wait_for_function("() => document.querySelectorAll('#search-gallery .thumbnail-item').length === 3")
 
-    page.locator("#search-filters").get_by_text("newest", exact=True).click()
+    page.locator("#search-filters").get_by_text("newest first (taken, else added)", exact=True).click()
     page.wait_for_function("() => new URL(location.href).searchParams.get('sort') === 'newest'")
     assert _tiles(page) == 3
 

@@ -103,7 +103,10 @@ def result_rows(results: Sequence[SearchResult], request: gr.Request | None) -> 
     return [
         {"id": r.record.id, "filename": r.record.filename, "caption": r.record.caption,
          "relevance": round(r.relevance, 4), "caption_score": round(r.caption_score, 4),
-         "visual_score": round(r.visual_score, 4), "added_at": r.record.added_at,
+         "visual_score": round(r.visual_score, 4), "word_score": round(r.word_score, 4),
+         "added_at": r.record.added_at, "taken_at": r.record.taken_at, "place": r.record.place,
+         "camera": r.record.camera, "ocr_text": r.record.ocr_text, "tags": list(r.record.tags),
+         "matched": [m.to_dict() for m in r.matched],
          "image_url": f"{root}{IMAGE_ROUTE}{quote(os.path.basename(r.record.path))}"}
         for r in results
     ]

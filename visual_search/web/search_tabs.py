@@ -21,6 +21,7 @@ from .inputs import uploaded_image
 from .links import SHOW_IN_URL, link_params, result_rows, with_clause_params
 
 # One per sample image (sample_images/), worded the way a visitor might ask.
+SORT_LABELS = {"newest": "newest first (taken, else added)"}  # taken: from the photo's EXIF
 EXAMPLES = [
     "an astronaut in a space suit", "a cat", "a cup of coffee", "a rocket on the launch pad",
     "galaxies in deep space", "a photographer with a camera", "a chinese temple", "an orange flower",
@@ -235,7 +236,8 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
         with gr.Row(equal_height=True, elem_id="search-filters"):
             min_rel = gr.Slider(0.0, 1.0, value=s.min_relevance, step=0.05, label="Minimum relevance", min_width=160,
                                 info="results below it are hidden")
-            sort = gr.Radio(list(SORTS), value="relevance", label="Sort", min_width=160)
+            sort = gr.Radio([(SORT_LABELS.get(v, v), v) for v in SORTS], value="relevance", label="Sort",
+                            min_width=160)
             filters = {c.key: filter_control(c) for c in CLAUSES}  # one control per clause (search/filters.py)
         examples = gr.Examples(EXAMPLES, inputs=[query], label="Try one of these", examples_per_page=len(EXAMPLES))
         status, gallery = results_gallery("Results", "search")
