@@ -86,9 +86,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--n", type=int, default=10_000, help="synthetic images for the cost at scale (0: skip)")
     p.add_argument("--queries", type=int, default=60)
+    p.add_argument("--scale-only", action="store_true", help="only part 4, the cost at scale")
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="word-channel-"))
     blip, clip = build_tiny_blip(tmp / "blip"), build_tiny_clip(tmp / "clip")
+    if args.scale_only:
+        return search_cost(tmp, blip, clip, args.n, args.queries)
     queries = read_query_set(ROOT / "docs" / "sample_queries.csv")
     for naming in ("sample names", "neutral names"):
         folder = tmp / naming.replace(" ", "-")

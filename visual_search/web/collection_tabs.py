@@ -17,6 +17,7 @@ import pandas as pd
 from ..engine import SearchEngine
 from ..errors import VisualSearchError
 from ..library.intake import ACCEPTED_FORMATS, display_name
+from ..library.metadata import MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS
 from ..records import ImageRecord
 from ..demo.visibility import check_may_change
 from .common import Busy, failure, gone, md, selected_record, tag_line
@@ -153,13 +154,15 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
         try:
             record = selected_record(engine, ids, evt)
         except VisualSearchError as exc:
-            return "", "", gone(ids[evt.index] if isinstance(evt.index, int) else "", exc), "", "", *_editable(True)
+            gone_note = gone(ids[evt.index] if isinstance(evt.index, int) else "", exc)
+            return "", "", gone_note, "", "", "", "", *_editable(True)
         if record is None:
-            return "", "", "", "", "", *_editable(True)
+            return "", "", "", "", "", "", "", *_editable(True)
         may = _may_change(record, request, profile)
         return (record.id, gr.update(value=record.caption, interactive=may), _about(record, may),
-                gr.update(value=", ".join(record.tags), interactive=may),
-                gr.update(value=record.ocr_text, interactive=may), *_editable(may))
+                *(gr.update(value=v, interactive=may) for v in (", ".join(record.tags), record.ocr_text,
+                                                                  record.title, record.description)),
+                *_editable(may))
 
     def _may_change(record: ImageRecord, request: gr.Request | None, profile: gr.OAuthProfile | None) -> bool:
         who = access.who(request, profile)
@@ -180,13 +183,12 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
         except VisualSearchError:
             record = None
         if record is None:
-            return (gr.update(),) * 8
+            return (gr.update(),) * 10
         may = _may_change(record, request, profile)
-        return (gr.update(interactive=may), gr.update(interactive=may), gr.update(interactive=may),
-                _about(record, may), *_editable(may))
+        return (*(gr.update(interactive=may) for _ in range(5)), _about(record, may), *_editable(may))
 
     def _editable(may: bool) -> tuple:
-        """Save caption, Save tags, Save text, Delete: on only where a save would be allowed."""
+        """Save caption, Save tags, Save text & details, Delete: on only where a save would be allowed."""
         return (gr.update(interactive=may),) * 4
 
     def set_caption(image_id: str, text: str, find: str = "", request: gr.Request = None,
@@ -224,29 +226,33 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
             status, saved = failure(exc), gr.update()
         return status, *kept(image_id, find, request), saved
 
-    def set_text(image_id: str, text: str, find: str = "", request: gr.Request = None,
-                 profile: gr.OAuthProfile | None = None):
-        """The words printed in the picture, as a person corrects them: kept through OCR model changes."""
+    def set_text(image_id: str, text: str, title: str = "", description: str = "", find: str = "",
+                 request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+        """The words printed in the picture, the title and the description, as a person corrects them:
+        kept through OCR model changes and when the file is read again."""
         if not (image_id or "").strip():
-            return "Select an image first.", *library(find, request), gr.update()
+            return "Select an image first.", *library(find, request), *(gr.update(),) * 3
         who = access.who(request, profile)
         try:
-            record = engine.set_ocr_text(access.image_id(image_id), text, visitor=who.visitor, admin=who.admin)
-            status = f"Text in the picture saved for **{md(record.filename)}**: searchable by its words now."
-            saved = record.ocr_text
+            key = access.image_id(image_id)
+            engine.set_details(key, title=title or "", description=description or "", visitor=who.visitor,
+                               admin=who.admin)
+            record = engine.set_ocr_text(key, text or "", visitor=who.visitor, admin=who.admin)
+            status = (f"Text and details saved for **{md(record.filename)}**: searchable by their words now.")
+            saved = (record.ocr_text, record.title, record.description)
         except VisualSearchError as exc:
-            status, saved = failure(exc), gr.update()
-        return status, *kept(image_id, find, request), saved
+            status, saved = failure(exc), (gr.update(),) * 3
+        return status, *kept(image_id, find, request), *saved
 
     def still_there(image_id: str, request: gr.Request = None):
         """Back on the tab: a selection whose image was deleted meanwhile is dropped, and says why."""
         if not (image_id or "").strip():
-            return (gr.update(),) * 6
+            return (gr.update(),) * 8
         try:
             engine.get(access.image_id(image_id), access.who(request).visitor)
         except VisualSearchError as exc:
-            return "", "", f"{gone(image_id, exc)} {NOTHING_PICKED}", "", "", gr.update(visible=False)
-        return (gr.update(),) * 6
+            return "", "", f"{gone(image_id, exc)} {NOTHING_PICKED}", "", "", "", "", gr.update(visible=False)
+        return (gr.update(),) * 8
 
     def ask_delete(image_id: str, request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         """The first click only asks: which image, and that it cannot be undone (and refuses at once what
@@ -265,7 +271,7 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
 
     def delete(image_id: str, find: str = "", request: gr.Request = None, profile: gr.OAuthProfile | None = None):
         if not (image_id or "").strip():
-            return ("Select an image first.", "", "", gr.update(), "", gr.update(visible=False),
+            return ("Select an image first.", "", "", gr.update(), "", "", "", gr.update(visible=False),
                     *library(find, request), header(request))
         who = access.who(request, profile)
         try:
@@ -273,7 +279,7 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
             status = f"Deleted **{md(record.filename)}**."
         except VisualSearchError as exc:
             status = failure(exc)
-        return (status, "", "", NOTHING_PICKED, "", gr.update(visible=False), *library(find, request),
+        return (status, "", "", NOTHING_PICKED, "", "", "", gr.update(visible=False), *library(find, request),
                 header(request))
 
     with gr.Tab("Add images", id="add"):
@@ -309,9 +315,14 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
                 text = gr.Textbox(label="Text in the picture (read by OCR; correct it here)", lines=2,
                                   max_length=MAX_TEXT_CHARS, elem_id="library-text")
                 with gr.Row():
+                    title = gr.Textbox(label="Title", max_lines=1, max_length=MAX_TITLE_CHARS,
+                                       elem_id="library-title")
+                    description = gr.Textbox(label="Description", lines=1, max_length=MAX_DESCRIPTION_CHARS,
+                                             elem_id="library-description")
+                with gr.Row():
                     save = gr.Button("Save caption", variant="primary")
                     save_tags = gr.Button("Save tags", variant="secondary")
-                    save_text = gr.Button("Save text", variant="secondary")
+                    save_text = gr.Button("Save text & details", variant="secondary")
                     remove = gr.Button("Delete image…", variant="stop")
                 with gr.Group(visible=False, elem_id="library-confirm") as confirm:
                     confirm_md = gr.Markdown()
@@ -333,19 +344,24 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
     poll.tick(show_jobs, mine, jobs_out, api_visibility="private", show_progress="hidden")
     demo.load(show_jobs, mine, jobs_out, api_visibility="private", show_progress="hidden")
     library_tab.select(library, [find], lib_out, api_name="library").then(
-        still_there, image_id, [image_id, caption, picked_md, tags, text, confirm], api_visibility="private")
+        still_there, image_id, [image_id, caption, picked_md, tags, text, title, description, confirm],
+        api_visibility="private")
     find.submit(library, [find], lib_out, api_visibility="private")
-    tiles.select(pick, [ids], [image_id, caption, picked_md, tags, text, save, save_tags, save_text, remove],
+    tiles.select(pick, [ids], [image_id, caption, picked_md, tags, text, title, description, save, save_tags,
+                               save_text, remove],
                  api_visibility="private").then(
         lambda: gr.update(visible=False), None, confirm, api_visibility="private").then(
         None, None, None, js=SHOW_EDITOR, api_visibility="private")
     save_tags.click(set_tags, [image_id, tags, find], [lib_status, *lib_out, tags], api_name="set_tags")
     save.click(set_caption, [image_id, caption, find], [lib_status, *lib_out], api_name="set_caption")
-    save_text.click(set_text, [image_id, text, find], [lib_status, *lib_out, text], api_name="set_text")
+    save_text.click(set_text, [image_id, text, title, description, find],
+                    [lib_status, *lib_out, text, title, description], api_name="set_text")
     for event in signed_in:
-        event.then(recheck, image_id, [caption, tags, text, picked_md, save, save_tags, save_text, remove],
+        event.then(recheck, image_id, [caption, tags, text, title, description, picked_md, save, save_tags,
+                                       save_text, remove],
                    api_visibility="private")
     remove.click(ask_delete, [image_id], [lib_status, confirm, confirm_md], api_visibility="private")
     no.click(lambda: gr.update(visible=False), None, confirm, api_visibility="private")
-    yes.click(delete, [image_id, find], [lib_status, image_id, caption, picked_md, text, confirm, *lib_out, header_md],
+    yes.click(delete, [image_id, find], [lib_status, image_id, caption, picked_md, text, title, description, confirm,
+                                         *lib_out, header_md],
               api_name="delete")
