@@ -141,6 +141,10 @@ class SearchEngine:
         """Make the index agree with the catalog; returns how many images went into it again."""
         return self.reconciler.reconcile(progress)
 
+    def read_text_again(self, progress: Progress | None = None) -> int:
+        """`reindex --ocr`: read the text in every picture the current OCR has not read (library/ocr.py)."""
+        return self.reconciler.read_text(progress)
+
     # ---- reading and editing (library/edits.py) ----------------------------------------------------
     def get(self, image_id: str, visitor: str | None = None) -> ImageRecord:
         return self.editor.get(image_id, visitor)
@@ -154,6 +158,10 @@ class SearchEngine:
     def set_caption(self, image_id: str, caption: str, visitor: str | None = None,
                     admin: bool = False) -> ImageRecord:
         return self.editor.set_caption(image_id, caption, visitor, admin)
+
+    def set_ocr_text(self, image_id: str, text: str, visitor: str | None = None,
+                     admin: bool = False) -> ImageRecord:
+        return self.editor.set_ocr_text(image_id, text, visitor, admin)
 
     def set_tags(self, image_id: str, tags: Sequence[str], visitor: str | None = None,
                  admin: bool = False) -> ImageRecord:

@@ -18,6 +18,7 @@ from ..models.memory import release_freed_memory
 from ..records import ImageRecord
 from ..stages import words
 from ..stages.store import CAPTION, VISUAL
+from . import ocr
 from .intake import load_image
 from .state import Progress, State
 
@@ -33,6 +34,10 @@ class Reconciler:
         """Returns how many images went into the index again."""
         with self.s.writer():
             return self._run(progress)
+
+    def read_text(self, progress: Progress | None = None) -> int:
+        """`reindex --ocr`: the text in the picture read again where the OCR model changed (library/ocr.py)."""
+        return ocr.read_again(self.s, progress)
 
     def _run(self, progress: Progress | None) -> int:
         s = self.s
