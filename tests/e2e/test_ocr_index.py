@@ -11,8 +11,11 @@ import pytest
 
 from printed_words import page_of_words, sign
 from visual_search import InvalidQuery, SearchEngine
+from visual_search.errors import NotAllowed, NotFound
 from visual_search.cli import main
 from visual_search.stages.ocr import MAX_OCR_CHARS, shared_reader
+
+A, B = "visitor-a-0123456789abcdef", "visitor-b-0123456789abcdef"
 
 
 def jpeg_bytes(image) -> bytes:
@@ -105,3 +108,18 @@ def _png(image) -> bytes:
     buf = io.BytesIO()
     image.save(buf, format="PNG")
     return buf.getvalue()
+
+
+def test_in_a_public_demo_a_visitor_corrects_only_their_own_pictures(settings, shared_models, tmp_path):
+    engine = SearchEngine(replace(settings, public_demo=True), **shared_models)
+    shared = engine.index_bytes([("shop.jpg", jpeg_bytes(sign("BAKERY")))]).added[0].id
+    upload = tmp_path / "mine.jpg"
+    upload.write_bytes(jpeg_bytes(sign("EXIT 12")))
+    mine = engine.index_files([("mine.jpg", upload)], visitor=A).added[0].id
+    with pytest.raises(NotAllowed, match="read-only"):
+        engine.set_ocr_text(shared, "vandalised", visitor=A)
+    with pytest.raises(NotFound):
+        engine.set_ocr_text(mine, "vandalised", visitor=B)
+    assert engine.get(shared).ocr_text == "" and engine.get(mine).ocr_text == ""
+    assert engine.set_ocr_text(mine, "Exit 12", visitor=A).ocr_text == "Exit 12"
+    assert engine.set_ocr_text(shared, "Bakery", visitor=B, admin=True).ocr_edited
