@@ -118,7 +118,7 @@ def test_decode_at_never_enlarges_and_shrinks_a_jpeg_by_draft():
 
 
 def test_identity_names_the_package_models_and_size(reader):
-    assert re.fullmatch(r"rapidocr-\d+\.\d+\.\d+/ppocrv6-small@960", reader.identity)
+    assert re.fullmatch(r"rapidocr-\d+\.\d+\.\d+/ppocrv6-small@960-det736", reader.identity)
 
 
 def test_vs_ocr_chooses_whether_the_reader_runs(monkeypatch):

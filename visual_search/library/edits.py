@@ -45,7 +45,8 @@ def clean_ocr_text(text: object) -> str:
     lines = ("".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in line) for line in text.splitlines())
     clean = "\n".join(line for line in (" ".join(raw.split()) for raw in lines) if line)
     if len(clean) > MAX_OCR_CHARS:
-        raise InvalidQuery(f"The text in the picture is {len(clean):,} characters long; the limit is {MAX_OCR_CHARS:,}.")
+        raise InvalidQuery(f"The text in the picture is {len(clean):,} characters long; "
+                           f"the limit is {MAX_OCR_CHARS:,}.")
     return clean
 
 

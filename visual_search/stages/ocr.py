@@ -6,18 +6,24 @@ the lines read, top to bottom and left to right, one per line; a person's correc
 
 The reader is RapidOCR 3.10 with the PP-OCRv6 "small" detection and recognition models shipped
 inside its wheel (ONNX Runtime, no download). It reads a copy of the photo whose long side is
-OCR_SIDE pixels (library/intake.decode_at), and its detector works at that same size.
+OCR_SIDE pixels (library/intake.decode_at); the detector finds the lines on that copy scaled to
+DET_SIDE, and each line is read from the OCR_SIDE copy.
 
-Why OCR_SIDE = 960, measured on 2 shared CPU cores (benchmarks/ocr.py; 20 generated photos,
-1600 x 1067, 6 words each 24-120 px tall, tests/printed_words.py): words read exactly /
-seconds per photo
+The sizes, measured (`python benchmarks/ocr.py`, 2 shared cores, 2026-12-05): words read exactly
+(case-insensitive) on 2 x 50 generated photos (tests/printed_words.py: sample photos at 1600 x 1067
+with 6 words each, 24-120 px tall, or 24-36 px for the small set), and CPU seconds per photo:
 
-    long side   640          800          960          1280         1600
-    words       99.2%        98.3%        100%         ...          ...
-    seconds     0.54         0.38         0.88         ...          ...
+    long side read        640      800      960      960     1280     1600
+    detector at           640      800      960      736     1280     1600
+    words 24-120 px      96.7%    98.0%    98.7%    98.0%    99.3%    99.7%
+    words 24-36 px       87.7%    95.3%    97.3%    94.0%    98.3%    99.0%
+    CPU s per photo       0.58     0.76     1.07     0.55     1.60     2.60
 
-(filled in below from the measured run). 960 keeps a 24 px word on a 1600 px photo at ~14 px, the
-smallest the recogniser reads reliably, at a cost below BLIP-base's ~0.75 s per photo.
+The detector is most of the cost. Reading lines at 960 (a 24 px word of a 1600 px photo is ~14 px
+there) but finding them at 736 costs half of 960/960 and less than 640/640, for 1-3 points; larger
+sizes cost 1.5-2.5x for a point or two. A photo without text costs 0.38 s (the 20 samples). In
+indexing, with BLIP-base and CLIP, it adds 38-41% to the seconds per photo (+12-27% CPU seconds):
+docs/benchmarks.md, "Words in the picture (OCR)".
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import numpy as np
 from PIL import Image
 
 OCR_SIDE = 960  # the long side, in pixels, of the copy the OCR reads (chosen above)
+DET_SIDE = 736  # the long side the detector looks for lines at; the lines are read from the 960 px copy
 MAX_OCR_CHARS = 4000  # the text kept of one photo (a page of small print reads far more)
 TRUNCATED = "\n[... more text in the picture, not kept]"
 _MIN_SIDE = 8  # a picture smaller than this holds no legible word
@@ -54,14 +61,14 @@ def rapidocr_version() -> str | None:
 class RapidTextReader:
     """RapidOCR's PP-OCRv6 small models on ONNX Runtime; loaded on the first `read`, once per process.
 
-    One photo is read at a time (a lock): ONNX Runtime already spreads one photo over every core,
-    and the intake threads that call this in parallel would only fight over them.
+    One photo is read at a time (a lock): the intake threads that call this in parallel run beside the
+    captioner, which has the other core.
     """
 
-    def __init__(self, side: int = OCR_SIDE, limit: int = MAX_OCR_CHARS) -> None:
-        self.side = side
-        self.limit = limit
-        self.identity = f"rapidocr-{rapidocr_version()}/ppocrv6-small@{side}"
+    def __init__(self, side: int = OCR_SIDE, det_side: int = DET_SIDE, limit: int = MAX_OCR_CHARS,
+                 threads: int = 1) -> None:
+        self.side, self.det_side, self.limit, self.threads = side, min(det_side, side), limit, threads
+        self.identity = f"rapidocr-{rapidocr_version()}/ppocrv6-small@{side}-det{self.det_side}"
         self._engine = None
         self._lock = threading.Lock()
 
@@ -80,7 +87,10 @@ class RapidTextReader:
 
             self._engine = RapidOCR(params={
                 "Global.log_level": "error",  # its INFO lines would fill the user's console
-                "Det.limit_type": "max", "Det.limit_side_len": self.side,  # detect at the size read, no larger
+                "Det.limit_type": "max", "Det.limit_side_len": self.det_side,
+                # One thread: it reads beside BLIP on 2 cores, and ONNX Runtime's thread pool spins while
+                # it waits (rapidocr does not let us turn that off, models/onnxrt/encoders.py does).
+                "EngineConfig.onnxruntime.intra_op_num_threads": self.threads,
                 # The upside-down classifier turned 2 of 72 small upright words over (and costs a model
                 # run per line); photos are upright already (EXIF orientation, library/intake.py).
                 "Global.use_cls": False,
