@@ -89,7 +89,7 @@ class RapidTextReader:
                 "Global.log_level": "error",  # its INFO lines would fill the user's console
                 "Det.limit_type": "max", "Det.limit_side_len": self.det_side,
                 # One thread: it reads beside BLIP on 2 cores, and ONNX Runtime's thread pool spins while
-                # it waits (rapidocr does not let us turn that off, models/onnxrt/encoders.py does).
+                # it waits (our own sessions turn that off, models/onnxrt/encoders.py; rapidocr's cannot).
                 "EngineConfig.onnxruntime.intra_op_num_threads": self.threads,
                 # The upside-down classifier turned 2 of 72 small upright words over (and costs a model
                 # run per line); photos are upright already (EXIF orientation, library/intake.py).
