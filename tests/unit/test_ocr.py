@@ -10,7 +10,9 @@ import threading
 import pytest
 from PIL import Image
 
+from images import encode, picture
 from printed_words import page_of_words, printed, sign
+from test_intake_formats import _close, photo
 from visual_search import ModelLoadError, Settings
 from visual_search.library.intake import decode_at
 from visual_search.library.ocr import read_fields
@@ -153,3 +155,22 @@ def test_a_failing_read_loses_nothing_but_the_text():
     assert read_fields(Broken(), photo.getvalue()) == {}
     assert read_fields(shared_reader(), b"GIF89a not really") == {}  # bytes that do not decode
     assert read_fields(None, b"anything") == {}
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF", "AVIF", "HEIF"])
+def test_the_ocrs_own_decode_is_upright_like_the_working_bitmap(fmt, orientation):
+    """decode_at (the OCR's copy) and load_image (the models' and thumbnail's) agree on which way is up."""
+    data = photo(fmt, orientation)
+    copy = decode_at(data, 960)
+    assert copy.size == (60, 30) and copy.mode == "RGB" and not copy.info
+    px = copy.getpixel
+    assert _close(px((10, 20)), (0, 0, 255)) and _close(px((50, 20)), (255, 0, 0)) and _close(px((30, 2)), (0, 255, 0))
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "RGBA", "I;16", "CMYK", "1"])
+def test_the_ocrs_own_decode_makes_rgb_of_any_mode(mode):
+    fmt = "JPEG" if mode == "CMYK" else "TIFF" if mode == "I;16" else "PNG"
+    image = picture((1200, 800), mode="RGB").convert(mode)
+    copy = decode_at(encode(image, fmt), 960)
+    assert copy.mode == "RGB" and copy.size == (960, 640)
