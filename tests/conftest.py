@@ -61,6 +61,8 @@ def model_env(tiny_blip, tiny_clip, minilm, onnx_dir) -> dict[str, str]:
         # rightly return nothing; tests of other things ask for every result. Tests of the cut-off set it.
         "VS_MIN_RELEVANCE": "0",
         "VS_ONNX_DIR": onnx_dir,
+        # OCR costs ~0.5 s a picture on real weights; the tests of the OCR turn it on (tests/*/test_ocr*.py)
+        "VS_OCR": "off",
         "HF_HUB_OFFLINE": "1",
         "GRADIO_ANALYTICS_ENABLED": "False",
     }
@@ -106,7 +108,7 @@ def tiny_settings(tiny_blip, tiny_clip, minilm, onnx_dir):
 
     def make(data_dir: Path, **overrides) -> Settings:
         return Settings(data_dir=data_dir, caption_model=tiny_blip, text_model=minilm, clip_model=tiny_clip,
-                        clip_pretrained=None, device="cpu", **{"onnx_dir": Path(onnx_dir), **overrides})
+                        clip_pretrained=None, device="cpu", **{"onnx_dir": Path(onnx_dir), "ocr": "off", **overrides})
 
     return make
 

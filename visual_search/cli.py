@@ -127,6 +127,13 @@ def cmd_caption(args) -> int:
     return 0
 
 
+def cmd_text(args) -> int:
+    engine = _engine()
+    record = engine.set_ocr_text(args.id, args.text) if args.text is not None else engine.get(args.id)
+    print(f"{record.id[:12]}: {record.ocr_text or '(no text in the picture)'}")
+    return 0
+
+
 def cmd_tags(args) -> int:
     engine = _engine()
     record = engine.set_tags(args.id, args.tags) if args.tags or args.clear else engine.get(args.id)
@@ -135,6 +142,10 @@ def cmd_tags(args) -> int:
 
 
 def cmd_reindex(args) -> int:
+    if args.ocr:
+        n = _engine().read_text_again(progress=progress_bar("reading text"))
+        print(f"{n} images had the text in the picture read again")
+        return 0
     n = _engine().reconcile(progress=progress_bar("re-indexing"), metadata=args.metadata)
     print(f"{n} images re-embedded" + ("; every file's metadata read again" if args.metadata else ""))
     return 0
@@ -179,6 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("caption", cmd_caption, "Replace an image's caption by your own text.")
     sp.add_argument("id")
     sp.add_argument("text")
+    sp = add("text", cmd_text, "Show the words read in an image, or replace them by yours (kept through "
+                               "OCR model changes; \"\" clears them).")
+    sp.add_argument("id")
+    sp.add_argument("text", nargs="?", default=None)
     sp = add("tags", cmd_tags, "Show an image's tags, or replace them by yours (kept through model changes).")
     sp.add_argument("id")
     sp.add_argument("tags", nargs="*", metavar="TAG")
@@ -187,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--metadata", action="store_true",
                     help="also read what every stored file says again (taken, GPS place, camera, IPTC/XMP title, "
                          "description, keywords); no model runs for it")
+    sp.add_argument("--ocr", action="store_true",
+                    help="instead, read the text in every picture the current OCR model has not read (not yours)")
     from .measure import bench
     from .measure import evaluate
 

@@ -18,6 +18,7 @@ DEFAULT_CLIP_PRETRAINED = "laion2b_s34b_b79k"
 CLIP_TEXT_MODEL = "clip"
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # VS_PRECISION: the image models' precision (models/precision.py)
 BACKENDS = ("auto", "onnx", "torch")  # VS_BACKEND: what runs the query encoders (models/backend.py)
+OCR_MODES = ("auto", "on", "off")  # VS_OCR: read the words in each picture (stages/ocr.py)
 
 
 def on_zero_gpu() -> bool:
@@ -95,6 +96,9 @@ class Settings:
     caption_max_tokens: int = 30
     caption_batch: int = 0  # 0: by device (models/device.py: 2 on a CPU, a large batch on a GPU)
     precision: str = "auto"  # auto: bf16 or fp16 on CUDA where it verifies against fp32, else fp32
+    # Read the words in each new picture (stages/ocr.py): auto = on when the rapidocr package is
+    # installed; off = never (records keep ocr_model ""; `reindex --ocr` reads them later).
+    ocr: str = "auto"
     default_alpha: float = 0.5
     max_k: int = 100
     max_query_chars: int = 1000
@@ -145,6 +149,7 @@ class Settings:
             caption_max_tokens=_env_int("VS_CAPTION_MAX_TOKENS", cls.caption_max_tokens),
             caption_batch=_env_int("VS_CAPTION_BATCH", cls.caption_batch),
             precision=_env_choice("VS_PRECISION", cls.precision, PRECISIONS),
+            ocr=_env_choice("VS_OCR", cls.ocr, OCR_MODES),
             default_alpha=_env_float("VS_ALPHA", cls.default_alpha),
             min_relevance=_env_float("VS_MIN_RELEVANCE", cls.min_relevance),
             tag_vocabulary=Path(_env("VS_TAG_VOCABULARY", str(cls().tag_vocabulary))),

@@ -142,6 +142,10 @@ class SearchEngine:
         read what every stored file says (date, place, camera, title...) again; no model runs for it."""
         return self.reconciler.reconcile(progress, metadata)
 
+    def read_text_again(self, progress: Progress | None = None) -> int:
+        """`reindex --ocr`: read the text in every picture the current OCR has not read (library/ocr.py)."""
+        return self.reconciler.read_text(progress)
+
     # ---- reading and editing (library/edits.py) ----------------------------------------------------
     def get(self, image_id: str, visitor: str | None = None) -> ImageRecord:
         return self.editor.get(image_id, visitor)
@@ -155,6 +159,10 @@ class SearchEngine:
     def set_caption(self, image_id: str, caption: str, visitor: str | None = None,
                     admin: bool = False) -> ImageRecord:
         return self.editor.set_caption(image_id, caption, visitor, admin)
+
+    def set_ocr_text(self, image_id: str, text: str, visitor: str | None = None,
+                     admin: bool = False) -> ImageRecord:
+        return self.editor.set_ocr_text(image_id, text, visitor, admin)
 
     def set_tags(self, image_id: str, tags: Sequence[str], visitor: str | None = None,
                  admin: bool = False) -> ImageRecord:

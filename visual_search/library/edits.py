@@ -1,4 +1,5 @@
-"""A person's changes to indexed images: captions, tags, deletes, and visitors' uploads expiring.
+"""A person's changes to indexed images: captions, the text in the picture, tags, deletes, and
+visitors' uploads expiring.
 
 Who may change what is the public demo's rule (demo/visibility.py). A corrected caption runs the
 text encoder BEFORE the writer lock is taken; the rest only writes.
@@ -6,6 +7,7 @@ text encoder BEFORE the writer lock is taken; the rest only writes.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -15,6 +17,7 @@ from ..demo.visibility import check_may_change, check_visible, visible
 from ..errors import InvalidQuery, NotFound
 from ..records import ImageRecord
 from ..search.filters import MAX_TAGS, normalise_tag
+from ..stages.ocr import MAX_OCR_CHARS
 from ..stages.query import clean_text
 from ..times import parse_iso
 from .catalog import Catalog, image_id
@@ -35,6 +38,18 @@ def held(catalog: Catalog, content_id: str, visitor: str | None) -> ImageRecord 
         if record is not None and visible(record, visitor):
             return record
     return None
+
+
+def clean_ocr_text(text: object) -> str:
+    """A person's text in the picture: control characters and surplus spaces gone, line breaks kept."""
+    if not isinstance(text, str):
+        raise InvalidQuery("The text in the picture must be text.")
+    lines = ("".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in line) for line in text.splitlines())
+    clean = "\n".join(line for line in (" ".join(raw.split()) for raw in lines) if line)
+    if len(clean) > MAX_OCR_CHARS:
+        raise InvalidQuery(f"The text in the picture is {len(clean):,} characters long; "
+                           f"the limit is {MAX_OCR_CHARS:,}.")
+    return clean
 
 
 class Editor:
@@ -97,6 +112,19 @@ class Editor:
             current = self.get(image_id, visitor)
             check_may_change(current, visitor, admin)
             record = replace(current, **changes, details_edited=True)
+            self.s.catalog.put_record(record)  # its vectors are kept
+            self.s.store.update_metadata([record])
+            return record
+
+    def set_ocr_text(self, image_id: str, text: str, visitor: str | None = None,
+                     admin: bool = False) -> ImageRecord:
+        """Replace the words read in a picture by a person's (empty clears them); searchable at once, never
+        read again by `reindex --ocr`."""
+        clean = clean_ocr_text(text)
+        with self.s.writer():
+            current = self.get(image_id, visitor)
+            check_may_change(current, visitor, admin)
+            record = replace(current, ocr_text=clean, ocr_edited=True)
             self.s.catalog.put_record(record)  # its vectors are kept
             self.s.store.update_metadata([record])
             return record

@@ -18,7 +18,7 @@ import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, NamedTuple, Sequence
 
@@ -33,6 +33,7 @@ from .catalog import image_id
 from .edits import held
 from .intake import IntakeImage, check_image_kind, load_image, read_file, walk
 from .metadata import NOT_READ, PhotoMetadata, read_metadata, with_keywords
+from .ocr import read_fields
 from .pipeline import ordered_map, workers
 from .reconcile import Reconciler
 from .state import Progress, State
@@ -48,6 +49,7 @@ class Intake:
     image: IntakeImage
     thumbnail: bytes | None
     metadata: PhotoMetadata = NOT_READ  # what the file says: taken, place, camera, title... (library/metadata.py)
+    ocr: dict[str, str] = field(default_factory=dict)  # ocr_text, ocr_model (library/ocr.py; {}: not read)
 
 
 class Pending(NamedTuple):
@@ -146,8 +148,10 @@ class Indexer:
             return Skipped(label, str(exc))
         except RejectedImage as exc:
             return Failed(label, str(exc))
-        return Intake(image, None if self.s.catalog.has(image.id) else thumbnails.make(image.image),
-                      read_metadata(image.data))
+        if self.s.catalog.has(image.id):  # held already: a duplicate, or another visitor's copy (read if added)
+            return Intake(image, None, read_metadata(image.data))
+        return Intake(image, thumbnails.make(image.image), read_metadata(image.data),
+                      read_fields(self.s.text_reader, image.data))
 
     def _advance(self, pool: ThreadPoolExecutor | None, pending: "Pending | None",
                  group: list[tuple[str, "Intake"]], owner: str, report: IndexReport) -> "Pending | None":
@@ -193,7 +197,7 @@ class Indexer:
                     id=img.id, path=str(path), filename=img.filename, caption=got.captions[i], width=img.width,
                     height=img.height, added_at=now, caption_model=s.models.caption_model,
                     tags=with_keywords(tags[i], intake.metadata.keywords), tags_model=s.models.visual_identity,
-                    owner=owner, **intake.metadata.fields(),
+                    owner=owner, **intake.metadata.fields(), **(intake.ocr or read_fields(s.text_reader, img.data)),
                 )
                 s.catalog.put_record(record, {vis_key: got.visual_vectors[i], cap_key: got.caption_vectors[i]})
                 s.thumbnails.put_bytes(img.id, intake.thumbnail or thumbnails.make(img.image))

@@ -226,14 +226,37 @@ def _decode(data: bytes, fmt: str, max_pixels: int) -> tuple[Image.Image, tuple[
             drafted = img.draft("RGB", (WORK_SIZE, WORK_SIZE)) is not None
             img.load()
             orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
-            work = _shrink(img)
-            if orientation in _UPRIGHT:
-                work = work.transpose(_UPRIGHT[orientation])
-            if work is img:  # nothing made a new bitmap: detach it from the file
-                work = img.copy()
-    work.info = {}  # pixels only; the metadata stays in the stored original
+            work = _upright(img, _shrink(img), orientation)
     width, height = full if drafted else img.size
     return work, ((height, width) if orientation in _SIDEWAYS else (width, height))
+
+
+def _upright(img: Image.Image, work: Image.Image, orientation: int) -> Image.Image:
+    """`work` (made from `img`) turned upright, as a bitmap of its own without metadata."""
+    if orientation in _UPRIGHT:
+        work = work.transpose(_UPRIGHT[orientation])
+    if work is img:  # nothing made a new bitmap: detach it from the file
+        work = img.copy()
+    work.info = {}  # pixels only; the metadata stays in the stored original
+    return work
+
+
+def decode_at(data: bytes, side: int) -> Image.Image:
+    """An RGB, upright copy of an image `load_image` accepted, its long side at most `side` pixels: a
+    second look at more pixels than the working bitmap has (the OCR reads small print). A JPEG is
+    decoded at the smallest 1/2, 1/4 or 1/8 scale that keeps that size (`Image.draft`)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # load_image checked the pixel limit already
+        with Image.open(io.BytesIO(data)) as img:
+            img.seek(0)
+            scale = min(1.0, side / max(img.size))
+            img.draft("RGB", (max(1, int(img.width * scale)), max(1, int(img.height * scale))))
+            img.load()
+            orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
+            fitted = to_rgb(img)
+            if max(fitted.size) > side:
+                fitted.thumbnail((side, side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+            return _upright(img, fitted, orientation)
 
 
 def _shrink(img: Image.Image) -> Image.Image:

@@ -19,6 +19,7 @@ from ..models.memory import release_freed_memory
 from ..records import ImageRecord
 from ..stages import words
 from ..stages.store import CAPTION, VISUAL
+from . import ocr
 from .intake import load_image
 from .metadata import METADATA_VERSION, apply, read_metadata, with_keywords
 from .state import Progress, State
@@ -36,6 +37,10 @@ class Reconciler:
         metadata again, not only those read by an older reader."""
         with self.s.writer():
             return self._run(progress, metadata)
+
+    def read_text(self, progress: Progress | None = None) -> int:
+        """`reindex --ocr`: the text in the picture read again where the OCR model changed (library/ocr.py)."""
+        return ocr.read_again(self.s, progress)
 
     def _run(self, progress: Progress | None, metadata: bool = False) -> int:
         s = self.s

@@ -9,6 +9,7 @@ from typing import Callable
 
 from ..config import Settings
 from ..models.compute import Compute, Models
+from ..models.registry import text_reader
 from ..stages.store import CAPTION, VISUAL, VectorStore
 from ..stages.tags import Tagger
 from .catalog import Catalog, vector_key
@@ -36,6 +37,11 @@ class State:
     @property
     def tagger(self) -> Tagger:
         return self.open_tagger()
+
+    @property
+    def text_reader(self):
+        """The OCR (stages/ocr.py), or None when VS_OCR turns it off; models/registry.text_reader."""
+        return text_reader(self.settings)
 
     def keys(self) -> tuple[str, str]:
         """The catalog keys of this configuration's caption and visual vectors."""

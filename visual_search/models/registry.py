@@ -68,3 +68,16 @@ def builder(role: str, settings: Settings) -> Callable:
     except KeyError:
         raise ModelLoadError(f"{env}={family!r} is not a known {role} family; choose one of "
                              f"{', '.join(sorted(families))}.") from None
+
+
+def text_reader(settings: Settings):
+    """The OCR that reads the words in pictures (stages/ocr.py), or None when VS_OCR turns it off (or
+    `auto` finds no rapidocr installed). One per process: its models load on the first picture read."""
+    from ..stages.ocr import rapidocr_version, shared_reader
+
+    if settings.ocr == "off" or (settings.ocr == "auto" and rapidocr_version() is None):
+        return None
+    if rapidocr_version() is None:
+        raise ModelLoadError("VS_OCR=on, but the rapidocr package is not installed: "
+                             "pip install -r requirements.txt, or set VS_OCR=auto or off.")
+    return shared_reader()

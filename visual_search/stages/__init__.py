@@ -8,6 +8,7 @@
 
   visual.py      CLIP embeds the images themselves (image-to-image search, the hybrid), and
   tags.py        names what they show from a vocabulary (CLIP zero-shot).
+  ocr.py         reads the words printed in the picture (RapidOCR), for the word channel (words.py).
 
 Each stage is a function of plain data behind a small interface (`Captioner`, `TextEncoder`,
 `VectorStore`): swap one and the rest runs unchanged. search/searcher.py strings stages 3 and 4

@@ -18,6 +18,7 @@ from ..engine import SearchEngine
 from ..errors import VisualSearchError
 from ..library.intake import ACCEPTED_FORMATS, display_name
 from ..library.metadata import MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS
+from ..stages.ocr import MAX_OCR_CHARS
 from ..records import ImageRecord
 from ..demo.visibility import check_may_change
 from .common import Busy, failure, gone, md, selected_record, tag_line
@@ -27,7 +28,6 @@ from .visitors import Access
 OUTCOME_COLUMNS = ["file", "outcome", "caption or reason"]
 LIBRARY_COLUMNS = ["file", "caption", "edited", "added (UTC)", "id", "tags", "text in picture", "taken", "place",
                    "camera"]
-MAX_TEXT_CHARS = 5000  # the text box; stages/ocr.py keeps what OCR reads shorter than this
 LIBRARY_TILES = 500  # most recent images shown as tiles; the table lists them all
 NOTHING_PICKED = "Select an image to correct its caption, tags or text, or delete it."
 # Runs in the browser after a tile is selected: the editor comes into view when it is not (on a phone
@@ -313,7 +313,7 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
                 caption = gr.Textbox(label="Caption", lines=3, max_length=500, elem_id="library-caption")
                 tags = gr.Textbox(label="Tags (comma-separated)", max_lines=1, elem_id="library-tags")
                 text = gr.Textbox(label="Text in the picture (read by OCR; correct it here)", lines=2,
-                                  max_length=MAX_TEXT_CHARS, elem_id="library-text")
+                                  max_length=MAX_OCR_CHARS, elem_id="library-text")
                 with gr.Row():
                     title = gr.Textbox(label="Title", max_lines=1, max_length=MAX_TITLE_CHARS,
                                        elem_id="library-title")
