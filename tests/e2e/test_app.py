@@ -176,6 +176,25 @@ def test_correcting_a_caption_makes_it_searchable_by_the_new_words(app):
     assert "describe what you want to see" not in status  # that is the query's hint, not a caption's
 
 
+def test_the_library_corrects_the_text_in_the_picture_and_the_details(app):
+    """Text in the picture, title and description, edited in the Library: kept, searchable at once, shown."""
+    engine, client, _ = app
+    image_id = _id_of(engine, "raccoon.jpg")
+    status, tiles, table, note, text, title, description = client.predict(
+        image_id, "OPEN 24 HOURS\nzanzibar grill", "Night visitor", "a masked bandit by the bins",
+        api_name="/set_text")
+    assert status.startswith("Text and details saved for **raccoon\\.jpg**")
+    assert (text, title, description) == ("OPEN 24 HOURS\nzanzibar grill", "Night visitor", "a masked bandit by the bins")
+    record = engine.get(image_id)
+    assert record.ocr_edited and record.details_edited and record.title == "Night visitor"
+    row = dict(zip(table["headers"], next(r for r in table["data"] if r[4] == image_id)))
+    assert row["text in picture"] == "OPEN 24 HOURS\nzanzibar grill"
+    _, table, _ = _search(client, "zanzibar", k=3)
+    assert column(table, "file")[0] == "raccoon.jpg" and "**zanzibar**" in column(table, "why it matched")[0]
+    _, table, _ = _search(client, "bandit", k=3)
+    assert column(table, "file")[0] == "raccoon.jpg"
+
+
 def test_deleting_an_image_removes_it_everywhere(app):
     engine, client, _ = app
     before = engine.count()
@@ -203,7 +222,8 @@ def test_search_results_gives_programs_plain_data(app):
     engine, client, _ = app
     rows = client.predict("two dogs at a door", 3, 1.0, api_name="/search_results")
     assert [set(r) for r in rows] == [{"id", "filename", "caption", "relevance", "caption_score", "visual_score",
-                                       "added_at", "image_url"}] * len(rows) and rows
+                                       "word_score", "added_at", "taken_at", "place", "camera", "ocr_text", "tags",
+                                       "matched", "image_url"}] * len(rows) and rows
     first = rows[0]
     assert (first["filename"], first["caption"]) == ("dogs_at_door.jpg", CAPTIONS["dogs_at_door.jpg"])
     assert first["id"] == _id_of(engine, "dogs_at_door.jpg") and first["added_at"].startswith("20")

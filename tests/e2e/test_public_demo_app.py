@@ -82,6 +82,8 @@ def test_a_visitor_cannot_change_the_shared_collection_but_a_curator_can(app):
     before = consistency.snapshot(engine.settings)
     status, *_ = b.predict(shared, "vandalised", api_name="/set_caption")
     assert status == f"⚠️ {md(REFUSED)}"
+    status, *_ = b.predict(shared, "BUY NOW", "spam", "spam", api_name="/set_text")
+    assert status == f"⚠️ {md(REFUSED)}"
     status, *_ = b.predict(shared, api_name="/delete")
     assert status == f"⚠️ {md(REFUSED)}"
     assert b.predict("guess", api_name="/sign_in").startswith("⚠️ That is not the curator password")
