@@ -139,3 +139,16 @@ def test_the_cli_says_why_and_json_carries_it(engine, monkeypatch, capsys):
     assert result["matched"][0]["field"] == "name" and result["matched"][0]["words"]
     assert main(["search", '"purple elephant"']) == 0
     assert 'No image holds "purple elephant"' in capsys.readouterr().out
+
+
+def test_a_tile_shows_the_text_in_the_picture_and_why_it_matched():
+    from visual_search.records import ImageRecord, Matched, SearchResult
+    from visual_search.web.common import tile_label
+
+    record = ImageRecord(id="f" * 64, path="x.jpg", filename="IMG_0001.jpg", caption="a shop front", width=1,
+                         height=1, added_at="2026-12-05T00:00:00+00:00", ocr_text="FRESH BREAD\nBAKERY " + "x" * 80)
+    plain = SearchResult(record, 0.5, 0.5, 0.5, 0.5, 0.5)
+    assert tile_label(plain) == f"0.50 | a shop front — text in picture: FRESH BREAD BAKERY {'x' * 41}…"
+    hit = Matched("text", "text in picture", record.ocr_text, ((12, 18),))
+    found = SearchResult(record, 0.9, 0.5, 0.5, 0.5, 0.5, 1.0, (hit,))
+    assert tile_label(found).startswith("0.90 | a shop front — text in picture: FRESH BREAD «BAKERY» xxx")

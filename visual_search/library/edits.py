@@ -86,13 +86,7 @@ class Editor:
         clean = tuple(dict.fromkeys(t for t in (normalise_tag(t) for t in tags) if t))
         if len(clean) > MAX_USER_TAGS:
             raise InvalidQuery(f"An image can have at most {MAX_USER_TAGS} tags.")
-        with self.s.writer():
-            current = self.get(image_id, visitor)
-            check_may_change(current, visitor, admin)
-            record = replace(current, tags=clean, tags_edited=True)
-            self.s.catalog.put_record(record)  # its vectors are kept
-            self.s.store.update_metadata([record])
-            return record
+        return self._change(image_id, visitor, admin, tags=clean, tags_edited=True)
 
     def set_details(self, image_id: str, title: str | None = None, description: str | None = None,
                     visitor: str | None = None, admin: bool = False) -> ImageRecord:
@@ -108,24 +102,23 @@ class Editor:
             changes[name] = printable(value)
             if len(changes[name]) > limit:
                 raise InvalidQuery(f"The {name} is {len(changes[name]):,} characters long; the limit is {limit:,}.")
-        with self.s.writer():
-            current = self.get(image_id, visitor)
-            check_may_change(current, visitor, admin)
-            record = replace(current, **changes, details_edited=True)
-            self.s.catalog.put_record(record)  # its vectors are kept
-            self.s.store.update_metadata([record])
-            return record
+        return self._change(image_id, visitor, admin, **changes, details_edited=True)
 
     def set_ocr_text(self, image_id: str, text: str, visitor: str | None = None,
                      admin: bool = False) -> ImageRecord:
         """Replace the words read in a picture by a person's (empty clears them); searchable at once, never
         read again by `reindex --ocr`."""
         clean = clean_ocr_text(text)
+        return self._change(image_id, visitor, admin, ocr_text=clean, ocr_edited=True)
+
+    def _change(self, image_id: str, visitor: str | None, admin: bool, **fields) -> ImageRecord:
+        """A person's edit of fields that no vector depends on: the record and the index's metadata (and
+        so the filters and the word index) change, its vectors are kept."""
         with self.s.writer():
             current = self.get(image_id, visitor)
             check_may_change(current, visitor, admin)
-            record = replace(current, ocr_text=clean, ocr_edited=True)
-            self.s.catalog.put_record(record)  # its vectors are kept
+            record = replace(current, **fields)
+            self.s.catalog.put_record(record)
             self.s.store.update_metadata([record])
             return record
 

@@ -26,6 +26,7 @@ _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>:])")
 RESULT_COLUMNS = ["rank", "relevance", "caption score", "visual score", "word score", "caption", "why it matched",
                   "file", "tags", "added (UTC)"]
 # The "why it matched" column is markdown: the words found are bold.
+TILE_TEXT = 60  # characters of the text in the picture a tile shows (the Library shows it all)
 RESULT_TYPES = ["number", "number", "number", "number", "number", "str", "markdown", "str", "str", "str"]
 Busy = Callable[[], str | None]  # says why the collection may look incomplete (e.g. first-start indexing)
 
@@ -83,6 +84,10 @@ def tile_label(result: SearchResult) -> str:
     every tile already, so only words matched elsewhere are added."""
     r = result
     elsewhere = why(r, fields=[m.field for m in r.matched if m.field != "caption"])
+    text = " ".join(r.record.ocr_text.split())
+    if text and not any(m.field == "text" for m in r.matched):  # the words in the picture, matched or not
+        elsewhere = " · ".join(x for x in (elsewhere, f"text in picture: {text[:TILE_TEXT]}"
+                                                      f"{'…' * (len(text) > TILE_TEXT)}") if x)
     return f"{r.relevance:.2f} | {r.record.caption}{tag_line(r.record.tags)}" + (f" — {elsewhere}" if elsewhere else "")
 
 
