@@ -52,7 +52,10 @@ def test_cli_evaluate_json_and_csv_row(gallery, tmp_path, model_env):
     assert done.returncode == 0, done.stderr[-2000:]
     doc = json.loads(done.stdout)
     assert doc["n_images"] == 4 and doc["n_queries"] == 8
-    assert list(doc["channels"]) == ["caption", "visual", "hybrid@0.25", "hybrid@0.5", "hybrid@0.75"]
+    alphas = ["hybrid@0.25", "hybrid@0.5", "hybrid@0.75"]
+    assert list(doc["channels"]) == ["caption", "visual", *alphas, *(f"{a}+words" for a in alphas)]
+    for a in alphas:  # the word channel fused as the search fuses it: the semantic ranking never hurt
+        assert doc["channels"][f"{a}+words"]["mrr"] >= doc["channels"][a]["mrr"] - 0.01
     for metrics in doc["channels"].values():
         assert set(metrics) == {"recall@1", "recall@5", "recall@10", "mrr", "median_rank"}
         assert 0 <= metrics["recall@1"] <= metrics["recall@5"] <= metrics["recall@10"] == 1.0  # only 4 images
