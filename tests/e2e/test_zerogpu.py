@@ -142,7 +142,7 @@ def test_upload_caption_edit_and_delete_are_seen_by_the_next_answers(space, tmp_
     new_id = table["data"][0][table["headers"].index("id")]  # newest first
     client.predict(new_id, words, api_name="/set_caption")
     gallery, _table, _status, _ = client.predict(words, 3, 1.0, api_name="/search")
-    assert gallery[0]["caption"] == f"1.00 | {words}"
+    assert gallery[0]["caption"].startswith(f"1.00 | {words}")  # then why: the words in its file name
 
     client.predict(new_id, api_name="/delete")
     gallery, _table, _status, _ = client.predict(words, 3, 1.0, api_name="/search")

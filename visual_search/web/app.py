@@ -53,7 +53,9 @@ CSS = """
 /* The large view's caption wraps, whole: "0.44 | two brown dogs ..." was one centred line cut at both ends. */
 .tiles caption.caption { display: block !important; white-space: normal !important; overflow: visible !important;
   text-overflow: clip !important; max-width: 100% !important; padding: var(--size-1) var(--size-2) !important;
-  text-align: center; line-height: 1.35; }
+  text-align: center; line-height: 1.35;
+  /* above the strip of thumbnails (absolute, at the bottom): a third line went under it on a phone */
+  margin-bottom: var(--size-14) !important; }
 #library-gallery .grid-container { grid-template-columns: repeat(auto-fill, minmax(min(100%, 120px), 1fr)) !important; }
 /* The Library's editor stays in view beside a long grid (a phone scrolls to it instead). */
 #library-editor { position: sticky; top: var(--size-2); align-self: flex-start; }
