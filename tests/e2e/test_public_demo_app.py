@@ -152,6 +152,18 @@ def _request(session: str, host: str) -> SimpleNamespace:
     return SimpleNamespace(session_hash=session, client=SimpleNamespace(host=host))
 
 
+def test_a_first_visit_keeps_the_visitor_its_session_acted_as_before_the_page_load_ran(tiny_settings, tmp_path):
+    """An upload sent before the browser's id was adopted stays the visitor's own; a valid token still
+    wins, and a forged one is never adopted."""
+    access = Access(tiny_settings(tmp_path, public_demo=True))
+    page = _request("s1", "203.0.113.7")
+    early = access.who(page).visitor  # e.g. an upload, before the page load's adoption
+    assert access.tokens.verify(access.adopt(None, page)) == early == access.who(page).visitor
+    assert access.tokens.verify(access.adopt("x" * 22 + ".forged", page)) == early
+    returning = access.tokens.sign("r" * 24)
+    assert access.tokens.verify(access.adopt(returning, page)) == "r" * 24 == access.who(page).visitor
+
+
 def test_guessing_the_curator_password_is_refused_after_a_few_wrong_tries(tiny_settings, tmp_path):
     now = [0.0]
     access = Access(tiny_settings(tmp_path, public_demo=True, admin_password=PASSWORD), clock=lambda: now[0])

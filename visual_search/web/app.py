@@ -182,7 +182,8 @@ def build_demo(engine: SearchEngine, startup: StartupJob | None = None, access: 
 
     def tick(request: gr.Request):
         """Poll the job while it runs, or until the first visit starts it (ZeroGPU): a tick that came
-        before that visit must not stop the polling."""
+        before that visit must not stop the polling. The job's state is read before the count: the
+        tick that stops the polling counts after the job's last write."""
         waiting = bool(startup and (startup.status.running or not startup.started))
         return header(request), gr.Timer(active=waiting)
 
@@ -196,23 +197,26 @@ def build_demo(engine: SearchEngine, startup: StartupJob | None = None, access: 
                 engine.expire_uploads()
             except VisualSearchError:
                 pass  # the store is down: the header says so; a later visit sweeps
-        return header(request), gr.Timer(active=bool(startup and startup.status.running))
+        running = bool(startup and startup.status.running)  # before the count (see tick)
+        return header(request), gr.Timer(active=running)
 
     # Stored images and thumbnails are served straight from the data dir, never copied into gradio's
     # cache: a deleted image then answers 404 at once, and a page of tiles costs no copies.
     gr.set_static_paths([engine.settings.thumbs_dir, engine.settings.images_dir])
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}\nFind pictures by describing what you want to see.")
-        signed_in = build_access(access, demo)
+        page, signed_in = build_access(access, demo)  # page: load events, after a visitor's id is known
         header_md = gr.Markdown(elem_id="collection-status")
-        timer = gr.Timer(1.0, active=startup is not None)  # polls the first-start job; stops when it is done
+        # polls the first-start job; stops when it is done (a public demo's, from the first visit on: a tick
+        # before the visitor is known would count another's collection)
+        timer = gr.Timer(1.0, active=startup is not None and not access.public)
         # this browser's upload jobs, across reloads (outside the tabs: a tab not yet opened is not mounted)
         my_uploads = gr.BrowserState([], storage_key="vs-upload-jobs")
         with gr.Tabs(overflow_behavior="wrap") as tabs:  # phones: a second row, not a menu
-            build_search_tabs(engine, busy, tabs, demo, access)
-            build_collection_tabs(engine, busy, header, header_md, demo, uploads, my_uploads, access, signed_in)
+            build_search_tabs(engine, busy, tabs, page, access)
+            build_collection_tabs(engine, busy, header, header_md, page, uploads, my_uploads, access, signed_in)
             build_explain_tab(engine, access)
         timer.tick(tick, None, [header_md, timer], api_visibility="private", show_progress="hidden")
-        demo.load(header, None, header_md, api_name="status")
-        demo.load(first_visit, None, [header_md, timer], api_visibility="private", show_progress="hidden")
+        page.load(header, None, header_md, api_name="status")
+        page.load(first_visit, None, [header_md, timer], api_visibility="private", show_progress="hidden")
     return demo

@@ -12,7 +12,7 @@ from ..errors import NotFound, VisualSearchError
 from ..search.filters import CLAUSES, Clause, SearchFilter
 from ..search.searcher import SORTS
 from ..records import SearchResponse
-from .visitors import Access
+from .visitors import Access, PageLoad
 from .common import (
     Busy, ResultsView, alpha_slider, failure, gone, k_slider, md, preview_originals, read_upload, results_details,
     results_gallery, selected_record, view,
@@ -78,7 +78,7 @@ def _more(response: SearchResponse | None, k: float, page: SearchResponse | None
     return response, gr.update(visible=full), gr.update(visible=hidden)
 
 
-def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.Blocks, access: Access) -> None:
+def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, page: PageLoad, access: Access) -> None:
     """Both tabs are built together: picking a search result opens "Find similar" with it.
 
     A search lives in the page URL (`?q=...&k=...&alpha=...`): opening or reloading such a link runs it.
@@ -290,7 +290,7 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
     for moved in [*(c.release for c in (k, alpha, min_rel)), *(c.input for c in (sort, *choices))]:
         moved(rerun, [drawn, *search_in], search_out, api_visibility="private").then(None, controls, None,
                                                                                      js=SHOW_IN_URL)
-    demo.load(from_link, None, controls + search_out, api_visibility="private").then(
+    page.load(from_link, None, controls + search_out, api_visibility="private").then(
         None, None, None, js=SHOW_RESULTS)
     more.click(show_more, [kept, *search_in], search_out, api_name="show_more")
     reveal.click(lambda: 0.0, None, min_rel, api_visibility="private").then(
