@@ -34,6 +34,9 @@ TITLE = "Visual search"
 CSS = """
 #query textarea, #query input { font-size: 1.1rem; }
 .gradio-container { max-width: 1280px !important; width: 100%; margin: auto; }
+/* Clipped as gradio has it, but no scroll box of its own (overflow: hidden is one): the sticky search
+   box of a phone and the Library's editor then stick to the window, which is what scrolls. */
+.gradio-container { overflow: clip !important; }
 
 /* Result tiles (.tiles) and the Library's: the grid grows with its tiles instead of scrolling inside
    a fixed box; each result tile shows its whole relevance | caption under the picture, never over it or cut. */
@@ -64,6 +67,14 @@ CSS = """
   padding-bottom: 0 !important; border-bottom: var(--size-1) solid var(--background-fill-secondary) !important;
 }
 
+/* A box that cannot be changed looks it (the Library editor on a public demo's shared images): only
+   the buttons used to fade, so a read-only caption looked editable until Save said no. */
+.gradio-container textarea:disabled, .gradio-container input:disabled {
+  background: var(--neutral-100) !important; color: var(--body-text-color-subdued) !important;
+  border-style: dashed !important; cursor: not-allowed !important; }
+.dark .gradio-container textarea:disabled, .dark .gradio-container input:disabled {
+  background: var(--neutral-800) !important; }
+
 /* Numbers and formulas in the text wrap instead of widening the page. */
 .gradio-container .prose code { white-space: pre-wrap !important; overflow-wrap: anywhere; }
 
@@ -84,6 +95,13 @@ CSS = """
   #add-outcome span { font-size: var(--text-sm) !important; }  /* "outcome", "rejected" fit their column whole */
   /* eight columns: scroll sideways in their box, not squeeze (gradio sizes its columns to this box) */
   #explain-table table, #explain-table .upload-container { min-width: 960px !important; }
+  /* The search box stays at the top while the results are scrolled to (search_tabs.SHOW_RESULTS), so
+     a query can be refined without scrolling back up: box and button side by side, over what scrolls. */
+  #search-box { position: sticky !important; top: 0; z-index: 20; flex-direction: row !important;
+    flex-wrap: nowrap !important; align-items: flex-end; background: var(--background-fill-primary);
+    padding: var(--size-1) 0; }
+  #search-box > *, #search-box > .form > * { min-width: 0 !important; }
+  #search-box > button { flex: 0 0 auto !important; min-width: 84px !important; }
 }
 """
 # Gradio's own words that its English locale lacks (an upload button was named "common.upload").

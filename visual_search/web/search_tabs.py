@@ -31,11 +31,14 @@ EXAMPLES = [
 ]
 # Runs in the browser after a search from the box, an example or a link: on a phone the results sit
 # under the sliders, filters and examples (~1,200 px down), so they are scrolled up to just below the
-# search box; a desktop shows them beside those already and does not move.
+# search box, which stays at the top (sticky, app.CSS) for the next query; a desktop shows them beside
+# those already and does not move.
 SHOW_RESULTS = """() => {
   const status = document.querySelector('#search-status');
   if (window.innerWidth > 640 || !status || !status.innerText.trim()) return [];
-  const top = status.getBoundingClientRect().top + window.scrollY - 8;
+  const box = document.querySelector('#search-box');
+  const over = box && getComputedStyle(box).position === 'sticky' ? box.getBoundingClientRect().height : 0;
+  const top = status.getBoundingClientRect().top + window.scrollY - over - 8;
   if (Math.abs(window.scrollY - top) > 40) window.scrollTo({top: top, behavior: 'instant'});
   return [];
 }"""
@@ -226,7 +229,7 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, page: Pag
         return pick(ids, evt)[:3]
 
     with gr.Tab("Search", id="search") as search_tab:
-        with gr.Row(equal_height=True):
+        with gr.Row(equal_height=True, elem_id="search-box"):
             query = gr.Textbox(label="Describe what you want to see", placeholder="e.g. a cat on a sofa  (Enter)",
                                scale=5, autofocus=True, max_lines=1, elem_id="query")
             go = gr.Button("Search", variant="primary", scale=1, min_width=100)
