@@ -184,6 +184,7 @@ class IndexReport:
     duplicates: list[Duplicate] = field(default_factory=list)
     failed: list[Failed] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)  # files in a folder that are not images at all
+    refused: list[Skipped] = field(default_factory=list)  # past a public demo visitor's cap: nothing written
     count: int = 0  # images in the index afterwards
 
     def to_dict(self) -> dict:
@@ -192,5 +193,6 @@ class IndexReport:
             "duplicates": [{"id": d.id, "path": d.path} for d in self.duplicates],
             "failed": [{"path": f.path, "error": f.error} for f in self.failed],
             "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
+            "refused": [{"path": r.path, "reason": r.reason} for r in self.refused],
             "count": self.count,
         }

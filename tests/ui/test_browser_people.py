@@ -41,7 +41,14 @@ def _first_tile_top(page) -> float:
     return page.locator("#search-gallery .thumbnail-item").first.evaluate("e => e.getBoundingClientRect().top")
 
 
+def _query_box(page) -> dict:
+    return page.locator("#query input, #query textarea").first.evaluate(
+        "e => { const r = e.getBoundingClientRect(); return {top: r.top, bottom: r.bottom}; }")
+
+
 def test_a_phone_shows_the_results_after_enter_and_the_desktop_does_not_move(app, tmp_path):
+    """...with the search box still on screen above them, to refine the query (issue 24: the scroll to
+    the results took the box off screen)."""
     _, url = app
     with browser(tmp_path / "phone", PHONE) as context:
         page = _page(context, url)
@@ -51,11 +58,16 @@ def test_a_phone_shows_the_results_after_enter_and_the_desktop_does_not_move(app
         top = _first_tile_top(page)
         _shot(page, "phone-search")
         assert 0 <= top < PHONE["height"] / 2, f"the first result is at {top:.0f} px on a {PHONE['height']} px screen"
+        box = _query_box(page)
+        assert 0 <= box["top"] and box["bottom"] <= top, f"query box at {box}, first result at {top:.0f} px"
+        search(page, "a dog")  # refined from where the results are: no scrolling back up
+        assert _query_box(page)["top"] >= 0 and 0 <= _first_tile_top(page) < PHONE["height"] / 2
         # a shared link opened on a phone shows its results too
         page.goto(url + "?q=a+dog", wait_until="load")
         page.locator("#search-status", has_text="“a dog”").wait_for()
         page.wait_for_function("() => window.scrollY > 200")
-        assert 0 <= _first_tile_top(page) < PHONE["height"] / 2
+        top = _first_tile_top(page)
+        assert 0 <= top < PHONE["height"] / 2 and 0 <= _query_box(page)["top"] < _query_box(page)["bottom"] <= top
     with browser(tmp_path / "desktop", DESKTOP) as context:
         page = _page(context, url)
         search(page, "a cat")

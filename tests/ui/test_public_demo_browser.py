@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import time
 
+import gradio as gr
 import pytest
 from PIL import Image
 
 import consistency
 from images import encode, jpeg
 from visual_search import SearchEngine
+from visual_search.web.visitors import Access
 
 from conftest import REPO, launch_app
 from browser import CHROMIUM, FLAGS
@@ -84,6 +86,11 @@ def _assert_editor(page, enabled: bool) -> None:
         (expect(control).to_be_enabled if enabled else expect(control).to_be_disabled)()
 
 
+def _box_look(page, selector: str) -> dict:
+    return page.locator(selector).first.evaluate(
+        "e => { const s = getComputedStyle(e); return {background: s.backgroundColor, cursor: s.cursor}; }")
+
+
 def test_two_visitors_see_only_their_own_uploads_and_cannot_change_the_shared_ones(app, browser, tmp_path):
     engine, url = app
     picture = tmp_path / "giraffe.png"
@@ -129,6 +136,9 @@ def test_two_visitors_see_only_their_own_uploads_and_cannot_change_the_shared_on
     b.get_by_text("· 96 x 72 px").wait_for()
     b.get_by_text("a shared image: read-only unless you sign in as a curator").wait_for()
     _assert_editor(b, enabled=False)
+    # ...and its boxes look it, not only its buttons (issue 24: a read-only caption looked editable)
+    off = _box_look(b, "#library-caption textarea")
+    assert off["cursor"] == "not-allowed" and off["background"] != _box_look(b, "#library-find input")["background"]
     ARTIFACTS.mkdir(exist_ok=True)
     b.screenshot(path=str(ARTIFACTS / "demo-library-shared.png"))
     assert consistency.snapshot(engine.settings) == before
@@ -140,6 +150,8 @@ def test_two_visitors_see_only_their_own_uploads_and_cannot_change_the_shared_on
     a.locator("#library-gallery .thumbnail-item").first.click()
     a.get_by_text("giraffe.png · 160 x 120 px").wait_for()
     _assert_editor(a, enabled=True)
+    on = _box_look(a, "#library-caption textarea")
+    assert on["cursor"] != "not-allowed" and on["background"] != off["background"], (on, off)
     assert "read-only" not in a.locator("#library-editor").inner_text()
 
     # signed in as a curator, the same delete succeeds
@@ -156,3 +168,36 @@ def test_two_visitors_see_only_their_own_uploads_and_cannot_change_the_shared_on
     b.locator("#library-status", has_text="Deleted shared").wait_for()
     _wait_until(lambda: engine.count() == 3)
     assert consistency.problems(engine.settings) == []
+
+
+class SlowAdoption(Access):
+    """The browser's visitor id is known a moment after the page loads, as on a busy server."""
+
+    def adopt(self, stored: object, request: gr.Request) -> str:  # gradio passes the request by this annotation
+        time.sleep(1.5)
+        return super().adopt(stored, request)
+
+
+def test_after_a_reload_the_header_counts_what_the_library_lists(tiny_settings, shared_models, tmp_path, browser):
+    """The header is counted for the visitor the page belongs to, not for the new visitor a load event
+    run before the id was adopted would see (issue 24, item 9: "20 images" over a Library of 34)."""
+    settings = tiny_settings(tmp_path / "data", public_demo=True)
+    engine = SearchEngine(settings, **shared_models)
+    engine.index_bytes([(f"shared{i}.jpg", jpeg(i, (96, 72))) for i in range(3)])
+    demo = launch_app(engine, access=SlowAdoption(settings))
+    try:
+        picture = tmp_path / "mine.png"
+        picture.write_bytes(encode(Image.new("RGB", (160, 120), (20, 160, 90)), "PNG"))
+        page = _visitor(browser, demo.local_url)
+        page.wait_for_timeout(2_000)  # this browser's visitor is known
+        page.get_by_role("tab", name="Add images").click()
+        page.locator("#add-images input[type=file]").set_input_files(str(picture))
+        page.locator("#add-outcome", has_text="indexed").wait_for(timeout=60_000)
+        page.reload(wait_until="load")
+        page.locator("#collection-status", has_text="images").wait_for()
+        page.wait_for_timeout(3_000)  # the adoption and everything after it have run
+        assert len(_library_tiles(page)) == 4
+        assert page.locator("#collection-status").inner_text().startswith("4 images"), \
+            page.locator("#collection-status").inner_text()
+    finally:
+        demo.close()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import time
+from itertools import islice
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
@@ -86,14 +87,17 @@ class Indexer:
     def files(self, files: Sequence[tuple[str, str | os.PathLike]], progress: Progress | None = None,
               visitor: str | None = None) -> IndexReport:
         """Uploads as (display name, where the bytes are); the name is never a path. A `visitor`'s
-        (public demo) are theirs alone, within their fair share: a refused upload writes nothing."""
+        (public demo) are theirs alone, within their fair share: the files past it (in order) are
+        reported refused, and nothing of theirs is written; none fitting raises QuotaExceeded."""
         sources = ((name, self._reader(Path(path))) for name, path in files)
         if visitor is None:
             return self.index(sources, len(files), progress)
         own = [r for r in self.s.catalog.records() if r.owner == visitor]
         held_bytes = sum(_size(Path(r.path)) for r in own)
-        with self.fair_share.admit(visitor, len(files), sum(_size(Path(p)) for _, p in files), len(own), held_bytes):
-            return self.index(sources, len(files), progress, visitor)
+        with self.fair_share.admit(visitor, [_size(Path(p)) for _, p in files], len(own), held_bytes) as admitted:
+            report = self.index(islice(sources, admitted.files), admitted.files, progress, visitor)
+        report.refused.extend(Skipped(name, admitted.refusal) for name, _ in files[admitted.files:])
+        return report
 
     def contents(self, files: Sequence[tuple[str, bytes]], progress: Progress | None = None) -> IndexReport:
         """(file name, content) pairs; the name is only displayed, never used as a path."""

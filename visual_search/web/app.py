@@ -34,6 +34,9 @@ TITLE = "Visual search"
 CSS = """
 #query textarea, #query input { font-size: 1.1rem; }
 .gradio-container { max-width: 1280px !important; width: 100%; margin: auto; }
+/* Clipped as gradio has it, but no scroll box of its own (overflow: hidden is one): the sticky search
+   box of a phone and the Library's editor then stick to the window, which is what scrolls. */
+.gradio-container { overflow: clip !important; }
 
 /* Result tiles (.tiles) and the Library's: the grid grows with its tiles instead of scrolling inside
    a fixed box; each result tile shows its whole relevance | caption under the picture, never over it or cut. */
@@ -66,6 +69,14 @@ CSS = """
   padding-bottom: 0 !important; border-bottom: var(--size-1) solid var(--background-fill-secondary) !important;
 }
 
+/* A box that cannot be changed looks it (the Library editor on a public demo's shared images): only
+   the buttons used to fade, so a read-only caption looked editable until Save said no. */
+.gradio-container textarea:disabled, .gradio-container input:disabled {
+  background: var(--neutral-100) !important; color: var(--body-text-color-subdued) !important;
+  border-style: dashed !important; cursor: not-allowed !important; }
+.dark .gradio-container textarea:disabled, .dark .gradio-container input:disabled {
+  background: var(--neutral-800) !important; }
+
 /* Numbers and formulas in the text wrap instead of widening the page. */
 .gradio-container .prose code { white-space: pre-wrap !important; overflow-wrap: anywhere; }
 
@@ -86,6 +97,13 @@ CSS = """
   #add-outcome span { font-size: var(--text-sm) !important; }  /* "outcome", "rejected" fit their column whole */
   /* eight columns: scroll sideways in their box, not squeeze (gradio sizes its columns to this box) */
   #explain-table table, #explain-table .upload-container { min-width: 960px !important; }
+  /* The search box stays at the top while the results are scrolled to (search_tabs.SHOW_RESULTS), so
+     a query can be refined without scrolling back up: box and button side by side, over what scrolls. */
+  #search-box { position: sticky !important; top: 0; z-index: 20; flex-direction: row !important;
+    flex-wrap: nowrap !important; align-items: flex-end; background: var(--background-fill-primary);
+    padding: var(--size-1) 0; }
+  #search-box > *, #search-box > .form > * { min-width: 0 !important; }
+  #search-box > button { flex: 0 0 auto !important; min-width: 84px !important; }
 }
 """
 # Gradio's own words that its English locale lacks (an upload button was named "common.upload").
@@ -184,7 +202,8 @@ def build_demo(engine: SearchEngine, startup: StartupJob | None = None, access: 
 
     def tick(request: gr.Request):
         """Poll the job while it runs, or until the first visit starts it (ZeroGPU): a tick that came
-        before that visit must not stop the polling."""
+        before that visit must not stop the polling. The job's state is read before the count: the
+        tick that stops the polling counts after the job's last write."""
         waiting = bool(startup and (startup.status.running or not startup.started))
         return header(request), gr.Timer(active=waiting)
 
@@ -198,23 +217,26 @@ def build_demo(engine: SearchEngine, startup: StartupJob | None = None, access: 
                 engine.expire_uploads()
             except VisualSearchError:
                 pass  # the store is down: the header says so; a later visit sweeps
-        return header(request), gr.Timer(active=bool(startup and startup.status.running))
+        running = bool(startup and startup.status.running)  # before the count (see tick)
+        return header(request), gr.Timer(active=running)
 
     # Stored images and thumbnails are served straight from the data dir, never copied into gradio's
     # cache: a deleted image then answers 404 at once, and a page of tiles costs no copies.
     gr.set_static_paths([engine.settings.thumbs_dir, engine.settings.images_dir])
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}\nFind pictures by describing what you want to see.")
-        signed_in = build_access(access, demo)
+        page, signed_in = build_access(access, demo)  # page: load events, after a visitor's id is known
         header_md = gr.Markdown(elem_id="collection-status")
-        timer = gr.Timer(1.0, active=startup is not None)  # polls the first-start job; stops when it is done
+        # polls the first-start job; stops when it is done (a public demo's, from the first visit on: a tick
+        # before the visitor is known would count another's collection)
+        timer = gr.Timer(1.0, active=startup is not None and not access.public)
         # this browser's upload jobs, across reloads (outside the tabs: a tab not yet opened is not mounted)
         my_uploads = gr.BrowserState([], storage_key="vs-upload-jobs")
         with gr.Tabs(overflow_behavior="wrap") as tabs:  # phones: a second row, not a menu
-            build_search_tabs(engine, busy, tabs, demo, access)
-            build_collection_tabs(engine, busy, header, header_md, demo, uploads, my_uploads, access, signed_in)
+            build_search_tabs(engine, busy, tabs, page, access)
+            build_collection_tabs(engine, busy, header, header_md, page, uploads, my_uploads, access, signed_in)
             build_explain_tab(engine, access)
         timer.tick(tick, None, [header_md, timer], api_visibility="private", show_progress="hidden")
-        demo.load(header, None, header_md, api_name="status")
-        demo.load(first_visit, None, [header_md, timer], api_visibility="private", show_progress="hidden")
+        page.load(header, None, header_md, api_name="status")
+        page.load(first_visit, None, [header_md, timer], api_visibility="private", show_progress="hidden")
     return demo

@@ -23,7 +23,7 @@ from ..records import ImageRecord
 from ..demo.visibility import check_may_change
 from .common import Busy, failure, gone, md, selected_record, tag_line
 from .uploads import UploadJob, UploadJobs
-from .visitors import Access
+from .visitors import Access, PageLoad
 
 OUTCOME_COLUMNS = ["file", "outcome", "caption or reason"]
 LIBRARY_COLUMNS = ["file", "caption", "edited", "added (UTC)", "id", "tags", "text in picture", "taken", "place",
@@ -87,7 +87,7 @@ def job_status(jobs: Sequence[UploadJob]) -> str:
 
 
 def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[..., str], header_md: gr.Markdown,
-                          demo: gr.Blocks, uploads: UploadJobs, mine: gr.BrowserState, access: Access,
+                          page: PageLoad, uploads: UploadJobs, mine: gr.BrowserState, access: Access,
                           signed_in: Sequence = ()) -> None:
     """`signed_in`: the curator sign-in's events (visitors.build_access), after which the editor is rechecked."""
     s = engine.settings
@@ -342,7 +342,7 @@ def build_collection_tabs(engine: SearchEngine, busy: Busy, header: Callable[...
     files.clear(lambda: [], None, in_box, api_visibility="private")
     jobs_out = [outcome, add_status, header_md, poll]
     poll.tick(show_jobs, mine, jobs_out, api_visibility="private", show_progress="hidden")
-    demo.load(show_jobs, mine, jobs_out, api_visibility="private", show_progress="hidden")
+    page.load(show_jobs, mine, jobs_out, api_visibility="private", show_progress="hidden")
     library_tab.select(library, [find], lib_out, api_name="library").then(
         still_there, image_id, [image_id, caption, picked_md, tags, text, title, description, confirm],
         api_visibility="private")

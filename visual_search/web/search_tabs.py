@@ -12,7 +12,7 @@ from ..errors import NotFound, VisualSearchError
 from ..search.filters import CLAUSES, Clause, SearchFilter
 from ..search.searcher import SORTS
 from ..records import SearchResponse
-from .visitors import Access
+from .visitors import Access, PageLoad
 from .common import (
     Busy, ResultsView, alpha_slider, failure, gone, k_slider, md, preview_originals, read_upload, results_details,
     results_gallery, selected_record, view,
@@ -31,11 +31,14 @@ EXAMPLES = [
 ]
 # Runs in the browser after a search from the box, an example or a link: on a phone the results sit
 # under the sliders, filters and examples (~1,200 px down), so they are scrolled up to just below the
-# search box; a desktop shows them beside those already and does not move.
+# search box, which stays at the top (sticky, app.CSS) for the next query; a desktop shows them beside
+# those already and does not move.
 SHOW_RESULTS = """() => {
   const status = document.querySelector('#search-status');
   if (window.innerWidth > 640 || !status || !status.innerText.trim()) return [];
-  const top = status.getBoundingClientRect().top + window.scrollY - 8;
+  const box = document.querySelector('#search-box');
+  const over = box && getComputedStyle(box).position === 'sticky' ? box.getBoundingClientRect().height : 0;
+  const top = status.getBoundingClientRect().top + window.scrollY - over - 8;
   if (Math.abs(window.scrollY - top) > 40) window.scrollTo({top: top, behavior: 'instant'});
   return [];
 }"""
@@ -78,7 +81,7 @@ def _more(response: SearchResponse | None, k: float, page: SearchResponse | None
     return response, gr.update(visible=full), gr.update(visible=hidden)
 
 
-def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.Blocks, access: Access) -> None:
+def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, page: PageLoad, access: Access) -> None:
     """Both tabs are built together: picking a search result opens "Find similar" with it.
 
     A search lives in the page URL (`?q=...&k=...&alpha=...`): opening or reloading such a link runs it.
@@ -226,7 +229,7 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
         return pick(ids, evt)[:3]
 
     with gr.Tab("Search", id="search") as search_tab:
-        with gr.Row(equal_height=True):
+        with gr.Row(equal_height=True, elem_id="search-box"):
             query = gr.Textbox(label="Describe what you want to see", placeholder="e.g. a cat on a sofa  (Enter)",
                                scale=5, autofocus=True, max_lines=1, elem_id="query")
             go = gr.Button("Search", variant="primary", scale=1, min_width=100)
@@ -290,7 +293,7 @@ def build_search_tabs(engine: SearchEngine, busy: Busy, tabs: gr.Tabs, demo: gr.
     for moved in [*(c.release for c in (k, alpha, min_rel)), *(c.input for c in (sort, *choices))]:
         moved(rerun, [drawn, *search_in], search_out, api_visibility="private").then(None, controls, None,
                                                                                      js=SHOW_IN_URL)
-    demo.load(from_link, None, controls + search_out, api_visibility="private").then(
+    page.load(from_link, None, controls + search_out, api_visibility="private").then(
         None, None, None, js=SHOW_RESULTS)
     more.click(show_more, [kept, *search_in], search_out, api_name="show_more")
     reveal.click(lambda: 0.0, None, min_rel, api_visibility="private").then(

@@ -13,9 +13,10 @@ import logging
 import threading
 import uuid
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 from gradio.utils import get_upload_folder
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 KEEP = 200  # finished jobs remembered, for pages that come back after the end
+WAITING = "waiting for your earlier upload to finish"
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class UploadJobs:
         self._lock = threading.Lock()
         self._jobs: OrderedDict[str, UploadJob] = OrderedDict()
         self._threads: dict[str, threading.Thread] = {}
+        self._turns: dict[str, list] = {}  # visitor -> [their jobs' lock, jobs holding or waiting for it]
 
     def start(self, files: Sequence[tuple[str, str]], visitor: str | None = None,
               viewer: str | None = None) -> UploadJob:
@@ -96,10 +99,14 @@ class UploadJobs:
     def _run(self, job_id: str, files: list[tuple[str, str]]) -> None:
         start = 0
         try:
-            step = self.engine.compute.group_size()  # 8 on a CPU; on a GPU a chunk sized from its throughput
-            for start in range(0, len(files), step):
-                self._before_group(job_id, start)
-                self._index(job_id, start, files[start : start + step])
+            with self._turn(job_id):
+                step = self.engine.compute.group_size()  # 8 on a CPU; on a GPU a chunk sized from its throughput
+                for start in range(0, len(files), step):
+                    self._before_group(job_id, start)
+                    refusal = self._index(job_id, start, files[start : start + step])
+                    if refusal:  # a cap reached inside this group: the files after it are not tried
+                        self._not_added(job_id, files[start + step :], refusal)
+                        return
             self._update(job_id, running=False, current="")
         except VisualSearchError as exc:  # e.g. a public demo's per-minute cap, reached mid-way
             self._not_added(job_id, files[start:], str(exc))
@@ -111,7 +118,34 @@ class UploadJobs:
                 self._threads.pop(job_id, None)
             _forget_copies(path for _, path in files)
 
-    def _index(self, job_id: str, start: int, group: list[tuple[str, str]]) -> None:
+    @contextmanager
+    def _turn(self, job_id: str) -> Iterator[None]:
+        """A public demo visitor's jobs run one after another: a second upload made while the first
+        is indexed waits for it (and says so) instead of being refused (issue 24, item 9)."""
+        visitor = self.get(job_id).visitor
+        if visitor is None:
+            yield
+            return
+        with self._lock:
+            turn = self._turns.setdefault(visitor, [threading.Lock(), 0])
+            turn[1] += 1
+        try:
+            if not turn[0].acquire(blocking=False):
+                self._update(job_id, current=WAITING)
+                turn[0].acquire()
+                self._update(job_id, current="")
+            try:
+                yield
+            finally:
+                turn[0].release()
+        finally:
+            with self._lock:
+                turn[1] -= 1
+                if not turn[1]:
+                    del self._turns[visitor]
+
+    def _index(self, job_id: str, start: int, group: list[tuple[str, str]]) -> str:
+        """Index one group; returns why some of it was refused (a public demo's cap), or ""."""
         report = self.engine.index_files(
             group, progress=lambda done, _total, label: self._update(job_id, done=start + done - 1, current=label),
             visitor=self.get(job_id).visitor)
@@ -119,12 +153,16 @@ class UploadJobs:
         rows = ([(a.path, "indexed", a.caption) for a in report.added]
                 + [(d.path, "duplicate: already indexed", self._caption_of(d.id, viewer)) for d in report.duplicates]
                 + [(f.path, "rejected", f.error) for f in report.failed]
-                + [(s.path, "rejected", s.reason) for s in report.skipped])
+                + [(s.path, "rejected", s.reason) for s in report.skipped]
+                + [(r.path, "not added", r.reason) for r in report.refused])
         job = self.get(job_id)
+        refusal = report.refused[0].reason if report.refused else ""
         self._update(job_id, done=start + len(group), current="", rows=job.rows + tuple(rows),
                      added=job.added + len(report.added), duplicates=job.duplicates + len(report.duplicates),
-                     failed=job.failed + len(report.failed) + len(report.skipped), count=self._count(viewer))
+                     failed=job.failed + len(report.failed) + len(report.skipped) + len(report.refused),
+                     count=self._count(viewer))
         _forget_copies(path for _, path in group)
+        return refusal
 
     def _not_added(self, job_id: str, files: list[tuple[str, str]], reason: str) -> None:
         """The job stopped: every file it did not get to has its row, with the reason (none is dropped

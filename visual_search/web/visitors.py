@@ -143,11 +143,14 @@ class Access:
 
     def adopt(self, stored: object, request: gr.Request) -> str:
         """Page load: the visitor of the browser's signed token (a new visitor for anything else, a bare
-        or forged id included) becomes this session's; the browser keeps the signed token."""
-        visitor = self.tokens.verify(stored) or new_visitor_id()
-        if _session(request):
-            with self._lock:
-                self._remember(_session(request), visitor)
+        or forged id included) becomes this session's; the browser keeps the signed token. A browser
+        without one keeps the id its session already acted as (an upload sent before this ran stays its own)."""
+        session = _session(request)
+        with self._lock:
+            visitor = self.tokens.verify(stored) or (self._visitors.get(session) if session else None) \
+                or new_visitor_id()
+            if session:
+                self._remember(session, visitor)
         return self.tokens.sign(visitor)
 
     def image_id(self, asked: str | None) -> str:
@@ -257,13 +260,30 @@ def _new_secret(path) -> str:
     return secret
 
 
-def build_access(access: Access, demo: gr.Blocks) -> list:
+class PageLoad:
+    """Where the events of a page load hang. In a public demo they run once the browser's visitor id is
+    adopted: an event run beside the adoption reads the session before it is known, as a new visitor
+    with nothing of their own (once, after a reload, the header said 20 images while the Library
+    listed 34: issue 24, item 9)."""
+
+    def __init__(self, demo: gr.Blocks, adopted=None) -> None:
+        self.demo, self.adopted = demo, adopted
+
+    def load(self, fn, inputs=None, outputs=None, **kwargs):
+        """`demo.load(...)`, after the adoption where there is one."""
+        if self.adopted is None:
+            return self.demo.load(fn, inputs, outputs, **kwargs)
+        return self.adopted.then(fn, inputs, outputs, **kwargs)
+
+
+def build_access(access: Access, demo: gr.Blocks) -> tuple[PageLoad, list]:
     """The visitor id in the browser, the public-demo note, and the curator sign-in (public mode only);
-    returns the sign-in's events, for what should follow a sign-in."""
+    returns where the page's load events hang, and the sign-in's events (for what should follow one)."""
     if not access.public:
-        return []
+        return PageLoad(demo), []
     stored = gr.BrowserState(None, storage_key="visual-search-visitor", secret=browser_secret(access.settings))
-    demo.load(access.adopt, [stored], [stored], api_visibility="private", show_progress="hidden")
+    page = PageLoad(demo, demo.load(access.adopt, [stored], [stored], api_visibility="private",
+                                    show_progress="hidden"))
     gr.Markdown(access.note(), elem_id="public-demo-note")
     if oauth_available():
         gr.LoginButton("Sign in with Hugging Face (curators)")
@@ -274,6 +294,6 @@ def build_access(access: Access, demo: gr.Blocks) -> list:
                                       elem_id="curator-password")
                 go = gr.Button("Sign in", scale=1, min_width=100)
             signed = gr.Markdown(elem_id="curator-status")
-        return [go.click(access.sign_in, [password], [signed], api_name="sign_in"),
-                password.submit(access.sign_in, [password], [signed], api_visibility="private")]
-    return []
+        return page, [go.click(access.sign_in, [password], [signed], api_name="sign_in"),
+                      password.submit(access.sign_in, [password], [signed], api_visibility="private")]
+    return page, []
