@@ -114,6 +114,7 @@ def test_a_visitor_at_the_cap_gets_what_fits_and_the_rest_says_why(app, tmp_path
     assert [row[:2] for row in rows] == [[p.name, "indexed"] for p in paths[:3]] + [["many3.jpg", "not added"]]
     assert rows[3][2] == "Each visitor may keep 3 images and you have 3: delete some in the Library, or add fewer."
     assert "Each visitor may keep 3 images and you have 3" in status and header.startswith(f"**{shared + 3} images**")
+    assert "**3 indexed**, 0 duplicates, 0 rejected, 1 not added" in status  # not "rejected": it was fine
     before = consistency.snapshot(engine.settings)
     outcome, status, _ = b.predict([handle_file(str(paths[3]))], api_name="/add_images")  # nothing fits: nothing written
     assert [row[:2] for row in outcome["data"]] == [["many3.jpg", "not added"]]

@@ -70,7 +70,7 @@ def job_status(jobs: Sequence[UploadJob]) -> str:
     """The uploads' state in words: progress while one runs, the tally when all are done."""
     if not jobs:
         return ""
-    added, dups, failed = (sum(getattr(j, n) for j in jobs) for n in ("added", "duplicates", "failed"))
+    added, dups, failed, left = (sum(getattr(j, n) for j in jobs) for n in ("added", "duplicates", "failed", "not_added"))
     count = max(jobs, key=lambda j: (j.done, j.count)).count
     running = [j for j in jobs if j.running]
     if running:
@@ -78,8 +78,8 @@ def job_status(jobs: Sequence[UploadJob]) -> str:
         now = next((j.current for j in running if j.current), "")
         text = f"⏳ **Indexing {done:,} of {total:,} files**" + (f" · {md(now)}" if now else "")
         return text + f" · {added:,} indexed so far · it goes on if you leave or reload the page."
-    text = (f"**{added} indexed**, {dups} duplicate{'s' * (dups != 1)}, {failed} rejected · "
-            f"{count:,} images in the collection")
+    text = (f"**{added} indexed**, {dups} duplicate{'s' * (dups != 1)}, {failed} rejected"
+            + (f", {left} not added" if left else "") + f" · {count:,} images in the collection")
     if added:
         text += " · new images are searchable now"
     errors = [j.error for j in jobs if j.error]

@@ -42,6 +42,7 @@ class UploadJob:
     added: int = 0
     duplicates: int = 0
     failed: int = 0
+    not_added: int = 0  # files a public demo's cap left out (each with its row and reason)
     count: int = 0  # images in the collection after the last group landed
     running: bool = True
     error: str | None = None
@@ -159,7 +160,8 @@ class UploadJobs:
         refusal = report.refused[0].reason if report.refused else ""
         self._update(job_id, done=start + len(group), current="", rows=job.rows + tuple(rows),
                      added=job.added + len(report.added), duplicates=job.duplicates + len(report.duplicates),
-                     failed=job.failed + len(report.failed) + len(report.skipped) + len(report.refused),
+                     failed=job.failed + len(report.failed) + len(report.skipped),
+                     not_added=job.not_added + len(report.refused),
                      count=self._count(viewer))
         _forget_copies(path for _, path in group)
         return refusal
@@ -170,7 +172,7 @@ class UploadJobs:
         job = self.get(job_id)
         rows = tuple((name, "not added", reason) for name, _ in files)
         self._update(job_id, running=False, current="", error=reason, done=job.total, rows=job.rows + rows,
-                     failed=job.failed + len(rows))
+                     not_added=job.not_added + len(rows))
 
     def _caption_of(self, image_id: str, viewer: str | None) -> str:
         """A duplicate's caption, if `viewer` may see it (another visitor's upload keeps its words to itself)."""
