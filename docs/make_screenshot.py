@@ -69,6 +69,8 @@ def _save(page, path: Path) -> Path:
     """A full-page screenshot, cut to MAX_HEIGHT and reduced to a palette PNG under MAX_BYTES."""
     from PIL import Image
 
+    page.evaluate("window.scrollTo(0, 0)")  # a sticky box (the phone's search row) drawn where it belongs
+    page.wait_for_timeout(200)
     image = Image.open(io.BytesIO(page.screenshot(full_page=True))).convert("RGB")
     image = image.crop((0, 0, image.width, min(image.height, MAX_HEIGHT)))
     for scale in (1.0, 0.8, 0.65, 0.5):

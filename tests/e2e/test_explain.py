@@ -130,3 +130,17 @@ def test_no_line_of_the_map_crosses_the_query_label():
     (top, left), (bottom, right) = text.min(axis=0), text.max(axis=0)
     assert right - left > 100  # the label was found
     assert not line[top:bottom + 1, left:right + 1].any()
+
+
+def test_the_vector_charts_axis_ends_at_the_last_component():
+    """384 values on an axis to 383, not a rounded 400 (issue 24), whatever form gradio hands the value in."""
+    import gradio as gr
+
+    from visual_search.web.explain_tab import _axis_to_last, _vector_frame
+
+    frame = _vector_frame(np.linspace(-0.1, 0.1, 384))
+    plot = gr.LinePlot(x="component", y="value")
+    payload = plot.postprocess(frame)
+    for given in (frame, payload, payload.model_dump(), plot.preprocess(payload)):
+        assert _axis_to_last(given)["x_lim"] == [0, 383], type(given)
+    assert "x_lim" not in _axis_to_last(None)

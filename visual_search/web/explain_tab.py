@@ -50,7 +50,8 @@ def _vector_frame(values: np.ndarray) -> pd.DataFrame:
 def _axis_to_last(frame):
     """The chart's axis ends at the vector's last component (0..383, not a rounded 0..400). A second,
     private step: the API's answer stays the plain data."""
-    rows = getattr(frame, "data", frame)  # gradio hands the plot's value back as PlotData (rows in .data)
+    # gradio hands the plot's value back as PlotData or its dict ({"columns", "data", ...}): the rows are "data"
+    rows = frame.get("data") if isinstance(frame, dict) else getattr(frame, "data", frame)
     n = len(rows) if rows is not None else 0
     return gr.update(x_lim=[0, n - 1]) if n > 1 else gr.update()
 
