@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .stages import rank
+from .stages import rank, words
 from .library.intake import load_image
 from .stages.query import clean_text
 from .stages.store import CAPTION
@@ -176,7 +176,8 @@ def breakdown(engine: "SearchEngine", query: str, k: int = 5, alpha: float | Non
     rows = [
         RelevanceRow(n, r.record.id, r.record.filename, r.record.caption, r.caption_cosine, r.caption_score,
                      r.visual_cosine, r.visual_score, r.relevance, r.record.path, r.word_score,
-                     " · ".join(m.marked("«", "»") for m in r.matched), response.alpha)
+                     " · ".join(m.marked("«", "»") for m in r.matched if words.WEIGHTS[m.field] > 0),
+                     response.alpha)
         for n, r in enumerate(response.results, 1)
     ]
     calibration = engine.queries.calibration_for(response.query)  # the one the search used: by query length

@@ -222,7 +222,8 @@ def _stage4_md(result: explain.Breakdown) -> str:
             f"ceiling {vis.ceiling:.2f}.\n\nThe final score is **{a:.2f} × caption relevance + {1 - a:.2f} × visual "
             "relevance**: the *meaning*.\n\nBeside it, a **word channel** looks the query's words up in the words "
             "each image carries: the text printed in it, its file name, title, description, keywords, tags, "
-            "place and camera, and its caption (a full-text index, `stages/words.py`). Its relevance, the share "
+            "place and camera (a full-text index, `stages/words.py`; the caption's words are the caption "
+            "channel's, not counted twice). Its relevance, the share "
             "of the query's words found (rarer words count more), joins the meaning as independent evidence: "
             f"**1 − (1 − meaning) × (1 − {rank.WORD_WEIGHT:.2f} × words)**. An image without the words keeps "
             "its meaning's score exactly.")
