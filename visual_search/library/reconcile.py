@@ -10,6 +10,7 @@ read by an older metadata reader (or every record, when asked) is read again fro
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from ..stages.store import CAPTION, VISUAL
 from . import ocr
 from .intake import load_image
 from .metadata import METADATA_VERSION, apply, read_metadata, with_keywords
+from .pipeline import ordered_map
 from .state import Progress, State
 
 REBUILD_GROUP = 500  # stored vectors copied into the index per Chroma call while rebuilding it
@@ -63,13 +65,20 @@ class Reconciler:
         ready_ids = {r.id for r in ready}
         compute = [r for r in todo if r.id not in ready_ids]
         done = 0
-        for part, size, step, what in ((ready, REBUILD_GROUP, self._index_stored, "rebuilding the index from the catalog"),
-                                       (compute, REPAIR_GROUP, self._repair, "re-indexing stored images")):
-            for start in range(0, len(part), size):
-                step(part[start : start + size])
-                done += len(part[start : start + size])
+        for start in range(0, len(ready), REBUILD_GROUP):
+            self._index_stored(ready[start : start + REBUILD_GROUP])
+            done += len(ready[start : start + REBUILD_GROUP])
+            if progress:
+                progress(done, len(todo), "rebuilding the index from the catalog")
+        groups = [compute[start : start + REPAIR_GROUP] for start in range(0, len(compute), REPAIR_GROUP)]
+        with ThreadPoolExecutor(1, thread_name_prefix="vs-repair") as pool:
+            # the next group's originals are read and decoded while this one is in the models
+            decoded = ordered_map(pool, self._decode, groups, ahead=2)
+            for group, images in zip(groups, decoded):
+                self._repair(group, images)
+                done += len(group)
                 if progress:
-                    progress(done, len(todo), what)
+                    progress(done, len(todo), "re-indexing stored images")
         self._agree_words(entries)
         return len(todo)
 
@@ -130,14 +139,17 @@ class Reconciler:
         self.s.store.upsert_visual(records, np.stack([vectors[r.id][vis_key] for r in records]))
         self.s.store.upsert_captions(records, np.stack([vectors[r.id][cap_key] for r in records]))
 
-    def _repair(self, records: list[ImageRecord]) -> None:
+    def _decode(self, records: list[ImageRecord]) -> list:
+        """The stored originals of a group, decoded at working size (a worker thread, ahead of the models)."""
+        return [load_image(Path(r.path).read_bytes(), r.filename, 1 << 62, self.s.settings.max_pixels).image
+                for r in records]
+
+    def _repair(self, records: list[ImageRecord], images: list) -> None:
         """Images whose vectors for the current models are missing: run the models on the stored originals."""
         s = self.s
         cap_key, vis_key = s.keys()
         caption_model = s.models.caption_model
         stored = {r.id: s.catalog.vectors(r.id) for r in records}
-        images = [load_image(Path(r.path).read_bytes(), r.filename, 1 << 62, s.settings.max_pixels).image
-                  for r in records]
         recaption = [not r.caption_edited and r.caption_model != caption_model for r in records]
         need_visual = any(vis_key not in stored[r.id] for r in records)
         got = s.compute.understand(images, [None if redo else r.caption for r, redo in zip(records, recaption)],
