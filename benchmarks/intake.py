@@ -126,7 +126,7 @@ class InstantClip:
 
 
 def engine_at(data_dir: Path) -> SearchEngine:
-    return SearchEngine(Settings(data_dir=data_dir), captioner=InstantCaptioner(), text_encoder=InstantTextEncoder(),
+    return SearchEngine(Settings(data_dir=data_dir, ocr="off"), captioner=InstantCaptioner(), text_encoder=InstantTextEncoder(),
                         clip=InstantClip())
 
 

@@ -37,3 +37,10 @@ def test_results_come_in_order_and_at_most_ahead_run_in_front():
 def test_without_a_pool_it_is_a_plain_map():
     assert list(ordered_map(None, str, range(3), ahead=2)) == ["0", "1", "2"]
     assert 1 <= workers() <= 4
+
+
+def test_with_the_models_on_a_gpu_every_core_but_one_prepares():
+    import os
+
+    cores = len(os.sched_getaffinity(0))
+    assert workers(gpu=True) == max(1, min(16, cores - 1))

@@ -1,8 +1,8 @@
 """Indexing: files, folders or uploads in -> stored originals, records and vectors (stages 1-2).
 
-Each file is read and checked a little ahead of its turn, on a few threads (library/pipeline.py:
-a bounded pipeline, so a large upload never sits in memory all at once), and a group's model inputs
-are prepared while the group before it is in the models. Images go through the models a group at a
+Each file is read, checked, decoded, thumbnailed and made ready for the models (the processors'
+arrays) a little ahead of its turn, on a few threads (library/pipeline.py: a bounded pipeline, so a
+large upload never sits in memory all at once), while the group before it is in the models. Images go through the models a group at a
 time, OUTSIDE the writer lock: a visitor's upload never makes another person's caption edit wait
 for BLIP. Only the writes take the lock, and duplicates are judged again under it (another writer
 may have added the same file).
@@ -17,11 +17,11 @@ from __future__ import annotations
 import os
 import time
 from itertools import islice
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterable, NamedTuple, Sequence
+from typing import Callable, Iterable, Sequence
 
 from ..demo.fair_share import FairShare
 from ..errors import NotAnImage, RejectedImage
@@ -51,19 +51,7 @@ class Intake:
     thumbnail: bytes | None
     metadata: PhotoMetadata = NOT_READ  # what the file says: taken, place, camera, title... (library/metadata.py)
     ocr: dict[str, str] = field(default_factory=dict)  # ocr_text, ocr_model (library/ocr.py; {}: not read)
-
-
-class Pending(NamedTuple):
-    """A group whose model inputs are being prepared."""
-
-    group: list[tuple[str, Intake]]
-    prepared: "Future[Prepared]"
-
-
-def _completed(value: Prepared) -> "Future[Prepared]":
-    future: Future[Prepared] = Future()
-    future.set_result(value)
-    return future
+    prepared: Prepared | None = None  # the models' inputs for this image (None: it was held already)
 
 
 class Indexer:
@@ -111,19 +99,20 @@ class Indexer:
 
     def index(self, sources: Iterable[Source], total: int, progress: Progress | None,
               visitor: str | None = None) -> IndexReport:
-        """A bounded pipeline (pipeline.py): images are read, checked and thumbnailed by a few threads,
-        and a group's model inputs prepared, while the group before it is in the models; the report,
-        the duplicates and the progress follow the input's order."""
+        """A bounded pipeline (pipeline.py): images are read, checked, thumbnailed and made ready for the
+        models by a few threads while the group before them is in the models (groups of
+        Compute.group_size: 8 on a CPU, the captioning batch on a GPU); the report, the duplicates and
+        the progress follow the input's order."""
         report = IndexReport()
         if not self.s.writer.reconciled:  # once per process: finish what an earlier run left undone
             self.reconciler.reconcile(progress)
-        n = workers()
+        size = self.s.compute.group_size()
+        n = workers(gpu=self.s.compute.gpu_here())
         with ThreadPoolExecutor(n, thread_name_prefix="vs-intake") if n > 1 else nullcontext() as pool:
-            ahead = self.s.compute.group_size() + 2 * n  # in flight: the next group, a few read ahead
-            taken = ordered_map(pool, lambda item: (item[0], self._intake(*item)), sources, ahead)
+            # in flight: the next group and a few more, made ready while this group is in the models
+            taken = ordered_map(pool, lambda item: (item[0], self._intake(*item)), sources, size + 2 * n)
             group: list[tuple[str, Intake]] = []
             seen: set[str] = set()
-            pending: Pending | None = None
             for done, (label, got) in enumerate(taken, 1):
                 own = self._new(label, got.image, seen, visitor, report) if isinstance(got, Intake) else None
                 if own is not None:  # under its id for this owner
@@ -131,18 +120,19 @@ class Indexer:
                     group.append((label, replace(got, image=own)))
                 elif not isinstance(got, Intake) and got is not None:
                     (report.skipped if isinstance(got, Skipped) else report.failed).append(got)
-                if len(group) >= self.s.compute.group_size():
-                    pending = self._advance(pool, pending, group, visitor or "", report)
+                if len(group) >= size:
+                    self._add_group(group, visitor or "", report)
                     group = []
                 if progress:
                     progress(done, total, label)
-            pending = self._advance(pool, pending, group, visitor or "", report)
-            self._advance(pool, pending, [], visitor or "", report)
+            if group:
+                self._add_group(group, visitor or "", report)
         report.count = self._count(visitor)
         return report
 
     def _intake(self, label: str, source: Callable[[], bytes] | str) -> "Intake | Skipped | Failed | None":
-        """Read, check and decode one file, and make its thumbnail unless it is held already (a worker thread)."""
+        """Read, check and decode one file; unless it is held already, make its thumbnail and the models'
+        inputs (a worker thread: the processors' work is spread over the cores, never a GPU's time)."""
         s = self.s.settings
         try:
             if isinstance(source, str):
@@ -155,19 +145,7 @@ class Indexer:
         if self.s.catalog.has(image.id):  # held already: a duplicate, or another visitor's copy (read if added)
             return Intake(image, None, read_metadata(image.data))
         return Intake(image, thumbnails.make(image.image), read_metadata(image.data),
-                      read_fields(self.s.text_reader, image.data))
-
-    def _advance(self, pool: ThreadPoolExecutor | None, pending: "Pending | None",
-                 group: list[tuple[str, "Intake"]], owner: str, report: IndexReport) -> "Pending | None":
-        """Start preparing `group`'s model inputs, then finish the group before it (models, writes)."""
-        following = None
-        if group:
-            images = [got.image.image for _, got in group]
-            prepare = lambda: self.s.models.prepare(images)  # noqa: E731
-            following = Pending(group, pool.submit(prepare) if pool else _completed(prepare()))
-        if pending is not None:
-            self._add_group(pending.group, pending.prepared.result(), owner, report)
-        return following
+                      read_fields(self.s.text_reader, image.data), self.s.models.prepare([image.image]))
 
     def _new(self, label: str, image: IntakeImage, seen: set[str], visitor: str | None,
              report: IndexReport) -> IntakeImage | None:
@@ -181,11 +159,11 @@ class Indexer:
         report.duplicates.append(Duplicate(copy.id if copy else own.id, label))
         return None
 
-    def _add_group(self, group: list[tuple[str, "Intake"]], prepared: Prepared, owner: str,
-                   report: IndexReport) -> None:
+    def _add_group(self, group: list[tuple[str, "Intake"]], owner: str, report: IndexReport) -> None:
         t0 = time.perf_counter()
         s = self.s
-        got = s.compute.understand_prepared(prepared)  # all model work, no lock held
+        parts = [intake.prepared or s.models.prepare([intake.image.image]) for _, intake in group]
+        got = s.compute.understand_prepared(Prepared.join(parts))  # all model work, no lock held
         tags = s.tagger.tag(got.visual_vectors)
         now = now_iso()
         cap_key, vis_key = s.keys()

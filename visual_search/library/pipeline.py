@@ -1,5 +1,5 @@
-"""A bounded pipeline for indexing: the next images are read, checked, decoded and thumbnailed, and
-the next group's model inputs prepared, while the current group is in the models.
+"""A bounded pipeline for indexing: the next images are read, checked, decoded, thumbnailed and made
+ready for the models (the processors' arrays, image by image), while the current group is in the models.
 
 Pillow decodes and resizes, hashlib hashes and the models' processors run without holding the GIL,
 so a few threads keep the cores busy; the model (a GPU, or torch's own threads on a CPU) works on
@@ -18,16 +18,20 @@ from typing import Callable, Iterable, Iterator, TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 
-MAX_WORKERS = 4  # beyond this the writes and the model's own threads are what wait
+MAX_WORKERS = 4  # models on the CPU: beyond this the writes and the model's own threads are what wait
+# models on a GPU: every core but the one driving it decodes and prepares (a GPU captions hundreds of
+# images a second, one core prepares ~40)
+MAX_GPU_WORKERS = 16
 
 
-def workers() -> int:
-    """Threads for intake work: one per core the process may use, at most MAX_WORKERS."""
+def workers(gpu: bool = False) -> int:
+    """Threads for intake work: one per core the process may use, at most MAX_WORKERS; with the models
+    on a GPU of this process, all cores but one, at most MAX_GPU_WORKERS."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
-    return max(1, min(MAX_WORKERS, cores))
+    return max(1, min(MAX_GPU_WORKERS, cores - 1) if gpu else min(MAX_WORKERS, cores))
 
 
 def ordered_map(pool: ThreadPoolExecutor | None, fn: Callable[[T], R], items: Iterable[T], ahead: int) -> Iterator[R]:

@@ -69,6 +69,22 @@ class Prepared:
     caption_inputs: Any  # the captioner's input for the images without a caption (in order)
     visual_inputs: Any  # CLIP's input for every image, or None when not asked for
 
+    @staticmethod
+    def join(parts: Sequence["Prepared"]) -> "Prepared":
+        """One group's inputs from its images' own (`Models.prepare` of one image each, made on the
+        intake threads): arrays stacked, a stand-in model's lists of images concatenated."""
+        return Prepared(sum(p.n for p in parts), [c for p in parts for c in p.captions],
+                        _joined([p.caption_inputs for p in parts]), _joined([p.visual_inputs for p in parts]))
+
+
+def _joined(inputs: list[Any]) -> Any:
+    present = [x for x in inputs if x is not None]
+    if not present:
+        return None
+    if isinstance(present[0], np.ndarray):
+        return np.concatenate(present)
+    return [item for x in present for item in x]
+
 
 def _prepare(model: Any, images: Sequence["Image.Image"]) -> Any:
     """The model's own CPU half when it has one (arrays), else the images themselves (a stand-in model)."""
@@ -267,14 +283,37 @@ class Compute:
         self.models = models
         self.on_gpu = gpu is not None
         self.throughput = Throughput()
+        self._device_group: int | None = None
+        self._device: str | None = None
         self._understand = wrap(models.understand_prepared, self.throughput.seconds)
         self._caption = wrap(models.caption_prepared, inputs_seconds)
         self.embed_captions = wrap(models.embed_captions, texts_seconds)
         self._embed = wrap(models.embed_prepared, inputs_seconds)
 
     def group_size(self) -> int:
-        """Images to understand in one call: a measured GPU chunk, or CPU_GROUP without a GPU wrap."""
-        return self.throughput.chunk() if self.on_gpu else CPU_GROUP
+        """Images to understand in one call: on ZeroGPU a chunk sized from the measured throughput; on a
+        CUDA device of this process the captioning batch (large, capped by the memory free there: a
+        GPU kept busy); else CPU_GROUP."""
+        if self.on_gpu:
+            return self.throughput.chunk()
+        if self._device_group is None:  # once: it imports torch, and asks CUDA for its free memory
+            from .device import caption_batch
+
+            self._device_group = (max(CPU_GROUP, caption_batch(self.models.settings.caption_batch, self.device()))
+                                  if self.gpu_here() else CPU_GROUP)
+        return self._device_group
+
+    def gpu_here(self) -> bool:
+        """Whether the models run on a GPU of this process (not ZeroGPU's: its app process has none)."""
+        return not self.on_gpu and self.device().startswith("cuda")
+
+    def device(self) -> str:
+        """Where this process runs the models: VS_DEVICE, else CUDA when present, else the CPU."""
+        if self._device is None:
+            from .device import resolve_device
+
+            self._device = resolve_device(self.models.settings.device)
+        return self._device
 
     def understand(self, images: Sequence["Image.Image"], captions: Sequence[str | None] | None = None,
                    visual: bool = True) -> Understanding:
