@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
-import io
 import json
 import os
 import shutil
@@ -37,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -45,84 +44,13 @@ sys.path.insert(0, str(REPO))
 import visual_search  # noqa: E402
 from visual_search import SearchEngine, Settings  # noqa: E402
 from visual_search.library import intake, thumbnails  # noqa: E402
+from visual_search.measure.indexing import one_intake_thread  # noqa: E402
+from visual_search.measure.instant_models import InstantCaptioner, InstantClip, InstantTextEncoder  # noqa: E402
+from visual_search.measure.phone_photos import SIZE as PHOTO_SIZE, photos  # noqa: E402
 from visual_search.measure.stages import CpuWatch  # noqa: E402
 
 OLD_REV = "532b003"  # the last commit before issue 22's light intake
-PHOTO_SIZE = (4000, 3000)
-GENERATOR = "v1"  # in the cached photos' names: a changed generator makes new ones
 MAX_BYTES, MAX_PIXELS = 20 << 20, 100_000_000
-
-
-# ---- the photos -------------------------------------------------------------------------------
-def phone_photo(seed: int, size: tuple[int, int] = PHOTO_SIZE) -> bytes:
-    """A JPEG like a phone's: smooth light and shapes, per-pixel sensor noise, quality 92, EXIF."""
-    rng = np.random.default_rng(seed)
-    w, h = size
-    sw, sh = w // 8, h // 8
-    y, x = np.mgrid[0:sh, 0:sw].astype(np.float32)
-    base = np.stack([rng.uniform(40, 200) + rng.uniform(-60, 60) * x / sw + rng.uniform(-60, 60) * y / sh
-                     for _ in range(3)], axis=-1)
-    scene = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
-    draw = ImageDraw.Draw(scene)
-    for _ in range(60):
-        cx, cy, r = rng.integers(0, sw), rng.integers(0, sh), rng.integers(5, sw // 4)
-        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
-    scene = scene.filter(ImageFilter.GaussianBlur(2)).resize(size, Image.Resampling.BICUBIC)
-    pixels = np.asarray(scene, dtype=np.int16)
-    pixels = pixels + (rng.normal(0, 7, (h, w)).astype(np.int16)[..., None] + rng.integers(-3, 4, (h, w, 3),
-                                                                                          dtype=np.int16))
-    exif = Image.Exif()
-    exif[0x010F], exif[0x0110], exif[0x0132] = "Bench", "Phone 12MP", "2026:12:04 12:00:00"
-    exif[0x0112] = 6 if seed % 2 else 1  # every other photo a portrait, stored sideways
-    out = io.BytesIO()
-    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(out, "JPEG", quality=92, exif=exif)
-    return out.getvalue()
-
-
-def photos(folder: Path, seeds: range) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for seed in seeds:
-        path = folder / f"phone-{GENERATOR}-{seed:04d}.jpg"
-        if not path.exists():
-            tmp = path.with_suffix(".part")
-            tmp.write_bytes(phone_photo(seed))
-            os.replace(tmp, path)
-        paths.append(path)
-    return paths
-
-
-# ---- instant stand-in models ------------------------------------------------------------------
-def _unit_rows(n: int, dim: int, seed: int) -> np.ndarray:
-    v = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
-
-
-class InstantCaptioner:
-    identity = "instant-captioner"
-
-    def caption(self, images):
-        return ["a photo taken with a phone"] * len(images)
-
-
-class InstantTextEncoder:
-    identity, dim = "instant-text", 384
-
-    def encode(self, texts):
-        return _unit_rows(len(texts), self.dim, 1)
-
-
-class InstantClip:
-    identity, dim, text_dropped = "instant-clip", 512, False
-
-    def encode_images(self, images):
-        return _unit_rows(len(images), self.dim, 2)
-
-    def encode_texts(self, texts):
-        return _unit_rows(len(texts), self.dim, 3)
-
-    def drop_text_tower(self) -> None:
-        pass
 
 
 def engine_at(data_dir: Path) -> SearchEngine:
@@ -147,17 +75,9 @@ def old_module(rev: str, name: str):
     return module
 
 
-@contextlib.contextmanager
 def one_thread(on: bool):
     """The indexer without its pipeline (one thread: read, decode, thumbnail, write in turn)."""
-    from visual_search.library import indexer
-
-    original = indexer.workers
-    indexer.workers = (lambda: 1) if on else original
-    try:
-        yield
-    finally:
-        indexer.workers = original
+    return one_intake_thread() if on else contextlib.nullcontext()
 
 
 @contextlib.contextmanager

@@ -20,10 +20,10 @@ from visual_search.errors import InvalidQuery
 
 def test_cli_bench_json_shape(tmp_path, model_env):
     env = {**os.environ, **model_env, "VS_DATA_DIR": str(tmp_path / "must-stay-empty"), "PYTHONPATH": str(REPO),
-           "OMP_WAIT_POLICY": "PASSIVE"}  # as docs/benchmarks.md runs it
+           "OMP_WAIT_POLICY": "PASSIVE", "TMPDIR": str(tmp_path)}  # as docs/benchmarks.md runs it
     done = subprocess.run(
         [sys.executable, "-m", "visual_search", "bench", "--sizes", "200", "--images", "2", "--queries", "5",
-         "--cli-runs", "1", "--onnx-image-towers", "--json"],
+         "--cli-runs", "1", "--onnx-image-towers", "--photos", "2", "--photo-size", "640x480", "--json"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=540,  # exports the encoders when not cached
     )
     assert done.returncode == 0, done.stderr[-2000:]
@@ -68,7 +68,48 @@ def test_cli_bench_json_shape(tmp_path, model_env):
         b: {"at_once": 5, "one_after_other": 5} for b in ("torch", "onnx")}
     assert levers["records"]["catalog_ms"]["p50"] > 0 and levers["records"]["chroma_get_ms"]["p50"] > 0
     assert doc["targets"]["search_at_n"] == 200 and doc["random_weights"] is False
+    assert doc["indexing"]["photos"] == 2 and doc["indexing"]["end_to_end"]["images_per_s"] > 0
     assert not (tmp_path / "must-stay-empty").exists()
+
+
+def _bench(args: list[str], env: dict, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "visual_search", "bench", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_bench_indexing_measures_three_ways(tmp_path, model_env):
+    """`bench --indexing`: around the models (instant stand-ins, pipeline on and off, processors kept), the
+    models alone per batch and precision (a 16-bit copy checked against fp32), end to end with its share."""
+    env = {**os.environ, **model_env, "VS_DATA_DIR": str(tmp_path / "must-stay-empty"), "PYTHONPATH": str(REPO),
+           "TMPDIR": str(tmp_path), "VS_CAPTION_BATCH": "2"}
+    done = _bench(["--indexing", "--photos", "3", "--photo-size", "800x600", "--batches", "1,2",
+                   "--precisions", "fp32,bf16", "--json"], env, tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    doc = json.loads(done.stdout)
+    assert (doc["photos"], doc["photo_size"], doc["device"]) == (3, "800x600", "cpu")
+    assert len(list((tmp_path / "vs-phone-photos").glob("*-800x600.jpg"))) == 4  # 3 and the warm-up, kept
+    assert set(doc["around_models_ms"]) == {"pipeline", "one_thread", "with_processors"}
+    assert all(ms > 0 for ms in doc["around_models_ms"].values())
+    rows = {(r["precision"], r["batch"]): r for r in doc["models_alone"]}
+    assert set(rows) == {("fp32", 1), ("fp32", 2), ("bf16", 1), ("bf16", 2)}
+    assert all(r["blip_images_per_s"] > 0 and r["clip_images_per_s"] > 0 for r in rows.values())
+    assert set(doc["precision_checks"]) == {"bf16"}  # checked on the probes, verified or with the reason why not
+    assert all(why is None or "cosine" in why or "token" in why for why in doc["precision_checks"]["bf16"].values())
+    e = doc["end_to_end"]
+    assert (e["batch"], e["group"], e["precision"]) == (2, 8, "fp32") and e["images_per_s"] > 0
+    assert e["blip_alone_images_per_s"] == rows[("fp32", 2)]["blip_images_per_s"]
+    assert e["share_of_blip_alone"] == round(e["images_per_s"] / e["blip_alone_images_per_s"], 3)
+    assert not (tmp_path / "must-stay-empty").exists()
+    text = _bench(["--indexing", "--photos", "3", "--photo-size", "800x600", "--batches", "2"], env, tmp_path)
+    assert text.returncode == 0 and "(c) end to end:" in text.stdout and "of BLIP alone" in text.stdout
+
+
+def test_bench_indexing_options_are_checked_before_any_model_loads(tmp_path, model_env):
+    env = {**os.environ, **model_env, "PYTHONPATH": str(REPO), "VS_CAPTION_MODEL": str(tmp_path / "no-such-model")}
+    for args, says in ((["--photo-size", "12"], "WIDTHxHEIGHT"), (["--batches", "0,2"], "--batches"),
+                       (["--precisions", "fp8"], "--precisions"), (["--photos", "0"], "--photos")):
+        done = _bench(["--indexing", *args], env, tmp_path)
+        assert done.returncode != 0 and says in done.stderr and "no-such-model" not in done.stderr, done.stderr
 
 
 def test_synthetic_images_come_back_as_proper_results(engine):

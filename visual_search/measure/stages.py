@@ -78,8 +78,9 @@ def _busy_seconds() -> float | None:
 
 
 def _our_seconds() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+    """CPU seconds of this process and of the children it has waited for (a run it timed is ours)."""
+    return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                  resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
 # ---- stages on real images ----------------------------------------------------------------------
