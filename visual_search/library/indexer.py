@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import os
 import time
-from itertools import islice
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
+from itertools import islice
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -108,9 +108,16 @@ class Indexer:
             self.reconciler.reconcile(progress)
         size = self.s.compute.group_size()
         n = workers(gpu=self.s.compute.gpu_here())
+        # The models' inputs are made on the intake threads when a GPU runs the models. With the models
+        # on this CPU they are made by the thread that runs the models, just before: torch spreads its
+        # operations over every core, an intake thread's own torch operations (the processors') start
+        # a second set of OpenMP threads that spin-wait beside BLIP's, and on 2 cores indexing was
+        # ~15% slower that way (docs/benchmarks.md).
+        ahead = self.s.compute.on_gpu or self.s.compute.gpu_here()
         with ThreadPoolExecutor(n, thread_name_prefix="vs-intake") if n > 1 else nullcontext() as pool:
             # in flight: the next group and a few more, made ready while this group is in the models
-            taken = ordered_map(pool, lambda item: (item[0], self._intake(*item)), sources, size + 2 * n)
+            taken = ordered_map(pool, lambda item: (item[0], self._intake(*item, prepare=ahead)), sources,
+                                size + 2 * n)
             group: list[tuple[str, Intake]] = []
             seen: set[str] = set()
             for done, (label, got) in enumerate(taken, 1):
@@ -130,9 +137,11 @@ class Indexer:
         report.count = self._count(visitor)
         return report
 
-    def _intake(self, label: str, source: Callable[[], bytes] | str) -> "Intake | Skipped | Failed | None":
-        """Read, check and decode one file; unless it is held already, make its thumbnail and the models'
-        inputs (a worker thread: the processors' work is spread over the cores, never a GPU's time)."""
+    def _intake(self, label: str, source: Callable[[], bytes] | str,
+                prepare: bool = False) -> "Intake | Skipped | Failed | None":
+        """Read, check and decode one file; unless it is held already, make its thumbnail and, when
+        `prepare` (a GPU runs the models), the models' inputs: a worker thread, so the processors' work
+        is spread over the cores and never spends a GPU's time."""
         s = self.s.settings
         try:
             if isinstance(source, str):
@@ -145,7 +154,8 @@ class Indexer:
         if self.s.catalog.has(image.id):  # held already: a duplicate, or another visitor's copy (read if added)
             return Intake(image, None, read_metadata(image.data))
         return Intake(image, thumbnails.make(image.image), read_metadata(image.data),
-                      read_fields(self.s.text_reader, image.data), self.s.models.prepare([image.image]))
+                      read_fields(self.s.text_reader, image.data),
+                      self.s.models.prepare([image.image]) if prepare else None)
 
     def _new(self, label: str, image: IntakeImage, seen: set[str], visitor: str | None,
              report: IndexReport) -> IntakeImage | None:
@@ -162,8 +172,11 @@ class Indexer:
     def _add_group(self, group: list[tuple[str, "Intake"]], owner: str, report: IndexReport) -> None:
         t0 = time.perf_counter()
         s = self.s
-        parts = [intake.prepared or s.models.prepare([intake.image.image]) for _, intake in group]
-        got = s.compute.understand_prepared(Prepared.join(parts))  # all model work, no lock held
+        if all(intake.prepared is None for _, intake in group):  # the models are on this CPU
+            prepared = s.models.prepare([intake.image.image for _, intake in group])
+        else:  # made on the intake threads (but for an image held by another visitor: made here)
+            prepared = Prepared.join([intake.prepared or s.models.prepare([intake.image.image]) for _, intake in group])
+        got = s.compute.understand_prepared(prepared)  # all model work, no lock held
         tags = s.tagger.tag(got.visual_vectors)
         now = now_iso()
         cap_key, vis_key = s.keys()
