@@ -1,11 +1,12 @@
 """Indexing: files, folders or uploads in -> stored originals, records and vectors (stages 1-2).
 
-Each file is read, checked, decoded, thumbnailed and made ready for the models (the processors'
-arrays) a little ahead of its turn, on a few threads (library/pipeline.py: a bounded pipeline, so a
-large upload never sits in memory all at once), while the group before it is in the models. Images go through the models a group at a
-time, OUTSIDE the writer lock: a visitor's upload never makes another person's caption edit wait
-for BLIP. Only the writes take the lock, and duplicates are judged again under it (another writer
-may have added the same file).
+Each file is read, checked, decoded and thumbnailed a little ahead of its turn, on a few threads
+(library/pipeline.py: a bounded pipeline, so a large upload never sits in memory all at once), while
+the group before it is in the models; with the models on a GPU those threads also make each image's
+model inputs (the processors' arrays). Images go through the models a group at a time, OUTSIDE the
+writer lock: a visitor's upload never makes another person's caption edit wait for BLIP. Only the
+writes take the lock, and duplicates are judged again under it (another writer may have added the
+same file).
 
 Write order for one image, chosen so that a process killed at any point leaves a state that the
 reconciler repairs: original file -> catalog record with its vectors -> thumbnail -> visual vector
@@ -18,8 +19,8 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
-from itertools import islice
 from dataclasses import dataclass, field, replace
+from itertools import islice
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -112,11 +113,11 @@ class Indexer:
         # on this CPU they are made by the thread that runs the models, just before: torch spreads its
         # operations over every core, an intake thread's own torch operations (the processors') start
         # a second set of OpenMP threads that spin-wait beside BLIP's, and on 2 cores indexing was
-        # ~15% slower that way (docs/benchmarks.md).
-        ahead = self.s.compute.on_gpu or self.s.compute.gpu_here()
+        # 15-20% slower that way (docs/benchmarks.md).
+        prepare_ahead = self.s.compute.on_gpu or self.s.compute.gpu_here()
         with ThreadPoolExecutor(n, thread_name_prefix="vs-intake") if n > 1 else nullcontext() as pool:
             # in flight: the next group and a few more, made ready while this group is in the models
-            taken = ordered_map(pool, lambda item: (item[0], self._intake(*item, prepare=ahead)), sources,
+            taken = ordered_map(pool, lambda item: (item[0], self._intake(*item, prepare=prepare_ahead)), sources,
                                 size + 2 * n)
             group: list[tuple[str, Intake]] = []
             seen: set[str] = set()
