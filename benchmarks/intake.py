@@ -42,20 +42,15 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import visual_search  # noqa: E402
-from visual_search import SearchEngine, Settings  # noqa: E402
+from visual_search import Settings  # noqa: E402
 from visual_search.library import intake, thumbnails  # noqa: E402
-from visual_search.measure.indexing import one_intake_thread  # noqa: E402
+from visual_search.measure.indexing import index_seconds, one_intake_thread  # noqa: E402
 from visual_search.measure.instant_models import InstantCaptioner, InstantClip, InstantTextEncoder  # noqa: E402
 from visual_search.measure.phone_photos import SIZE as PHOTO_SIZE, photos  # noqa: E402
 from visual_search.measure.stages import CpuWatch  # noqa: E402
 
 OLD_REV = "532b003"  # the last commit before issue 22's light intake
 MAX_BYTES, MAX_PIXELS = 20 << 20, 100_000_000
-
-
-def engine_at(data_dir: Path) -> SearchEngine:
-    return SearchEngine(Settings(data_dir=data_dir, ocr="off"), captioner=InstantCaptioner(), text_encoder=InstantTextEncoder(),
-                        clip=InstantClip())
 
 
 # ---- today's intake, from git -------------------------------------------------------------------
@@ -98,17 +93,8 @@ def using(load_image, make_thumbnail):
 # ---- the timings --------------------------------------------------------------------------------
 def index_ms(paths: list[Path], warm: Path, tmp: Path) -> float:
     """ms per photo to index `paths` into a fresh collection whose store is already open and used."""
-    data_dir = Path(tempfile.mkdtemp(prefix="data-", dir=tmp))
-    try:
-        engine = engine_at(data_dir)
-        assert len(engine.index_paths([warm]).added) == 1  # imports, store, tag prompts: before the clock
-        t0 = time.perf_counter()
-        report = engine.index_paths(paths)
-        seconds = time.perf_counter() - t0
-        assert len(report.added) == len(paths) and not report.failed, report
-        return seconds / len(paths) * 1000
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
+    models = {"captioner": InstantCaptioner(), "text_encoder": InstantTextEncoder(), "clip": InstantClip()}
+    return index_seconds(Settings(data_dir=tmp, ocr="off"), models, paths, warm, tmp)[0] / len(paths) * 1000
 
 
 def each_ms(fn, items) -> float:

@@ -27,6 +27,7 @@ from pathlib import Path
 from ..config import Settings
 from ..errors import InvalidQuery
 from ..library.intake import image_files
+from . import indexing as ix
 from .filter_costs import format_rows as format_filter_rows
 
 DEFAULT_SIZES = "1000,10000,100000"
@@ -79,76 +80,16 @@ def _parse_sizes(text: str) -> list[int]:
 
 def run(args: argparse.Namespace) -> int:
     sizes = _parse_sizes(args.sizes)
-    indexing = _indexing_options(args)
+    indexing = ix.options(args)
     with tempfile.TemporaryDirectory(prefix="vs-bench-") as tmp:
         if args.indexing:
-            result = bench_indexing(Path(tmp), args.random_weights, args.weights_dir, indexing)
-            print(json.dumps(result) if args.json else "\n".join(format_indexing(result)))
+            result = ix.run_alone(Path(tmp), args.random_weights, args.weights_dir, indexing)
+            print(json.dumps(result) if args.json else "\n".join(ix.format_alone(result)))
             return 0
         result = bench(Path(tmp), sizes, args.random_weights, args.images, max(5, args.queries), args.weights_dir,
                        max(1, args.cli_runs), args.onnx_image_towers, indexing)
     print(json.dumps(result) if args.json else format_report(result))
     return 0
-
-
-def _indexing_options(args: argparse.Namespace) -> dict:
-    """The indexing measurement's options from the command line, checked (InvalidQuery says what is wrong)."""
-    from .phone_photos import parse_size
-
-    def numbers(text: str | None, name: str) -> tuple[int, ...] | None:
-        if text is None:
-            return None
-        try:
-            values = tuple(int(v) for v in text.split(",") if v.strip())
-        except ValueError:
-            values = ()
-        if not values or min(values) < 1:
-            raise InvalidQuery(f"--{name} takes whole numbers of at least 1 separated by commas, got {text!r}")
-        return values
-
-    try:
-        size = parse_size(args.photo_size)
-    except ValueError as exc:
-        raise InvalidQuery(f"--photo-size: {exc}") from None
-    precisions = tuple(v.strip() for v in args.precisions.split(",") if v.strip()) if args.precisions else None
-    if precisions is not None and (not precisions or set(precisions) - {"fp32", "fp16", "bf16"}):
-        raise InvalidQuery(f"--precisions takes fp32, fp16 and bf16 separated by commas, got {args.precisions!r}")
-    if args.photos is not None and args.photos < 1:
-        raise InvalidQuery(f"--photos takes a whole number of at least 1, got {args.photos}")
-    return {"n": args.photos, "size": size, "batches": numbers(args.batches, "batches"), "precisions": precisions}
-
-
-def _photo_folder(weights_dir: str | None) -> Path:
-    """Where the generated phone photos are kept between runs (with the weights, else the temp folder)."""
-    return Path(weights_dir) / "phone-photos" if weights_dir else Path(tempfile.gettempdir()) / "vs-phone-photos"
-
-
-def bench_indexing(tmp: Path, random_weights: bool, weights_dir: str | None, options: dict) -> dict:
-    """`bench --indexing`: the models loaded, then indexing measured three ways (indexing.py)."""
-    import torch
-
-    from . import indexing
-    from .stages import CpuWatch
-
-    t0 = time.perf_counter()
-    watch = CpuWatch()
-    settings = Settings.from_env(data_dir=tmp / "indexing", chroma_url=None)
-    _say(t0, "loading models" + (" (building random weights first)" if random_weights else ""))
-    settings, models, load_s = load_models(settings, random_weights, Path(weights_dir) if weights_dir else tmp / "weights")
-    result = indexing.measure(settings, models, _photo_folder(weights_dir), tmp, rounds=2,
-                              say=lambda m: _say(t0, m), **options)
-    result.update(random_weights=random_weights, load_s=load_s, torch=torch.__version__,
-                  torch_threads=torch.get_num_threads(), other_cpu_load=watch.others(),
-                  seconds=round(time.perf_counter() - t0, 1))
-    return result
-
-
-def format_indexing(r: dict) -> list[str]:
-    from .indexing import format_rows
-
-    tail = [f"other processes used {r['other_cpu_load']:.0%} of the CPU meanwhile"] if r.get("other_cpu_load") else []
-    return (format_rows(r) + tail + ([f"({r['seconds']:.0f} s in all)"] if "seconds" in r else [])
-            + (["[RANDOM WEIGHTS]"] if r.get("random_weights") else []))
 
 
 def _say(t0: float, message: str) -> None:
@@ -236,9 +177,7 @@ def bench(tmp: Path, sizes: list[int], random_weights: bool, n_images: int | Non
     stages["caption_embedding"] = st.caption_embedding_stage(models["text_encoder"], stages["caption"]["captions"])
     stages["query_encoding"] = st.query_encoding_stage(engine, texts)
     stages["caption"]["example"] = stages["caption"].pop("captions")[0]
-    from . import indexing as ix
-
-    three_ways = ix.measure(settings, models, _photo_folder(weights_dir), tmp, rounds=1, say=lambda m: _say(t0, m),
+    three_ways = ix.measure(settings, models, ix.photo_folder(weights_dir), tmp, rounds=1, say=lambda m: _say(t0, m),
                             **(indexing or {}))
     _say(t0, "backends: query encoding, cold command-line searches, query encoding in processes of their own")
     query_ms = bk.query_ms({"torch": (models["text_encoder"], models["clip"]),
@@ -437,7 +376,7 @@ def format_report(r: dict) -> str:
     out += [
         "",
         f"indexing end to end: {ix['images_per_s']:.2f} images/s ({ix['images']} images in {ix['seconds']:.1f} s)",
-        *format_indexing(r["indexing"]),
+        *ix.format_alone(r["indexing"]),
         f"peak RSS: {r['peak_rss_mb']:.0f} MB over load, indexing and search at the largest N (RSS {rss} MB)",
         "  resident after search: " + ", ".join(f"{k} {v:.0f} MB" for k, v in r["rss_split_mb"].items())
         + " (file = model weights mapped read-only from their files)",

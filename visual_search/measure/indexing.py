@@ -16,6 +16,7 @@ the clock starts. How to read the figures: docs/benchmarks.md.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import copy
 import math
@@ -30,7 +31,9 @@ from typing import Callable
 import numpy as np
 
 from ..config import Settings
+from ..errors import InvalidQuery
 from . import phone_photos
+from .phone_photos import parse_size
 from .instant_models import InstantCaptioner, InstantClip, InstantTextEncoder
 
 CPU_BATCHES, GPU_BATCHES = (1, 2, 8), (8, 32, 64)
@@ -96,7 +99,7 @@ def one_intake_thread():
         indexer.workers = original
 
 
-def _index_seconds(settings: Settings, models: dict, paths: list[Path], warm: Path, tmp: Path) -> tuple[float, int]:
+def index_seconds(settings: Settings, models: dict, paths: list[Path], warm: Path, tmp: Path) -> tuple[float, int]:
     """Seconds to index `paths` into a fresh data dir whose store is open and used already, and the
     engine's group size."""
     from ..engine import SearchEngine
@@ -128,7 +131,7 @@ def around_models(settings: Settings, paths: list[Path], warm: Path, tmp: Path, 
     for _ in range(max(1, rounds)):
         for name, (models, context) in runs.items():
             with context():
-                ms = _index_seconds(settings, models, paths, warm, tmp)[0] / len(paths) * 1000
+                ms = index_seconds(settings, models, paths, warm, tmp)[0] / len(paths) * 1000
             best[name] = round(min(best.get(name, math.inf), ms), 1)
     return best
 
@@ -187,7 +190,7 @@ def end_to_end(settings: Settings, models: dict, paths: list[Path], warm: Path, 
     """Images/s indexing the photos with the models; the share of BLIP alone at the same batch and precision."""
     import torch
 
-    seconds, group = _index_seconds(settings, models, paths, warm, tmp)
+    seconds, group = index_seconds(settings, models, paths, warm, tmp)
     cap = models["captioner"]
     precision = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}.get(cap.dtype, str(cap.dtype))
     same = [r for r in alone if r["batch"] == cap.batch_size and r["precision"] == precision]
@@ -219,3 +222,60 @@ def format_rows(r: dict) -> list[str]:
     out.append(f"(c) end to end: {e['images_per_s']:.2f} images/s at batch {e['batch']}, {e['precision']}, "
                f"groups of {e['group']}{share}")
     return out
+
+
+# ---- `bench --indexing`: the options, the run, the report ---------------------------------------
+def options(args: argparse.Namespace) -> dict:
+    """The indexing measurement's options from the command line, checked (InvalidQuery says what is wrong)."""
+    def numbers(text: str | None, name: str) -> tuple[int, ...] | None:
+        if text is None:
+            return None
+        try:
+            values = tuple(int(v) for v in text.split(",") if v.strip())
+        except ValueError:
+            values = ()
+        if not values or min(values) < 1:
+            raise InvalidQuery(f"--{name} takes whole numbers of at least 1 separated by commas, got {text!r}")
+        return values
+
+    try:
+        size = parse_size(args.photo_size)
+    except ValueError as exc:
+        raise InvalidQuery(f"--photo-size: {exc}") from None
+    precisions = tuple(v.strip() for v in args.precisions.split(",") if v.strip()) if args.precisions else None
+    if precisions is not None and (not precisions or set(precisions) - {"fp32", "fp16", "bf16"}):
+        raise InvalidQuery(f"--precisions takes fp32, fp16 and bf16 separated by commas, got {args.precisions!r}")
+    if args.photos is not None and args.photos < 1:
+        raise InvalidQuery(f"--photos takes a whole number of at least 1, got {args.photos}")
+    return {"n": args.photos, "size": size, "batches": numbers(args.batches, "batches"), "precisions": precisions}
+
+
+def photo_folder(weights_dir: str | None) -> Path:
+    """Where the generated phone photos are kept between runs (with the weights, else the temp folder)."""
+    return Path(weights_dir) / "phone-photos" if weights_dir else Path(tempfile.gettempdir()) / "vs-phone-photos"
+
+
+def run_alone(tmp: Path, random_weights: bool, weights_dir: str | None, options: dict) -> dict:
+    """`bench --indexing`: the models loaded, then indexing measured three ways."""
+    import torch
+
+    from .bench import _say, load_models
+    from .stages import CpuWatch
+
+    t0 = time.perf_counter()
+    watch = CpuWatch()
+    settings = Settings.from_env(data_dir=tmp / "indexing", chroma_url=None)
+    _say(t0, "loading models" + (" (building random weights first)" if random_weights else ""))
+    settings, models, load_s = load_models(settings, random_weights, Path(weights_dir) if weights_dir else tmp / "weights")
+    result = measure(settings, models, photo_folder(weights_dir), tmp, rounds=2,
+                              say=lambda m: _say(t0, m), **options)
+    result.update(random_weights=random_weights, load_s=load_s, torch=torch.__version__,
+                  torch_threads=torch.get_num_threads(), other_cpu_load=watch.others(),
+                  seconds=round(time.perf_counter() - t0, 1))
+    return result
+
+
+def format_alone(r: dict) -> list[str]:
+    tail = [f"other processes used {r['other_cpu_load']:.0%} of the CPU meanwhile"] if r.get("other_cpu_load") else []
+    return (format_rows(r) + tail + ([f"({r['seconds']:.0f} s in all)"] if "seconds" in r else [])
+            + (["[RANDOM WEIGHTS]"] if r.get("random_weights") else []))
