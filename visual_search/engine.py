@@ -29,6 +29,7 @@ from .library.reconcile import Reconciler
 from .library.state import Progress, State
 from .library.thumbnails import Thumbnails
 from .library.writer import Writer
+from .models.blas_threads import numpy_blas_one_thread
 from .models.compute import Compute, GpuWrap, Models
 from .models.query_models import QueryModels
 from .records import ImageRecord, IndexReport, SearchResponse
@@ -46,6 +47,7 @@ class SearchEngine:
     def __init__(self, settings: Settings | None = None, *, captioner=None, text_encoder=None, clip=None,
                  clip_text=None, gpu: GpuWrap | None = None) -> None:
         self.settings = s = settings or Settings.from_env()
+        numpy_blas_one_thread()  # its products here are small; its spinning threads took a core from the intake
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self.catalog = Catalog(s.images_dir)
         self.thumbnails = Thumbnails(s.thumbs_dir)
