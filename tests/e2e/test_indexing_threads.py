@@ -65,3 +65,39 @@ def test_with_a_gpu_the_intake_threads_make_them_and_the_models_get_the_same(set
     assert gpu_engine.compute.on_gpu and threads and all(t.startswith("vs-intake") for t in threads)
     assert len(threads) == 2 * 11  # each image alone, then joined per group
     assert gpu_captions == cpu_captions  # the same inputs: the same captions
+
+
+def test_a_groups_writes_go_on_while_the_next_group_is_in_the_models(settings, shared_models, tmp_path,
+                                                                     two_intake_threads):
+    """The first group's first write waits (10 s at most) for the second group's captioning to begin: it
+    can only begin if the writes run beside the models."""
+    second_group_captioning = threading.Event()
+    overlapped, writers = [], []
+
+    class Watching(Recording):
+        calls = 0
+
+        def caption_prepared(self, inputs):
+            Watching.calls += 1
+            if Watching.calls == 2:
+                second_group_captioning.set()
+            return self._model.caption_prepared(inputs)
+
+    engine = SearchEngine(settings, **{**shared_models, "captioner": Watching(shared_models["captioner"], [])})
+    put_original = engine.catalog.put_original
+
+    def watched_put_original(*args):
+        writers.append(threading.current_thread().name)
+        if len(writers) == 1:
+            overlapped.append(second_group_captioning.wait(10))
+        return put_original(*args)
+
+    engine.catalog.put_original = watched_put_original
+    files = [tmp_path / f"photo-{i}.jpg" for i in range(11)]
+    for i, path in enumerate(files):
+        path.write_bytes(jpeg(seed=i, size=(400, 300)))
+    report = engine.index_paths(files)
+    assert overlapped == [True]
+    assert set(writers) == {"vs-write_0"} and len(writers) == 11
+    assert [a.path for a in report.added] == [str(p) for p in files] and not report.failed
+    assert engine.count() == 11

@@ -4,7 +4,8 @@ Each file is read, checked, decoded and thumbnailed a little ahead of its turn, 
 (library/pipeline.py: a bounded pipeline, so a large upload never sits in memory all at once), while
 the group before it is in the models; with the models on a GPU those threads also make each image's
 model inputs (the processors' arrays). Images go through the models a group at a time, OUTSIDE the
-writer lock: a visitor's upload never makes another person's caption edit wait for BLIP. Only the
+writer lock: a visitor's upload never makes another person's caption edit wait for BLIP. A group's
+writes run on a thread of their own while the next group is in the models (`Behind`). Only the
 writes take the lock, and duplicates are judged again under it (another writer may have added the
 same file).
 
@@ -26,7 +27,7 @@ from typing import Callable, Iterable, Sequence
 
 from ..demo.fair_share import FairShare
 from ..errors import NotAnImage, RejectedImage
-from ..models.compute import CPU_GROUP, Prepared
+from ..models.compute import CPU_GROUP, Prepared, Understanding
 from ..models.memory import release_freed_memory
 from ..times import now_iso
 from ..records import Added, Duplicate, Failed, ImageRecord, IndexReport, Skipped
@@ -36,7 +37,7 @@ from .edits import held
 from .intake import IntakeImage, check_image_kind, load_image, read_file, walk
 from .metadata import NOT_READ, PhotoMetadata, read_metadata, with_keywords
 from .ocr import read_fields
-from .pipeline import ordered_map, workers
+from .pipeline import Behind, ordered_map, workers
 from .reconcile import Reconciler
 from .state import Progress, State
 
@@ -115,7 +116,8 @@ class Indexer:
         # a second set of OpenMP threads that spin-wait beside BLIP's, and on 2 cores indexing was
         # 15-20% slower that way (docs/benchmarks.md).
         prepare_ahead = self.s.compute.on_gpu or self.s.compute.gpu_here()
-        with ThreadPoolExecutor(n, thread_name_prefix="vs-intake") if n > 1 else nullcontext() as pool:
+        with (ThreadPoolExecutor(n, thread_name_prefix="vs-intake") if n > 1 else nullcontext()) as pool, \
+                Behind(inline=n == 1) as writes:
             # in flight: the next group and a few more, made ready while this group is in the models
             taken = ordered_map(pool, lambda item: (item[0], self._intake(*item, prepare=prepare_ahead)), sources,
                                 size + 2 * n)
@@ -128,13 +130,13 @@ class Indexer:
                     group.append((label, replace(got, image=own)))
                 elif not isinstance(got, Intake) and got is not None:
                     (report.skipped if isinstance(got, Skipped) else report.failed).append(got)
-                if len(group) >= size:
-                    self._add_group(group, visitor or "", report)
+                if len(group) >= size:  # its writes go on while the next group is in the models
+                    writes.submit(self._write_group, *self._understand(group), visitor or "", report)
                     group = []
                 if progress:
                     progress(done, total, label)
             if group:
-                self._add_group(group, visitor or "", report)
+                writes.submit(self._write_group, *self._understand(group), visitor or "", report)
         report.count = self._count(visitor)
         return report
 
@@ -170,15 +172,25 @@ class Indexer:
         report.duplicates.append(Duplicate(copy.id if copy else own.id, label))
         return None
 
-    def _add_group(self, group: list[tuple[str, "Intake"]], owner: str, report: IndexReport) -> None:
+    def _understand(self, group: list[tuple[str, "Intake"]]) -> tuple[list[tuple[str, "Intake"]], Understanding,
+                                                                      list[tuple[str, ...]], float]:
+        """The models' half of a group (no lock held): captions, vectors and tags, and when it began."""
         t0 = time.perf_counter()
         s = self.s
         if all(intake.prepared is None for _, intake in group):  # the models are on this CPU
             prepared = s.models.prepare([intake.image.image for _, intake in group])
         else:  # made on the intake threads (but for an image held by another visitor: made here)
             prepared = Prepared.join([intake.prepared or s.models.prepare([intake.image.image]) for _, intake in group])
-        got = s.compute.understand_prepared(prepared)  # all model work, no lock held
+        got = s.compute.understand_prepared(prepared)
         tags = s.tagger.tag(got.visual_vectors)
+        release_freed_memory()  # the captioner's activations, or they stay resident (models/memory.py)
+        return group, got, tags, t0
+
+    def _write_group(self, group: list[tuple[str, "Intake"]], got: Understanding, tags: list[tuple[str, ...]],
+                     t0: float, owner: str, report: IndexReport) -> None:
+        """The writes of a group, under the writer lock (on the writes' thread, while the next group is in
+        the models)."""
+        s = self.s
         now = now_iso()
         cap_key, vis_key = s.keys()
         written: list[tuple[int, ImageRecord]] = []
@@ -202,7 +214,6 @@ class Indexer:
                 rows = [i for i, _ in written]
                 s.store.upsert_visual([r for _, r in written], got.visual_vectors[rows])
                 s.store.upsert_captions([r for _, r in written], got.caption_vectors[rows])
-        release_freed_memory()  # the captioner's activations, or they stay resident (models/memory.py)
         each = (time.perf_counter() - t0) / len(group)
         report.added.extend(Added(r.id, group[i][0], r.caption, each) for i, r in written)
 

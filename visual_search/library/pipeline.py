@@ -1,5 +1,6 @@
 """A bounded pipeline for indexing: the next images are read, checked, decoded, thumbnailed and made
-ready for the models (the processors' arrays, image by image), while the current group is in the models.
+ready for the models (the processors' arrays, image by image), while the current group is in the models
+and the group before it is written (`Behind`).
 
 Pillow decodes and resizes, hashlib hashes and the models' processors run without holding the GIL,
 so a few threads keep the cores busy; the model (a GPU, or torch's own threads on a CPU) works on
@@ -50,3 +51,40 @@ def ordered_map(pool: ThreadPoolExecutor | None, fn: Callable[[T], R], items: It
     finally:  # the consumer stopped early (an error): what did not start never will
         for future in pending:
             future.cancel()
+
+
+class Behind:
+    """Jobs run one at a time, in order, on a thread of their own while the caller goes on: a group's
+    catalog writes while the next group is in the models (a GPU never waits for four fsyncs a photo).
+    At most one job runs behind: `submit` first waits for the one before, and raises its error there;
+    leaving the block waits for the last one. `inline`: each job runs at once, in the caller's thread."""
+
+    def __init__(self, inline: bool = False) -> None:
+        self._pool = None if inline else ThreadPoolExecutor(1, thread_name_prefix="vs-write")
+        self._running: Future | None = None
+
+    def submit(self, fn: Callable[..., object], *args: object) -> None:
+        self.wait()
+        if self._pool is None:
+            fn(*args)
+        else:
+            self._running = self._pool.submit(fn, *args)
+
+    def wait(self) -> None:
+        """Until the job behind is done; its error is raised here."""
+        running, self._running = self._running, None
+        if running is not None:
+            running.result()
+
+    def __enter__(self) -> "Behind":
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        try:
+            if kind is None:
+                self.wait()
+            elif self._running is not None:  # the caller failed: the job in progress ends first; the caller's error is raised
+                self._running.exception()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
