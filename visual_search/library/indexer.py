@@ -189,7 +189,7 @@ class Indexer:
     def _write_group(self, group: list[tuple[str, "Intake"]], got: Understanding, tags: list[tuple[str, ...]],
                      t0: float, owner: str, report: IndexReport) -> None:
         """The writes of a group, under the writer lock (on the writes' thread, while the next group is in
-        the models)."""
+        the models). So `index` is never called with the writer lock held: that thread would wait for it."""
         s = self.s
         now = now_iso()
         cap_key, vis_key = s.keys()
