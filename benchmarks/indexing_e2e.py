@@ -34,12 +34,21 @@ from visual_search.measure.stages import CpuWatch  # noqa: E402
 
 OLD_REV = "532b003"  # the last commit before issue 22
 
+# One warm run of the engine on PYTHONPATH in a fresh process: the first path warms it, the rest are timed.
+# With BENCH_INSTANT_MODELS (the path of measure/instant_models.py) the instant stand-ins replace the models.
 CHILD = r"""
-import json, sys, time
+import importlib.util, json, os, sys, time
 from pathlib import Path
 from visual_search import SearchEngine, Settings
+models = {}
+if os.environ.get("BENCH_INSTANT_MODELS"):
+    spec = importlib.util.spec_from_file_location("instant_models", os.environ["BENCH_INSTANT_MODELS"])
+    instant = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(instant)
+    models = {"captioner": instant.InstantCaptioner(), "text_encoder": instant.InstantTextEncoder(),
+              "clip": instant.InstantClip()}
 paths = [Path(p) for p in sys.argv[1:]]
-engine = SearchEngine(Settings.from_env())
+engine = SearchEngine(Settings.from_env(), **models)
 assert len(engine.index_paths([paths[0]]).added) == 1, "warm-up"
 t0, c0 = time.perf_counter(), time.process_time()
 report = engine.index_paths(paths[1:])
@@ -59,17 +68,23 @@ def old_tree(rev: str, into: Path) -> Path:
     return into
 
 
-def run_one(tree: Path, paths: list[Path], batch: int, models, data_dir: Path) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(tree), "VS_DATA_DIR": str(data_dir), "VS_DEVICE": "cpu",
-           "VS_CAPTION_MODEL": models.caption_model, "VS_CLIP_MODEL": models.clip_model,
-           "VS_CLIP_PRETRAINED": models.clip_weights, "VS_TEXT_MODEL": models.text_model,
-           "VS_CAPTION_MAX_TOKENS": str(CAPTION_TOKENS), "VS_CAPTION_BATCH": str(batch), "VS_OCR": "off",
-           "VS_PRECISION": "fp32", "VS_BACKEND": "torch", "HF_HUB_OFFLINE": "1", "VS_CHROMA_URL": ""}
+def run_child(tree: Path, paths: list[Path], data_dir: Path, env: dict[str, str]) -> dict:
+    """CHILD's figures for the engine in `tree`, indexing `paths` (the first one warms it) into `data_dir`."""
+    env = {**os.environ, "PYTHONPATH": str(tree), "VS_DATA_DIR": str(data_dir), "VS_OCR": "off",
+           "HF_HUB_OFFLINE": "1", "VS_CHROMA_URL": "", **env}
     done = subprocess.run([sys.executable, "-c", CHILD, *map(str, paths)], env=env, cwd=data_dir.parent,
                           capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"the run at {tree} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_one(tree: Path, paths: list[Path], batch: int, models, data_dir: Path) -> dict:
+    return run_child(tree, paths, data_dir, {
+        "VS_DEVICE": "cpu", "VS_CAPTION_MODEL": models.caption_model, "VS_CLIP_MODEL": models.clip_model,
+        "VS_CLIP_PRETRAINED": models.clip_weights, "VS_TEXT_MODEL": models.text_model,
+        "VS_CAPTION_MAX_TOKENS": str(CAPTION_TOKENS), "VS_CAPTION_BATCH": str(batch), "VS_PRECISION": "fp32",
+        "VS_BACKEND": "torch"})
 
 
 def run(n: int, batches: list[int], rounds: int, old_rev: str, folder: Path, weights: Path) -> dict:

@@ -43,7 +43,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from indexing_e2e import old_tree  # noqa: E402  (benchmarks/, beside this file)
+from indexing_e2e import old_tree, run_child  # noqa: E402  (benchmarks/, beside this file)
 
 import visual_search  # noqa: E402
 from visual_search import Settings  # noqa: E402
@@ -55,26 +55,6 @@ from visual_search.measure.stages import CpuWatch  # noqa: E402
 
 OLD_REV = "532b003"  # the last commit before issue 22's light intake
 MAX_BYTES, MAX_PIXELS = 20 << 20, 100_000_000
-
-# One run of a whole engine (the tree on PYTHONPATH) with the instant models, in a fresh process.
-ENGINE_RUN = r"""
-import importlib.util, json, sys, time
-from pathlib import Path
-spec = importlib.util.spec_from_file_location("instant_models", sys.argv[1])
-instant = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(instant)
-from visual_search import SearchEngine, Settings
-paths = [Path(p) for p in sys.argv[2:]]
-engine = SearchEngine(Settings.from_env(), captioner=instant.InstantCaptioner(),
-                      text_encoder=instant.InstantTextEncoder(), clip=instant.InstantClip())
-assert len(engine.index_paths([paths[0]]).added) == 1, "warm-up"
-t0, c0 = time.perf_counter(), time.process_time()
-report = engine.index_paths(paths[1:])
-seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-assert len(report.added) == len(paths) - 1 and not report.failed, report
-print(json.dumps({"ms": seconds / len(report.added) * 1000, "cpu_ms": cpu / len(report.added) * 1000}))
-"""
-
 
 # ---- today's intake, from git -------------------------------------------------------------------
 def old_module(rev: str, name: str):
@@ -140,15 +120,10 @@ def model_inputs():
 
 
 def engine_ms(tree: Path, paths: list[Path], warm: Path, data_dir: Path) -> dict:
-    """ms and CPU ms per photo of the whole engine in `tree`, indexing `paths` in a fresh process."""
+    """ms and CPU ms per photo of the whole engine in `tree` with the instant models, in a fresh process."""
     instant = REPO / "visual_search" / "measure" / "instant_models.py"
-    env = {**os.environ, "PYTHONPATH": str(tree), "VS_DATA_DIR": str(data_dir), "VS_OCR": "off",
-           "VS_CHROMA_URL": "", "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, "-c", ENGINE_RUN, str(instant), str(warm), *map(str, paths)], env=env,
-                          cwd=data_dir.parent, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"the run at {tree} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    got = run_child(tree, [warm, *paths], data_dir, {"BENCH_INSTANT_MODELS": str(instant)})
+    return {"ms": got["seconds"] / got["images"] * 1000, "cpu_ms": got["cpu_s"] / got["images"] * 1000}
 
 
 def engines(paths: list[Path], warm: Path, tmp: Path, rounds: int, old_rev: str) -> dict:

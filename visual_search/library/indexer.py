@@ -121,6 +121,11 @@ class Indexer:
             # in flight: the next group and a few more, made ready while this group is in the models
             taken = ordered_map(pool, lambda item: (item[0], self._intake(*item, prepare=prepare_ahead)), sources,
                                 size + 2 * n)
+
+            # the models on this thread; the group's writes go on while the next group is in the models
+            def add(group: list[tuple[str, Intake]]) -> None:
+                writes.submit(self._write_group, group, *self._understand(group), visitor or "", report)
+
             group: list[tuple[str, Intake]] = []
             seen: set[str] = set()
             for done, (label, got) in enumerate(taken, 1):
@@ -130,13 +135,13 @@ class Indexer:
                     group.append((label, replace(got, image=own)))
                 elif not isinstance(got, Intake) and got is not None:
                     (report.skipped if isinstance(got, Skipped) else report.failed).append(got)
-                if len(group) >= size:  # its writes go on while the next group is in the models
-                    writes.submit(self._write_group, *self._understand(group), visitor or "", report)
+                if len(group) >= size:
+                    add(group)
                     group = []
                 if progress:
                     progress(done, total, label)
             if group:
-                writes.submit(self._write_group, *self._understand(group), visitor or "", report)
+                add(group)
         report.count = self._count(visitor)
         return report
 
@@ -172,8 +177,7 @@ class Indexer:
         report.duplicates.append(Duplicate(copy.id if copy else own.id, label))
         return None
 
-    def _understand(self, group: list[tuple[str, "Intake"]]) -> tuple[list[tuple[str, "Intake"]], Understanding,
-                                                                      list[tuple[str, ...]], float]:
+    def _understand(self, group: list[tuple[str, "Intake"]]) -> tuple[Understanding, list[tuple[str, ...]], float]:
         """The models' half of a group (no lock held): captions, vectors and tags, and when it began."""
         t0 = time.perf_counter()
         s = self.s
@@ -184,7 +188,7 @@ class Indexer:
         got = s.compute.understand_prepared(prepared)
         tags = s.tagger.tag(got.visual_vectors)
         release_freed_memory()  # the captioner's activations, or they stay resident (models/memory.py)
-        return group, got, tags, t0
+        return got, tags, t0
 
     def _write_group(self, group: list[tuple[str, "Intake"]], got: Understanding, tags: list[tuple[str, ...]],
                      t0: float, owner: str, report: IndexReport) -> None:

@@ -83,7 +83,7 @@ class Behind:
         try:
             if kind is None:
                 self.wait()
-            elif self._running is not None:  # the caller failed: the job in progress ends first; the caller's error is raised
+            elif self._running is not None:  # the caller failed: the job in progress ends first, then its error
                 self._running.exception()
         finally:
             if self._pool is not None:
