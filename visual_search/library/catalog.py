@@ -4,8 +4,8 @@ The catalog is the truth: which images exist, what they are called and captioned
 vectors, kept in the record under a key naming the channel and the model identity
 (`caption|<captioner>|<text model>`, `visual|<CLIP>`), base64 float32. The vector store (Chroma) is an
 index built from it: deleted or stale, it is rebuilt from these records without running a model.
-Every write is a temp file, fsynced, renamed over the old one, then the folder fsynced: a killed
-process or a power cut leaves either the old record or the new one, never half of one. Records are
+Every write is whole and durable (durable.py): a killed process or a power cut leaves either the old
+record or the new one, never half of one. Records are
 whole files written at once, which suits a mounted storage bucket.
 """
 
@@ -23,8 +23,8 @@ from typing import Iterator, Mapping
 import numpy as np
 
 from ..records import ImageRecord
+from .durable import TMP_PREFIX, atomic_write
 
-_TMP = ".tmp-"
 Vectors = dict[str, np.ndarray]  # vector_key(kind, identity) -> float32 vector
 _IMAGE_ID = re.compile(r"[0-9a-f]{64}")  # a sha256 in hex: the only names a record path is made from
 
@@ -73,7 +73,7 @@ class Catalog:
     def put_original(self, image_id: str, ext: str, data: bytes) -> Path:
         """Write the original first: a record never points at a missing file."""
         path = self.original_path(image_id, ext)
-        _atomic_write(path, data)
+        atomic_write(path, data)
         return path
 
     def put_record(self, record: ImageRecord, vectors: Mapping[str, np.ndarray] | None = None) -> None:
@@ -83,7 +83,7 @@ class Catalog:
         doc = record.to_dict()
         doc["path"] = Path(record.path).name  # stored relative: the data dir may move
         doc["vectors"] = {key: _encode_vector(v) for key, v in vectors.items()}
-        _atomic_write(self._record_path(record.id), json.dumps(doc, ensure_ascii=False).encode())
+        atomic_write(self._record_path(record.id), json.dumps(doc, ensure_ascii=False).encode())
 
     def _doc(self, image_id: str) -> dict | None:
         try:
@@ -134,7 +134,7 @@ class Catalog:
             for name in sorted(names):
                 full = os.path.join(folder, name)
                 stem = name.split(".", 1)[0]
-                if name.startswith(_TMP) or (not name.endswith(".json") and f"{stem}.json" not in names):
+                if name.startswith(TMP_PREFIX) or (not name.endswith(".json") and f"{stem}.json" not in names):
                     if sweep:  # a temp file, or an original whose record was never written
                         os.unlink(full)
                     continue
@@ -169,27 +169,3 @@ class Catalog:
         if record is not None:
             Path(record.path).unlink(missing_ok=True)
 
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f"{_TMP}{os.getpid()}-{path.name}"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable: without this a power cut can lose the new directory entry."""
-    try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return  # a platform or mount that cannot open folders: the file itself is synced
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

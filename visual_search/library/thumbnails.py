@@ -15,6 +15,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from .durable import TMP_PREFIX
 from .intake import load_image
 
 SIZE = 384  # longest side, in pixels: sharp in a 4-column grid on a desktop, and on a phone
@@ -64,7 +65,7 @@ class Thumbnails:
         """Store a thumbnail made already (`make`, in an intake thread)."""
         path = self.path(image_id)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+        tmp = path.with_name(f"{TMP_PREFIX}{os.getpid()}-{path.name}")
         tmp.write_bytes(data)
         os.replace(tmp, path)  # derived data: no fsync, a lost one is remade
         return path
