@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -89,19 +96,46 @@ def test_a_write_refused_after_the_open_is_redone_the_plain_way(tmp_path: Path, 
 
 
 def _is_direct(fd: int) -> bool:
-    import fcntl
-
     return bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT)
 
 
 @pytest.mark.skipif(not os.path.isdir("/dev/shm") or not os.access("/dev/shm", os.W_OK), reason="no tmpfs here")
 def test_tmpfs_stores_the_bytes_either_way() -> None:
     """tmpfs refused O_DIRECT before Linux 6.6 and takes it since: a Space's /tmp may be either."""
-    import tempfile
-
     with tempfile.TemporaryDirectory(dir="/dev/shm") as folder:
         path = Path(folder) / "photo.jpg"
         data = os.urandom(1_000_003)
         durable.atomic_write(path, data)
         assert path.read_bytes() == data
         assert _leftovers(Path(folder)) == []
+
+
+_CHILD = """
+import random, sys
+from pathlib import Path
+from visual_search.library import durable
+path = Path(sys.argv[1])
+for k in range(1_000_000):
+    durable.atomic_write(path, random.Random(k).randbytes(1_300_000 + k))
+    print(k, flush=True)
+"""
+
+
+def test_a_killed_writer_leaves_the_old_file_or_the_new_one_whole(tmp_path: Path) -> None:
+    """SIGKILL in the middle of large (O_DIRECT) writes over one file: what is there is one whole version."""
+    path = tmp_path / "photo.jpg"
+    rng = random.Random()
+    repo = Path(__file__).resolve().parents[2]
+    for _ in range(8):
+        child = subprocess.Popen([sys.executable, "-c", _CHILD, str(path)], stdout=subprocess.PIPE, text=True,
+                                 env={**os.environ, "PYTHONPATH": str(repo)})
+        assert child.stdout is not None
+        assert child.stdout.readline()  # one write done: the next ones are under way
+        time.sleep(rng.uniform(0.0, 0.05))
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        data = path.read_bytes()
+        k = len(data) - 1_300_000
+        assert k >= 0 and data == random.Random(k).randbytes(len(data)), "a torn or padded file"
+    durable.atomic_write(path, b"after")  # a temp file a kill left behind is no obstacle to the next write
+    assert path.read_bytes() == b"after"
