@@ -22,7 +22,7 @@ SIZES = [0, 1, 4095, 4096, 4097, durable.DIRECT_MIN_BYTES - 1, durable.DIRECT_MI
 
 
 def _accepts_direct(folder: Path) -> bool:
-    """Whether this file system takes O_DIRECT at all (tmpfs does not): asked without our code."""
+    """Whether this file system takes O_DIRECT at all (tmpfs before Linux 6.6 did not): asked without our code."""
     if not hasattr(os, "O_DIRECT"):
         return False
     probe = folder / "probe"

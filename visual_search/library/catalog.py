@@ -5,8 +5,8 @@ vectors, kept in the record under a key naming the channel and the model identit
 (`caption|<captioner>|<text model>`, `visual|<CLIP>`), base64 float32. The vector store (Chroma) is an
 index built from it: deleted or stale, it is rebuilt from these records without running a model.
 Every write is whole and durable (durable.py): a killed process or a power cut leaves either the old
-record or the new one, never half of one. Records are
-whole files written at once, which suits a mounted storage bucket.
+record or the new one, never half of one. Records are whole files written at once, which suits a
+mounted storage bucket.
 """
 
 from __future__ import annotations

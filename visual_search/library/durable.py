@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 
 TMP_PREFIX = ".tmp-"  # what a killed writer may leave behind; the catalog sweeps these
-DIRECT_MIN_BYTES = 256 * 1024  # below this the copy is cheap and O_DIRECT's aligned tail costs more
+DIRECT_MIN_BYTES = 256 * 1024  # below this (a record, a thumbnail) the page-cache copy costs next to nothing
 _ALIGN = 4096  # the largest logical block size in common use: O_DIRECT writes whole blocks of it
 _CHUNK = 1 << 20  # one aligned buffer per thread; 256 KB to 4 MB measured the same
 _O_DIRECT = getattr(os, "O_DIRECT", 0)
@@ -58,7 +58,8 @@ def fsync_dir(folder: Path) -> None:
 
 
 def _write_direct(tmp: Path, data: bytes) -> bool:
-    """Write and fsync `tmp` with O_DIRECT; False (and no `tmp`) where the file system refuses it.
+    """Write and fsync `tmp` with O_DIRECT; False where the file system refuses it (the plain write
+    that follows then replaces whatever `tmp` holds).
 
     Whole blocks go through the aligned buffer; the last partial block is written plainly (O_DIRECT
     turned off on the same descriptor), so the file never holds a byte that is not `data`'s: no
